@@ -1,0 +1,1 @@
+"""tier0's assistant and its front ends (console chat, Slack)."""

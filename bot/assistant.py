@@ -1,0 +1,383 @@
+"""The assistant: a message and the conversation so far in; a reply and its side effects out.
+
+It knows nothing about Slack or the console; both front ends drive it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from knowledge.index import KnowledgeIndex, SearchHit
+from nlu.classifier import FALLBACK_INTENT
+from nlu.understanding import Interpreter, Understanding
+from tickets.conversations import ConversationRecord, ConversationStore
+from tickets.service import TicketError, TicketService, TicketView
+from tickets.transcript import TranscriptTurn
+
+MAX_MESSAGE_CHARS = 4000
+# A message longer than this is still kept whole in the transcript; only what is
+# classified and searched is cut, since the embedder reads ~256 tokens anyway.
+
+SMALLTALK_INTENTS = {"greet", "goodbye", "thanks", "affirm", "deny"}
+TICKET_INTENTS = {
+    "open_ticket": "general",
+    "talk_to_human": "general",
+    "hardware_broken": "hardware",
+    "access_request": "access",
+    "software_request": "software",
+}
+SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT}
+
+SMALLTALK_REPLIES = {
+    "greet": "Hi! I'm the IT help desk assistant. Ask me an IT question, for example "
+    "“how do I reset my password?”, or ask me to open a ticket.",
+    "goodbye": "Bye! Come back any time you need IT help.",
+    "thanks": "You're welcome! Anything else I can help with?",
+    "affirm": "Great. What can I help you with?",
+    "deny": "OK. Ask me an IT question whenever you need to.",
+}
+
+
+class Decision(StrEnum):
+    ANSWER = "answer"
+    ESCALATE = "escalate"
+    TICKET = "ticket"
+    SMALLTALK = "smalltalk"
+    STATUS = "status"
+
+
+class Awaiting(StrEnum):
+    NOTHING = ""
+    FEEDBACK = "feedback"  # an answer was given: did it help?
+    TICKET_CONFIRMATION = "ticket_confirmation"  # a ticket was offered: open it?
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    conversation_key: str
+    requester: str
+    text: str
+    source: str = "console"
+    requester_channel: str | None = None
+    requester_thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    decision: Decision
+    intent: str = ""
+    confidence: float = 0.0
+    articles: tuple[SearchHit, ...] = ()
+    ticket: TicketView | None = None
+    tickets: tuple[TicketView, ...] = ()
+    asks_feedback: bool = False
+    offers_ticket: bool = False
+    notices: tuple[str, ...] = ()
+
+    @property
+    def answer(self) -> SearchHit | None:
+        return self.articles[0] if self.decision is Decision.ANSWER and self.articles else None
+
+
+@dataclass
+class ConversationState:
+    """What the assistant remembers between turns of one conversation."""
+
+    awaiting: Awaiting = Awaiting.NOTHING
+    question: str = ""
+    articles_tried: list[dict[str, Any]] = field(default_factory=list)
+    ticket_number: str | None = None
+
+    @classmethod
+    def from_record(cls, record: ConversationRecord | None) -> ConversationState:
+        state = record.state if record is not None else {}
+        return cls(
+            awaiting=Awaiting(state.get("awaiting", "")),
+            question=str(state.get("question", "")),
+            articles_tried=list(state.get("articles_tried", [])),
+            ticket_number=state.get("ticket_number"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "awaiting": self.awaiting.value,
+            "question": self.question,
+            "articles_tried": self.articles_tried,
+            "ticket_number": self.ticket_number,
+        }
+
+    def remember_articles(self, hits: tuple[SearchHit, ...]) -> None:
+        known = {item["id"] for item in self.articles_tried}
+        for hit in hits:
+            if hit.article_id not in known:
+                self.articles_tried.append(
+                    {"id": hit.article_id, "title": hit.title, "score": hit.score}
+                )
+
+
+class Assistant:
+    def __init__(
+        self,
+        interpreter: Interpreter,
+        knowledge: KnowledgeIndex,
+        tickets: TicketService,
+        conversations: ConversationStore,
+        *,
+        answer_threshold: float,
+        related_threshold: float,
+        dry_run: bool = False,
+    ) -> None:
+        self.interpreter = interpreter
+        self.knowledge = knowledge
+        self.tickets = tickets
+        self.conversations = conversations
+        self.answer_threshold = answer_threshold
+        self.related_threshold = related_threshold
+        # A dry run decides exactly as a live one but writes nothing: for evaluations.
+        self.dry_run = dry_run
+
+    # -- the conversation ---------------------------------------------------------------
+
+    def respond(self, message: IncomingMessage) -> Reply:
+        text = message.text.strip()
+        if not text:
+            return Reply(
+                text="I didn't get any text. Type your IT question, for example "
+                "“my VPN keeps disconnecting”.",
+                decision=Decision.SMALLTALK,
+            )
+        notices: tuple[str, ...] = ()
+        if len(text) > MAX_MESSAGE_CHARS:
+            notices = (
+                f"Your message is {len(text):,} characters; I read the first "
+                f"{MAX_MESSAGE_CHARS:,} to find an answer. The whole message is kept "
+                "and goes into any ticket.",
+            )
+        record = self.conversations.load(message.conversation_key)
+        state = ConversationState.from_record(record)
+        transcript = list(record.transcript) if record is not None else []
+        transcript.append({"role": "requester", "text": text})
+
+        understanding = self.interpreter.understand(text[:MAX_MESSAGE_CHARS])
+        reply = replace(
+            self._decide(message, text, understanding, state, transcript),
+            intent=understanding.intent.name,
+            confidence=understanding.intent.confidence,
+        )
+        if notices:
+            reply = _with_notices(reply, notices)
+        transcript.append({"role": "assistant", "text": reply.text})
+        self._save(message, state, transcript)
+        return reply
+
+    def _decide(
+        self,
+        message: IncomingMessage,
+        text: str,
+        understanding: Understanding,
+        state: ConversationState,
+        transcript: list[TranscriptTurn],
+    ) -> Reply:
+        intent = understanding.intent
+
+        if intent.name in {"affirm", "deny"} and state.awaiting is not Awaiting.NOTHING:
+            return self._follow_up(message, intent.name == "affirm", state, transcript)
+        if intent.name in SMALLTALK_INTENTS:
+            return Reply(SMALLTALK_REPLIES[intent.name], Decision.SMALLTALK)
+        if intent.name == "ticket_status" or (
+            understanding.ticket_numbers and intent.name in SEARCH_INTENTS
+        ):
+            return self._status(message.requester, understanding.ticket_numbers)
+        if intent.name in TICKET_INTENTS:
+            if not state.question and intent.name not in {"open_ticket", "talk_to_human"}:
+                state.question = text
+            ticket = self._open_ticket(message, state, transcript, TICKET_INTENTS[intent.name])
+            return self._ticket_opened_reply(ticket)
+
+        hits = tuple(self.knowledge.search(understanding.vector, limit=3))
+        state.question = state.question or text
+        if hits and hits[0].score >= self.answer_threshold:
+            best, related = hits[0], [h for h in hits[1:] if h.score >= self.related_threshold]
+            answer = (best, *related)
+            state.remember_articles(answer)
+            state.awaiting = Awaiting.FEEDBACK
+            return Reply(
+                text=f"{best.title}\n\n{best.passage}\n\nDid this help?",
+                decision=Decision.ANSWER,
+                articles=answer,
+                asks_feedback=True,
+            )
+        state.awaiting = Awaiting.TICKET_CONFIRMATION
+        return Reply(
+            text="I couldn't find an article that answers this. "
+            "Shall I open a ticket so the IT team can help?",
+            decision=Decision.ESCALATE,
+            offers_ticket=True,
+        )
+
+    def _follow_up(
+        self,
+        message: IncomingMessage,
+        affirmed: bool,
+        state: ConversationState,
+        transcript: list[TranscriptTurn],
+    ) -> Reply:
+        awaiting, state.awaiting = state.awaiting, Awaiting.NOTHING
+        if awaiting is Awaiting.FEEDBACK and affirmed:
+            return Reply("Glad that solved it!", Decision.SMALLTALK)
+        if awaiting is Awaiting.FEEDBACK:
+            state.awaiting = Awaiting.TICKET_CONFIRMATION
+            return Reply(
+                "Sorry that didn't help. Shall I open a ticket for the IT team? "
+                "It will include this conversation and the articles you already tried.",
+                Decision.ESCALATE,
+                offers_ticket=True,
+            )
+        if affirmed:
+            ticket = self._open_ticket(message, state, transcript, "general")
+            return self._ticket_opened_reply(ticket)
+        return Reply("OK, no ticket. Ask me anything else whenever you need.", Decision.SMALLTALK)
+
+    def _status(self, requester: str, numbers: tuple[str, ...]) -> Reply:
+        if numbers:
+            found: list[TicketView] = []
+            missing: list[str] = []
+            for number in numbers:
+                try:
+                    ticket: TicketView | None = self.tickets.get(number)
+                except TicketError:
+                    ticket = None
+                # An employee sees their own tickets only; agents work in the triage channel.
+                if ticket is not None and ticket.requester == requester:
+                    found.append(ticket)
+                else:
+                    missing.append(number)
+            lines = [describe_ticket(ticket) for ticket in found]
+            lines += [f"I can't find a ticket {number} of yours." for number in missing]
+            return Reply("\n".join(lines), Decision.STATUS, tickets=tuple(found))
+        mine = self.tickets.list_for_requester(requester)
+        if not mine:
+            return Reply("You have no open tickets.", Decision.STATUS)
+        lines = ["Your open tickets:"] + [describe_ticket(ticket) for ticket in mine]
+        return Reply("\n".join(lines), Decision.STATUS, tickets=tuple(mine))
+
+    # -- feedback and escalation (also driven by buttons) -------------------------------
+
+    def mark_helpful(self, conversation_key: str, requester: str) -> Reply:
+        """The requester said the answer solved it (a button or a "yes")."""
+        record = self.conversations.load(conversation_key)
+        state = ConversationState.from_record(record)
+        transcript = list(record.transcript) if record is not None else []
+        state.awaiting = Awaiting.NOTHING
+        transcript.append({"role": "requester", "text": "✅ That solved it"})
+        reply = Reply("Glad that solved it!", Decision.SMALLTALK)
+        transcript.append({"role": "assistant", "text": reply.text})
+        self._save_record(conversation_key, requester, state, transcript)
+        return reply
+
+    def escalate(
+        self,
+        message: IncomingMessage,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
+        """Open (or return the already opened) ticket for a conversation, e.g. from
+        "I still need help"; the message's text, if any, is the requester's last word."""
+        record = self.conversations.load(message.conversation_key)
+        state = ConversationState.from_record(record)
+        transcript = list(record.transcript) if record is not None else []
+        if message.text.strip():
+            transcript.append({"role": "requester", "text": message.text.strip()})
+        ticket = self._open_ticket(message, state, transcript, "general", idempotency_key)
+        reply = self._ticket_opened_reply(ticket)
+        transcript.append({"role": "assistant", "text": reply.text})
+        self._save(message, state, transcript)
+        return reply
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _open_ticket(
+        self,
+        message: IncomingMessage,
+        state: ConversationState,
+        transcript: list[TranscriptTurn],
+        category: str,
+        idempotency_key: str | None = None,
+    ) -> TicketView | None:
+        state.awaiting = Awaiting.NOTHING
+        title = state.question or _first_requester_text(transcript) or "Help requested"
+        if self.dry_run:
+            return None
+        if state.ticket_number is not None:
+            # One conversation, one ticket: asking again returns the ticket already open.
+            try:
+                existing = self.tickets.get(state.ticket_number)
+            except TicketError:
+                existing = None
+            if existing is not None and existing.status != "resolved":
+                return existing
+        ticket = self.tickets.open_ticket(
+            requester=message.requester,
+            title=title,
+            description="\n".join(
+                turn["text"] for turn in transcript if turn["role"] == "requester"
+            ),
+            transcript=transcript,
+            articles_tried=state.articles_tried,
+            category=category,
+            source=message.source,
+            idempotency_key=idempotency_key,
+            requester_channel=message.requester_channel,
+            requester_thread_ts=message.requester_thread_ts,
+        )
+        state.ticket_number = ticket.number
+        return ticket
+
+    def _ticket_opened_reply(self, ticket: TicketView | None) -> Reply:
+        if ticket is None:
+            return Reply("(dry run) I would open a ticket for the IT team.", Decision.TICKET)
+        return Reply(
+            f"I've opened ticket {ticket.number} for the IT team: “{ticket.title}”. "
+            "An agent will pick it up and reply here.",
+            Decision.TICKET,
+            ticket=ticket,
+        )
+
+    def _save(
+        self, message: IncomingMessage, state: ConversationState, transcript: list[TranscriptTurn]
+    ) -> None:
+        self._save_record(message.conversation_key, message.requester, state, transcript)
+
+    def _save_record(
+        self,
+        key: str,
+        requester: str,
+        state: ConversationState,
+        transcript: list[TranscriptTurn],
+    ) -> None:
+        if self.dry_run:
+            return
+        self.conversations.save(
+            ConversationRecord(
+                key=key, requester=requester, transcript=transcript, state=state.as_dict()
+            )
+        )
+
+
+def describe_ticket(ticket: TicketView) -> str:
+    owner = f", with {ticket.assignee}" if ticket.assignee else ", waiting for an agent"
+    return f"{ticket.number} · {ticket.status.replace('_', ' ')}{owner} · {ticket.title}"
+
+
+def _first_requester_text(transcript: list[TranscriptTurn]) -> str:
+    for turn in transcript:
+        if turn["role"] == "requester" and turn["text"].strip():
+            return turn["text"]
+    return ""
+
+
+def _with_notices(reply: Reply, notices: tuple[str, ...]) -> Reply:
+    return replace(reply, notices=reply.notices + notices)

@@ -1,0 +1,268 @@
+"""The `tier0` command: console chat, one-shot questions, knowledge and NLU upkeep, Slack."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from bot.assistant import Decision, IncomingMessage, Reply
+from bot.config import Settings
+
+app = typer.Typer(help="tier0: the IT self-service desk.", no_args_is_help=True)
+kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
+nlu_app = typer.Typer(help="Intent understanding.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(nlu_app, name="nlu")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code=2)
+
+
+def _build(dry_run: bool = False) -> Any:
+    from bot.runtime import build_tier0
+    from knowledge.articles import ArticleError
+    from nlu.training_data import NluDataError
+
+    try:
+        return build_tier0(Settings(), dry_run=dry_run)
+    except (ArticleError, NluDataError) as error:
+        _fail(str(error))
+
+
+def reply_as_json(question: str, reply: Reply) -> dict[str, Any]:
+    return {
+        "text": question,
+        "reply": reply.text,
+        "intent": reply.intent,
+        "confidence": round(reply.confidence, 4),
+        "decision": reply.decision.value,
+        "articles": [
+            {"id": hit.article_id, "title": hit.title, "score": hit.score} for hit in reply.articles
+        ],
+        "ticket": reply.ticket.number if reply.ticket else None,
+        "notices": list(reply.notices),
+    }
+
+
+def render_reply(reply: Reply) -> None:
+    for notice in reply.notices:
+        console.print(f"[yellow]note:[/yellow] {escape(notice)}")
+    answer = reply.answer
+    if answer is None:
+        console.print(f"[bold cyan]tier0>[/bold cyan] {escape(reply.text)}")
+        if reply.offers_ticket:
+            console.print("[dim](yes / no)[/dim]")
+        return
+    heading = f" › {answer.heading}" if answer.heading else ""
+    console.print(
+        Panel(
+            escape(answer.passage),
+            title=f"[bold]{escape(answer.title)}[/bold]{escape(heading)}",
+            subtitle=f"source: {escape(answer.article_id)} ({escape(answer.path)})",
+            title_align="left",
+            subtitle_align="left",
+        )
+    )
+    for related in reply.articles[1:]:
+        console.print(
+            f"  related: {escape(related.title)} [dim]({escape(related.article_id)})[/dim]"
+        )
+    console.print("[bold cyan]tier0>[/bold cyan] Did this help? [dim](yes / no)[/dim]")
+
+
+@app.command()
+def chat(
+    user: Annotated[str, typer.Option(help="Who is asking.")] = getpass.getuser(),
+) -> None:
+    """Chat with the assistant in the terminal."""
+    tier0 = _build()
+    console.print(
+        f"tier0 — {tier0.knowledge.article_count} articles loaded. "
+        "Ask an IT question; 'quit' or Ctrl-D to leave."
+    )
+    conversation = f"console:{user}:{uuid.uuid4().hex[:8]}"
+    while True:
+        try:
+            text = console.input("[bold green]you>[/bold green] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            break
+        if text.strip().lower() in {"quit", "exit", "/quit"}:
+            break
+        reply = tier0.assistant.respond(IncomingMessage(conversation, user, text))
+        render_reply(reply)
+        if reply.decision is Decision.TICKET and reply.ticket is not None:
+            # A fresh conversation after a ticket, so the next question starts clean.
+            conversation = f"console:{user}:{uuid.uuid4().hex[:8]}"
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question to ask.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")] = False,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Read questions from stdin, one per line.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide only: open no ticket, store nothing.")
+    ] = False,
+    user: Annotated[str, typer.Option(help="Who is asking.")] = getpass.getuser(),
+) -> None:
+    """Ask one question (or many with --jsonl) and print the reply."""
+    if not jsonl and question is None:
+        _fail('give a question, e.g. tier0 ask "how do I reset my password", or use --jsonl')
+    tier0 = _build(dry_run=dry_run)
+
+    def answer(text: str) -> Reply:
+        key = f"console:ask:{uuid.uuid4().hex}"
+        reply: Reply = tier0.assistant.respond(IncomingMessage(key, user, text))
+        return reply
+
+    if jsonl:
+        for line in sys.stdin:
+            text = line.rstrip("\n")
+            sys.stdout.write(json.dumps(reply_as_json(text, answer(text))) + "\n")
+            sys.stdout.flush()
+        return
+    assert question is not None
+    reply = answer(question)
+    if as_json:
+        sys.stdout.write(json.dumps(reply_as_json(question, reply), indent=2) + "\n")
+    else:
+        render_reply(reply)
+
+
+@kb_app.command("import")
+def kb_import(
+    directory: Annotated[Path, typer.Argument(help="Folder of Markdown articles.")],
+) -> None:
+    """Make a folder's articles the knowledge base of TIER0_HOME."""
+    from bot.runtime import import_knowledge_base
+    from knowledge.articles import ArticleError
+    from nlu.embedding import shared_embedder
+
+    try:
+        count = import_knowledge_base(Settings(), directory, shared_embedder())
+    except ArticleError as error:
+        _fail(str(error))
+    console.print(f"Imported {count} articles; the index is up to date.")
+
+
+@kb_app.command("build")
+def kb_build() -> None:
+    """Build the search index of the knowledge base if an article changed."""
+    from bot.runtime import build_knowledge
+    from knowledge.articles import ArticleError
+    from nlu.embedding import shared_embedder
+
+    settings = Settings()
+    try:
+        index, rebuilt = build_knowledge(settings, shared_embedder())
+    except ArticleError as error:
+        _fail(str(error))
+    state = "rebuilt" if rebuilt else "already up to date"
+    console.print(
+        f"Index of {index.article_count} articles ({len(index.chunks)} passages) {state}: "
+        f"{settings.resolved_kb_dir}"
+    )
+
+
+@nlu_app.command("train")
+def nlu_train(
+    data: Annotated[Path | None, typer.Option(help="NLU YAML file or folder.")] = None,
+) -> None:
+    """Train the intent classifier (only if its training data changed)."""
+    from bot.runtime import embedder_name
+    from nlu.classifier import load_or_train
+    from nlu.embedding import shared_embedder
+    from nlu.training_data import BUNDLED_NLU_DATA, NluDataError, load_training_data
+
+    settings = Settings()
+    try:
+        training = load_training_data([data or settings.nlu_data or BUNDLED_NLU_DATA])
+    except NluDataError as error:
+        _fail(str(error))
+    embedder = shared_embedder()
+    model = load_or_train(settings.nlu_model_dir, training, embedder, embedder_name(embedder))
+    console.print(
+        f"Intent model {model.fingerprint}: {len(model.intents)} intents, "
+        f"{len(training.examples)} examples, saved in {settings.nlu_model_dir}"
+    )
+
+
+@nlu_app.command("parse")
+def nlu_parse(text: Annotated[str, typer.Argument(help="The message to interpret.")]) -> None:
+    """Print what a message means, as JSON."""
+    tier0 = _build(dry_run=True)
+    understanding = tier0.assistant.interpreter.understand(text)
+    result = {
+        "text": text,
+        "intent": {
+            "name": understanding.intent.name,
+            "confidence": understanding.intent.confidence,
+        },
+        "intent_ranking": [
+            {"name": ranked.name, "confidence": ranked.confidence}
+            for ranked in understanding.intent.ranking
+        ],
+        "ticket_numbers": list(understanding.ticket_numbers),
+    }
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+
+
+@app.command()
+def serve(
+    http: Annotated[bool, typer.Option("--http", help="Serve Slack over HTTP.")] = False,
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
+) -> None:
+    """Run the Slack bot: Socket Mode by default, the Events API over HTTP with --http."""
+    from bot.slack.app import create_slack_app
+
+    settings = Settings()
+    if not settings.slack_bot_token:
+        _fail("SLACK_BOT_TOKEN is not set")
+    if http and not settings.slack_signing_secret:
+        _fail("SLACK_SIGNING_SECRET is not set (needed to verify Slack's requests)")
+    if not http and not settings.slack_app_token:
+        _fail("SLACK_APP_TOKEN is not set (needed for Socket Mode); or use --http")
+    tier0 = _build()
+    slack_app = create_slack_app(tier0)
+    if http:
+        console.print(f"tier0 serving Slack at http://0.0.0.0:{port}/slack/events")
+        slack_app.start(port=port, path="/slack/events")
+    else:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        console.print("tier0 connected to Slack in Socket Mode")
+        SocketModeHandler(slack_app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+
+
+@app.command()
+def run() -> None:
+    """Start tier0: Slack in Socket Mode when tokens are set, the console chat otherwise."""
+    settings = Settings()
+    if settings.slack_configured_for_socket_mode:
+        serve(http=False, port=3000)
+    else:
+        console.print(
+            "[dim]No SLACK_BOT_TOKEN/SLACK_APP_TOKEN set: starting the console chat.[/dim]"
+        )
+        chat()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,99 @@
+"""Putting tier0 together from its settings: store, knowledge index, NLU model, assistant."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.assistant import Assistant
+from bot.config import Settings
+from knowledge.articles import load_articles
+from knowledge.index import KnowledgeIndex, load_or_build_index
+from nlu.classifier import IntentClassifier, load_or_train
+from nlu.embedding import Embedder, SentenceEmbedder, shared_embedder
+from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
+from nlu.understanding import Interpreter
+from tickets.conversations import ConversationStore
+from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+from tickets.service import TicketService
+
+# Cosine similarity of a question to an article passage (all-MiniLM-L6-v2). Below the
+# answer threshold tier0 says it has no article instead of guessing; chosen on the
+# dev question set in bench/data (see bench/answer_threshold.py).
+ANSWER_THRESHOLD = 0.44
+RELATED_THRESHOLD = 0.35
+
+
+@dataclass
+class Tier0:
+    settings: Settings
+    assistant: Assistant
+    tickets: TicketService
+    session_factory: sessionmaker[Session]
+    knowledge: KnowledgeIndex
+    classifier: IntentClassifier
+    index_rebuilt: bool
+
+
+def embedder_name(embedder: Embedder) -> str:
+    return getattr(embedder, "model_name", type(embedder).__name__)
+
+
+def load_nlu_data(settings: Settings) -> TrainingData:
+    return load_training_data([settings.nlu_data or BUNDLED_NLU_DATA])
+
+
+def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
+    articles = load_articles(settings.resolved_kb_dir)
+    return load_or_build_index(articles, settings.index_dir, embedder, embedder_name(embedder))
+
+
+def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) -> int:
+    """Make the articles of `source` this home's knowledge base; returns how many."""
+    articles = load_articles(source)  # validate everything before replacing anything
+    target = settings.imported_kb_dir
+    staging = target.with_name(target.name + ".importing")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for article in articles:
+        relative = article.path.relative_to(source)
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(article.path, staging / relative)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)
+    imported = load_articles(target)
+    load_or_build_index(imported, settings.index_dir, embedder, embedder_name(embedder))
+    return len(imported)
+
+
+def build_tier0(
+    settings: Settings, embedder: Embedder | None = None, *, dry_run: bool = False
+) -> Tier0:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    embedder = embedder or shared_embedder()
+    name = embedder_name(embedder)
+
+    engine = create_store_engine(settings.resolved_database_url)
+    upgrade_schema(engine)
+    session_factory = make_session_factory(engine)
+    tickets = TicketService(session_factory)
+
+    knowledge, rebuilt = build_knowledge(settings, embedder)
+    nlu_data = load_nlu_data(settings)
+    classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, name)
+    assistant = Assistant(
+        Interpreter(embedder, classifier, nlu_data.synonyms),
+        knowledge,
+        tickets,
+        ConversationStore(session_factory),
+        answer_threshold=ANSWER_THRESHOLD,
+        related_threshold=RELATED_THRESHOLD,
+        dry_run=dry_run,
+    )
+    return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)
+
+
+__all__ = ["SentenceEmbedder", "Tier0", "build_tier0", "import_knowledge_base"]

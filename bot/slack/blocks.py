@@ -1,0 +1,171 @@
+"""Block Kit messages tier0 posts, built with slack_sdk.models.blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.assistant import Reply
+from bot.slack.markup import clip, escape_mrkdwn, quote
+from tickets.service import TicketView
+
+SOLVED_ACTION = "feedback_solved"
+NEED_HELP_ACTION = "feedback_need_help"
+OPEN_TICKET_ACTION = "open_ticket"
+CLAIM_ACTION = "claim_ticket"
+TRANSCRIPT_EXCERPT_TURNS = 8
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text)))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, 1900))])
+
+
+def as_payload(blocks: Sequence[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
+    """The assistant's reply in the requester's thread."""
+    blocks: list[Block] = [_section(escape_mrkdwn(notice)) for notice in reply.notices]
+    answer = reply.answer
+    if answer is None:
+        blocks.append(_section(escape_mrkdwn(reply.text)))
+        if reply.offers_ticket:
+            blocks.append(
+                ActionsBlock(
+                    block_id="escalation",
+                    elements=[
+                        ButtonElement(
+                            text="🎫 Open a ticket",
+                            action_id=OPEN_TICKET_ACTION,
+                            value=conversation_key,
+                            style="primary",
+                        )
+                    ],
+                )
+            )
+        return blocks
+    heading = f" › {escape_mrkdwn(answer.heading)}" if answer.heading else ""
+    blocks.append(
+        _section(f"*{escape_mrkdwn(answer.title)}*{heading}\n{escape_mrkdwn(answer.passage)}")
+    )
+    blocks.append(
+        _context(f"📄 Source: `{escape_mrkdwn(answer.article_id)}` — {escape_mrkdwn(answer.title)}")
+    )
+    related = reply.articles[1:]
+    if related:
+        names = " · ".join(
+            f"{escape_mrkdwn(hit.title)} (`{escape_mrkdwn(hit.article_id)}`)" for hit in related
+        )
+        blocks.append(_context(f"Related: {names}"))
+    blocks.append(
+        ActionsBlock(
+            block_id="feedback",
+            elements=[
+                ButtonElement(
+                    text="✅ That solved it",
+                    action_id=SOLVED_ACTION,
+                    value=conversation_key,
+                    style="primary",
+                ),
+                ButtonElement(
+                    text="🙋 I still need help", action_id=NEED_HELP_ACTION, value=conversation_key
+                ),
+            ],
+        )
+    )
+    return blocks
+
+
+def feedback_given_blocks(original: Sequence[dict[str, Any]], outcome: str) -> list[dict[str, Any]]:
+    """The answer message with its buttons replaced by what the requester chose."""
+    kept = [block for block in original if block.get("type") != "actions"]
+    return [*kept, _context(escape_mrkdwn(outcome)).to_dict()]
+
+
+def ticket_opened_text(ticket: TicketView) -> str:
+    return (
+        f"🎫 I've opened ticket *{ticket.number}* for the IT team: "
+        f"“{escape_mrkdwn(ticket.title)}”. An agent will pick it up and reply in this thread."
+    )
+
+
+def triage_blocks(ticket: TicketView) -> list[Block]:
+    """The ticket's message in the agents' triage channel."""
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(f"{ticket.number} · {ticket.priority} · {ticket.title}", 150)),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Requester*\n{_person(ticket.requester)}"),
+                MarkdownTextObject(text=f"*Status*\n{ticket.status.replace('_', ' ')}"),
+                MarkdownTextObject(text=f"*Category*\n{escape_mrkdwn(ticket.category)}"),
+                MarkdownTextObject(
+                    text=f"*Assignee*\n{_person(ticket.assignee) if ticket.assignee else '—'}"
+                ),
+            ]
+        ),
+        _section(f"*Summary*\n{quote(ticket.title, 600)}"),
+    ]
+    if ticket.articles_tried:
+        tried = "\n".join(
+            f"• {escape_mrkdwn(str(item['title']))} (`{escape_mrkdwn(str(item['id']))}`)"
+            for item in ticket.articles_tried
+        )
+        blocks.append(_section(f"*Articles already tried*\n{tried}"))
+    else:
+        blocks.append(_section("*Articles already tried*\nnone — no article fitted"))
+    excerpt = ticket.transcript[-TRANSCRIPT_EXCERPT_TURNS:]
+    if excerpt:
+        lines = [
+            f"*{'Requester' if turn['role'] == 'requester' else 'tier0'}:* "
+            f"{escape_mrkdwn(clip(turn['text'].replace(chr(10), ' '), 300))}"
+            for turn in excerpt
+        ]
+        blocks.append(_section("*Conversation*\n" + "\n".join(lines)))
+    blocks.append(DividerBlock())
+    if ticket.assignee is None and ticket.is_open:
+        blocks.append(
+            ActionsBlock(
+                block_id="triage",
+                elements=[
+                    ButtonElement(
+                        text="🙋 Claim",
+                        action_id=CLAIM_ACTION,
+                        value=ticket.number,
+                        style="primary",
+                    )
+                ],
+            )
+        )
+    else:
+        blocks.append(_context(f"Claimed by {_person(ticket.assignee or '')}"))
+    return blocks
+
+
+def triage_text(ticket: TicketView) -> str:
+    """The notification text shown where blocks cannot be (push notifications, search)."""
+    return f"New ticket {ticket.number}: {escape_mrkdwn(ticket.title)}"
+
+
+def _person(user: str | None) -> str:
+    if not user:
+        return "—"
+    # Slack user ids render as mentions; any other name (console users) as plain text.
+    if user.isalnum() and user[:1] in {"U", "W"} and user.isupper():
+        return f"<@{user}>"
+    return escape_mrkdwn(user)

@@ -1,0 +1,13 @@
+"""Every Slack listener, grouped by kind as in Slack's bolt starter template."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.slack.desk import SlackDesk
+from bot.slack.listeners import actions, events
+
+
+def register_listeners(app: App, desk: SlackDesk) -> None:
+    events.register(app, desk)
+    actions.register(app, desk)

@@ -1,0 +1,1 @@
+"""Knowledge articles, their chunks, and the search over them."""

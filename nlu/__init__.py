@@ -1,0 +1,1 @@
+"""Understanding what a message means: intents, confidences, fallback."""
