@@ -13,6 +13,7 @@ from knowledge.index import KnowledgeIndex, SearchHit
 from nlu.classifier import FALLBACK_INTENT
 from nlu.understanding import Interpreter, Understanding
 from tickets.conversations import ConversationRecord, ConversationStore
+from tickets.redaction import redact_secrets
 from tickets.service import TicketError, TicketService, TicketView
 from tickets.transcript import TranscriptTurn
 
@@ -142,7 +143,9 @@ class Assistant:
     # -- the conversation ---------------------------------------------------------------
 
     def respond(self, message: IncomingMessage) -> Reply:
-        text = message.text.strip()
+        # A pasted password or token goes no further than this line: not into the
+        # model, the store, a ticket or the triage channel.
+        text = redact_secrets(message.text).strip()
         if not text:
             return Reply(
                 text="I didn't get any text. Type your IT question, for example "

@@ -231,6 +231,7 @@ def serve(
 ) -> None:
     """Run the Slack bot: Socket Mode by default, the Events API over HTTP with --http."""
     from bot.slack.app import create_slack_app
+    from bot.slack.http import EVENTS_PATH, make_http_server
 
     settings = Settings()
     if not settings.slack_bot_token:
@@ -242,8 +243,9 @@ def serve(
     tier0 = _build()
     slack_app = create_slack_app(tier0)
     if http:
-        console.print(f"tier0 serving Slack at http://0.0.0.0:{port}/slack/events")
-        slack_app.start(port=port, path="/slack/events")
+        server = make_http_server(slack_app, port=port)
+        console.print(f"tier0 serving Slack at http://0.0.0.0:{port}{EVENTS_PATH}")
+        server.serve_forever()
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

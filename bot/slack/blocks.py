@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.assistant import Reply
-from bot.slack.markup import clip, escape_mrkdwn, quote
+from bot.slack.markup import article_mrkdwn, clip, escape_mrkdwn, quote
 from tickets.service import TicketView
 
 SOLVED_ACTION = "feedback_solved"
@@ -62,7 +62,7 @@ def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
         return blocks
     heading = f" › {escape_mrkdwn(answer.heading)}" if answer.heading else ""
     blocks.append(
-        _section(f"*{escape_mrkdwn(answer.title)}*{heading}\n{escape_mrkdwn(answer.passage)}")
+        _section(f"*{escape_mrkdwn(answer.title)}*{heading}\n{article_mrkdwn(answer.passage)}")
     )
     blocks.append(
         _context(f"📄 Source: `{escape_mrkdwn(answer.article_id)}` — {escape_mrkdwn(answer.title)}")
@@ -108,7 +108,10 @@ def ticket_opened_text(ticket: TicketView) -> str:
 def triage_blocks(ticket: TicketView) -> list[Block]:
     """The ticket's message in the agents' triage channel."""
     blocks: list[Block] = [
-        HeaderBlock(text=clip(f"{ticket.number} · {ticket.priority} · {ticket.title}", 150)),
+        # Slack decodes &lt; &gt; &amp; in plain_text too, so user text is escaped here as well.
+        HeaderBlock(
+            text=clip(f"{ticket.number} · {ticket.priority} · {escape_mrkdwn(ticket.title)}", 150)
+        ),
         SectionBlock(
             fields=[
                 MarkdownTextObject(text=f"*Requester*\n{_person(ticket.requester)}"),

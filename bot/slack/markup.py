@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 MAX_SECTION_CHARS = 2900  # Slack rejects a section text over 3000 characters
 
 
@@ -22,3 +24,23 @@ def quote(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     """User text as a mrkdwn block quote, escaped and cut to fit a section."""
     escaped = clip(escape_mrkdwn(text.strip()), limit - 200)
     return "\n".join(f">{line}" for line in escaped.splitlines() or [""])
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def article_mrkdwn(markdown: str) -> str:
+    """Article Markdown as Slack mrkdwn: `**bold**` -> `*bold*`, `[text](url)` -> a link.
+
+    Articles are written by editors, so their links are kept; everything else is escaped.
+    """
+    links: list[str] = []
+
+    def keep_link(match: re.Match[str]) -> str:
+        links.append(f"<{match.group(2)}|{escape_mrkdwn(match.group(1))}>")
+        return f"\x00{len(links) - 1}\x00"
+
+    text = escape_mrkdwn(_LINK.sub(keep_link, markdown))
+    text = _BOLD.sub(r"*\1*", text)
+    return re.sub("\x00(\\d+)\x00", lambda m: links[int(m.group(1))], text)

@@ -1,0 +1,158 @@
+"""Slack end to end: tier0's real bolt app served over HTTP, Slack's Web API played locally."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from bot.runtime import Tier0
+from bot.slack.app import create_slack_app
+from bot.slack.http import EVENTS_PATH, make_http_server
+from tests.conftest import TEST_BOT_TOKEN, TEST_SIGNING_SECRET
+from tests.fake_slack import FakeSlackApi, SlackCall
+
+EMPLOYEE = "UEMPLOYEE1"
+AGENT = "UAGENT1"
+OTHER_AGENT = "UAGENT2"
+DM_CHANNEL = "DEMPLOYEE1"
+
+
+def sign(
+    body: str, secret: str = TEST_SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
+    stamp = str(timestamp if timestamp is not None else int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class SlackDesk:
+    """The app under test as Slack sees it: a URL to send signed requests to."""
+
+    url: str
+    tier0: Tier0
+    api: FakeSlackApi
+    _event_ids: Any
+
+    def post(self, body: str, content_type: str, headers: dict[str, str]) -> tuple[int, str]:
+        request = urllib.request.Request(
+            self.url,
+            data=body.encode(),
+            headers={"Content-Type": content_type, **headers},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def send_event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        secret: str = TEST_SIGNING_SECRET,
+    ) -> tuple[int, str]:
+        body = json.dumps(
+            {
+                "token": "legacy-unused",
+                "team_id": "TNORTHWIND",
+                "api_app_id": "ATIER0",
+                "type": "event_callback",
+                "event_id": event_id or f"Ev{next(self._event_ids):06d}",
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        )
+        return self.post(body, "application/json", {**sign(body, secret), **(headers or {})})
+
+    def direct_message(self, text: str, ts: str, **kwargs: Any) -> tuple[int, str]:
+        event = {
+            "type": "message",
+            "channel_type": "im",
+            "channel": DM_CHANNEL,
+            "user": EMPLOYEE,
+            "text": text,
+            "ts": ts,
+            "event_ts": ts,
+        }
+        return self.send_event(event, **kwargs)
+
+    def click(
+        self, user: str, message: dict[str, Any], channel: str, action: dict[str, Any]
+    ) -> tuple[int, str]:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "TNORTHWIND"},
+            "user": {"id": user},
+            "api_app_id": "ATIER0",
+            "trigger_id": "trigger-1",
+            "channel": {"id": channel},
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel},
+            "message": message,
+            "actions": [
+                {
+                    "type": "button",
+                    "block_id": action.get("block_id", "b"),
+                    "action_id": action["action_id"],
+                    "value": action["value"],
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post(body, "application/x-www-form-urlencoded", sign(body))
+
+
+@pytest.fixture
+def slack_api() -> Iterator[FakeSlackApi]:
+    api = FakeSlackApi(TEST_BOT_TOKEN).start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def slack(make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi) -> Iterator[SlackDesk]:
+    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url)
+    # The production default: bolt acks at once and the listener works in a thread.
+    app = create_slack_app(tier0)
+    server = make_http_server(app, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}{EVENTS_PATH}"
+    yield SlackDesk(url, tier0, slack_api, count(1))
+    server.shutdown()
+    server.server_close()
+
+
+def button(message_args: dict[str, Any], action_id: str) -> dict[str, Any]:
+    """The button with this action id in a message tier0 posted."""
+    for block in message_args.get("blocks", []):
+        if block.get("type") == "actions":
+            for element in block["elements"]:
+                if element.get("action_id") == action_id:
+                    return {**element, "block_id": block.get("block_id")}
+    raise AssertionError(f"no {action_id} button in {message_args}")
+
+
+def as_shown(call: SlackCall) -> dict[str, Any]:
+    """A message tier0 posted, as Slack includes it in a block_actions payload."""
+    shown = {"type": "message", "ts": call.response["ts"], "text": call.args.get("text", "")}
+    for key in ("blocks", "thread_ts"):
+        if key in call.args:
+            shown[key] = call.args[key]
+    return shown
