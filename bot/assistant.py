@@ -21,6 +21,7 @@ MAX_MESSAGE_CHARS = 4000
 # A message longer than this is still kept whole in the transcript; only what is
 # classified and searched is cut, since the embedder reads ~256 tokens anyway.
 
+YES_NO_THRESHOLD = 0.5
 SMALLTALK_INTENTS = {"greet", "goodbye", "thanks", "affirm", "deny"}
 TICKET_INTENTS = {
     "open_ticket": "general",
@@ -186,8 +187,10 @@ class Assistant:
     ) -> Reply:
         intent = understanding.intent
 
-        if intent.name in {"affirm", "deny"} and state.awaiting is not Awaiting.NOTHING:
-            return self._follow_up(message, intent.name == "affirm", state, transcript)
+        if state.awaiting is not Awaiting.NOTHING:
+            answer = _yes_or_no(understanding)
+            if answer is not None:
+                return self._follow_up(message, answer, state, transcript)
         if intent.name in SMALLTALK_INTENTS:
             return Reply(SMALLTALK_REPLIES[intent.name], Decision.SMALLTALK)
         if intent.name == "ticket_status" or (
@@ -368,6 +371,24 @@ class Assistant:
                 key=key, requester=requester, transcript=transcript, state=state.as_dict()
             )
         )
+
+
+def _yes_or_no(understanding: Understanding) -> bool | None:
+    """Read a reply to a yes/no question: True, False, or None when it is something else.
+
+    After "Did this help?" a thanks means yes; a short "yes that worked" can split its
+    confidence between affirm and thanks, so their confidences count together.
+    """
+    confidences = {ranked.name: ranked.confidence for ranked in understanding.intent.ranking}
+    yes = confidences.get("affirm", 0.0) + confidences.get("thanks", 0.0)
+    no = confidences.get("deny", 0.0)
+    others = max(
+        (c for name, c in confidences.items() if name not in {"affirm", "thanks", "deny"}),
+        default=0.0,
+    )
+    if max(yes, no) < YES_NO_THRESHOLD or max(yes, no) <= others:
+        return None
+    return yes > no
 
 
 def describe_ticket(ticket: TicketView) -> str:

@@ -28,7 +28,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    errors.print(f"[red]error:[/red] {escape(message)}")
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

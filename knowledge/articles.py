@@ -37,7 +37,8 @@ class Article:
 
 
 def parse_article(text: str, path: Path) -> Article:
-    match = _FRONT_MATTER.match(text.replace("\r\n", "\n"))
+    # Editors on Windows may save a byte-order mark before the `---`.
+    match = _FRONT_MATTER.match(text.removeprefix("\ufeff").replace("\r\n", "\n"))
     if match is None:
         raise ArticleError(f"{path}: no YAML front matter (the file must start with a `---` block)")
     try:

@@ -131,15 +131,18 @@ class KnowledgeIndex:
             vectors = np.load(build / "vectors.npy")
         except (OSError, ValueError):
             return None
-        if manifest.get("format") != INDEX_FORMAT_VERSION:
+        if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT_VERSION:
             return None
-        return cls(
-            chunks=[Chunk(**chunk) for chunk in manifest["chunks"]],
-            vectors=np.asarray(vectors, dtype=np.float32),
-            article_fingerprints=dict(manifest["articles"]),
-            article_paths=dict(manifest.get("paths", {})),
-            embedder_name=str(manifest["embedder"]),
-        )
+        try:
+            return cls(
+                chunks=[Chunk(**chunk) for chunk in manifest["chunks"]],
+                vectors=np.asarray(vectors, dtype=np.float32),
+                article_fingerprints=dict(manifest["articles"]),
+                article_paths=dict(manifest.get("paths", {})),
+                embedder_name=str(manifest["embedder"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None  # a damaged manifest: the caller rebuilds
 
 
 def _current_build(index_dir: Path) -> Path | None:
@@ -205,10 +208,12 @@ def load_or_build_index(
     """The persisted index when it matches the articles; otherwise a rebuilt one (and True)."""
     current = KnowledgeIndex.load(index_dir)
     wanted = {article.id: article.fingerprint for article in articles}
+    paths = {article.id: str(article.path) for article in articles}
     if (
         current is not None
         and current.embedder_name == embedder_name
         and current.article_fingerprints == wanted
+        and current.article_paths == paths  # a moved file keeps its vectors, not its old path
     ):
         return current, False
     index = build_index(articles, embedder, embedder_name, previous=current)

@@ -8,6 +8,7 @@ intent becomes `nlu_fallback`, as Rasa's FallbackClassifier does.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +76,17 @@ class IntentClassifier:
         vectors = embedder.embed(texts)
         model = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced")
         model.fit(vectors, labels)
+        weights = np.asarray(model.coef_, dtype=np.float32)
+        biases = np.asarray(model.intercept_, dtype=np.float32)
+        if weights.shape[0] == 1:
+            # With two intents scikit-learn keeps one row (the second intent's log-odds);
+            # a zero row for the first makes the softmax in `predict` equal its sigmoid.
+            weights = np.vstack([np.zeros_like(weights), weights])
+            biases = np.concatenate([np.zeros_like(biases), biases])
         return cls(
             intents=[str(name) for name in model.classes_],
-            weights=np.asarray(model.coef_, dtype=np.float32),
-            biases=np.asarray(model.intercept_, dtype=np.float32),
+            weights=weights,
+            biases=biases,
             fallback_threshold=fallback_threshold,
             fingerprint=data.fingerprint(),
             embedder_name=embedder_name,
@@ -119,11 +127,12 @@ class IntentClassifier:
         meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
         if meta.get("format") != MODEL_FORMAT_VERSION:
             raise ValueError(f"{directory}: model format {meta.get('format')} is not supported")
-        arrays = np.load(directory / "weights.npz")
+        with np.load(directory / "weights.npz") as arrays:
+            weights, biases = arrays["weights"], arrays["biases"]
         return cls(
             intents=meta["intents"],
-            weights=arrays["weights"],
-            biases=arrays["biases"],
+            weights=weights,
+            biases=biases,
             fallback_threshold=float(meta["fallback_threshold"]),
             fingerprint=str(meta["fingerprint"]),
             embedder_name=str(meta["embedder"]),
@@ -137,8 +146,8 @@ def load_or_train(
     if (directory / "model.json").exists():
         try:
             model = IntentClassifier.load(directory)
-        except (OSError, ValueError, KeyError):
-            model = None  # unreadable or outdated: retrain below
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            model = None  # unreadable, truncated or outdated: retrain below
         if (
             model is not None
             and model.fingerprint == data.fingerprint()

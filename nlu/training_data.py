@@ -117,6 +117,7 @@ def parse_nlu_yaml(text: str, source: str) -> TrainingData:
 
 def load_training_data(paths: Iterable[Path]) -> TrainingData:
     """Merge one or more NLU files (or folders of them) into one training set."""
+    paths = list(paths)  # read twice: a generator would leave the error message empty
     merged = TrainingData()
     for path in paths:
         files = (

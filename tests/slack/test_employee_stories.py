@@ -47,7 +47,7 @@ def test_still_need_help_opens_one_ticket_and_posts_it_to_triage(slack: SlackDes
     [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
     assert ticket.number == "T-1001"
     assert ticket.title == "how do i connect to the vpn from home"
-    assert [item["id"] for item in ticket.articles_tried][0] == "vpn-connect"
+    assert ticket.articles_tried[0]["id"] == "vpn-connect"
     assert any("vpn" in turn["text"] for turn in ticket.transcript if turn["role"] == "requester")
 
     told_requester = [

@@ -1,0 +1,133 @@
+"""The assistant's decisions, told as console conversations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.assistant import MAX_MESSAGE_CHARS, Decision, IncomingMessage
+from bot.runtime import Tier0
+
+
+def talk(tier0: Tier0, key: str = "console:alice:1", user: str = "alice") -> Callable[..., object]:
+    def say(text: str):  # type: ignore[no-untyped-def]
+        return tier0.assistant.respond(IncomingMessage(key, user, text))
+
+    return say
+
+
+def test_a_cited_answer_then_no_then_yes_gives_a_ticket_with_the_conversation(tier0: Tier0) -> None:
+    say = talk(tier0)
+    answer = say("outlook on my iphone keeps asking for my password")
+    assert answer.decision is Decision.ANSWER
+    assert answer.articles[0].article_id == "mobile-email"
+    assert answer.asks_feedback and "Did this help?" in answer.text
+    assert len(answer.articles) <= 3
+
+    offer = say("no")
+    assert offer.decision is Decision.ESCALATE and offer.offers_ticket
+    assert tier0.tickets.list_for_requester("alice") == []
+
+    opened = say("yes please")
+    assert opened.decision is Decision.TICKET
+    assert opened.ticket is not None and opened.ticket.number in opened.text
+    ticket = tier0.tickets.get(opened.ticket.number)
+    assert ticket.title == "outlook on my iphone keeps asking for my password"
+    assert ticket.articles_tried[0]["id"] == "mobile-email"
+    requester_turns = [turn["text"] for turn in ticket.transcript if turn["role"] == "requester"]
+    assert requester_turns == [
+        "outlook on my iphone keeps asking for my password",
+        "no",
+        "yes please",
+    ]
+
+
+def test_yes_after_an_answer_closes_the_question(tier0: Tier0) -> None:
+    say = talk(tier0)
+    say("how do i report a phishing email")
+    thanks = say("yes that worked")
+    assert thanks.decision is Decision.SMALLTALK
+    assert tier0.tickets.list_for_requester("alice") == []
+
+
+def test_declining_the_offered_ticket_opens_none(tier0: Tier0) -> None:
+    say = talk(tier0)
+    assert say("what's the parental leave policy").decision is Decision.ESCALATE
+    assert say("no thanks").decision is Decision.SMALLTALK
+    assert tier0.tickets.list_for_requester("alice") == []
+
+
+def test_a_question_the_kb_cannot_answer_is_escalated_not_guessed(tier0: Tier0) -> None:
+    reply = talk(tier0)("how do i configure a kubernetes ingress controller")
+    assert reply.decision is Decision.ESCALATE
+    assert reply.articles == ()
+    assert reply.offers_ticket
+
+
+def test_requests_that_need_a_person_open_a_ticket_at_once(tier0: Tier0) -> None:
+    cases = {
+        "my laptop screen is cracked": "hardware",
+        "please give me access to the finance shared drive": "access",
+        "can i get a figma licence": "software",
+        "i want to talk to a real person": "general",
+    }
+    for number, (text, category) in enumerate(cases.items()):
+        reply = talk(tier0, key=f"console:bob:{number}", user="bob")(text)
+        assert reply.decision is Decision.TICKET, text
+        assert reply.ticket is not None and reply.ticket.category == category, text
+    assert len(tier0.tickets.list_for_requester("bob")) == 4
+
+
+def test_small_talk_gets_small_talk(tier0: Tier0) -> None:
+    say = talk(tier0)
+    for text in ("hello", "thanks a lot", "bye"):
+        assert say(text).decision is Decision.SMALLTALK, text
+
+
+def test_ticket_status_shows_only_the_requesters_own_tickets(tier0: Tier0) -> None:
+    mine = talk(tier0, "console:carol:1", "carol")("my docking station is dead, nothing works")
+    assert mine.ticket is not None
+    theirs = talk(tier0, "console:dave:1", "dave")("my keyboard is broken, keys fell off")
+    assert theirs.ticket is not None
+
+    status = talk(tier0, "console:carol:2", "carol")(f"what's the status of {mine.ticket.number}")
+    assert status.decision is Decision.STATUS
+    assert mine.ticket.number in status.text and "waiting for an agent" in status.text
+
+    snooping = talk(tier0, "console:carol:3", "carol")(f"status of {theirs.ticket.number}?")
+    assert snooping.decision is Decision.STATUS
+    assert snooping.tickets == () and "can't find" in snooping.text
+
+    listing = talk(tier0, "console:carol:4", "carol")("show me my tickets")
+    assert [t.number for t in listing.tickets] == [mine.ticket.number]
+
+
+def test_one_conversation_opens_one_ticket(tier0: Tier0) -> None:
+    say = talk(tier0)
+    first = say("my monitor is flickering and has a crack after it fell")
+    again = say("can you open a ticket for this")
+    assert first.ticket is not None and again.ticket is not None
+    assert first.ticket.number == again.ticket.number
+    assert len(tier0.tickets.list_for_requester("alice")) == 1
+
+
+def test_empty_and_huge_messages_get_a_clear_reply_and_nothing_is_lost(tier0: Tier0) -> None:
+    say = talk(tier0)
+    empty = say("   ")
+    assert empty.decision is Decision.SMALLTALK and "didn't get any text" in empty.text
+
+    huge = "my vpn keeps disconnecting every few minutes. " + "details " * 2000
+    reply = say(huge)
+    assert any("first 4,000" in notice for notice in reply.notices)
+    record = tier0.assistant.conversations.load("console:alice:1")
+    assert record is not None
+    assert record.transcript[-2]["text"] == huge.strip()
+    assert len(huge) > MAX_MESSAGE_CHARS
+
+
+def test_a_dry_run_decides_but_stores_nothing(make_tier0: Callable[..., Tier0]) -> None:
+    tier0 = make_tier0()
+    tier0.assistant.dry_run = True
+    reply = talk(tier0)("my laptop battery is swollen")
+    assert reply.decision is Decision.TICKET and reply.ticket is None
+    assert tier0.assistant.conversations.load("console:alice:1") is None
+    assert tier0.tickets.list_for_requester("alice") == []

@@ -1,0 +1,178 @@
+"""An editor writes Markdown articles with front matter; tier0 reads them or names what is wrong."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import knowledge
+from knowledge.articles import ArticleError, load_articles, parse_article
+from tests.knowledge.kb import write_article
+
+VPN_ARTICLE = """\
+---
+id: vpn-connect
+title: Connect to the VPN
+tags: [vpn, remote]
+owner: it-network@example.com
+updated: 2026-06-18
+audience: everyone
+---
+
+# Connect to the VPN
+
+Open the VPN app and click **Connect**.
+"""
+
+
+def test_front_matter_fields_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "vpn.md"
+
+    article = parse_article(VPN_ARTICLE, path)
+
+    assert article.id == "vpn-connect"
+    assert article.title == "Connect to the VPN"
+    assert article.tags == ("vpn", "remote")
+    assert article.owner == "it-network@example.com"
+    assert article.updated == "2026-06-18"
+    assert article.meta["audience"] == "everyone"
+    assert article.path == path
+    assert article.body == "# Connect to the VPN\n\nOpen the VPN app and click **Connect**."
+
+
+def test_optional_fields_may_be_left_out_and_tags_may_be_a_list_in_a_string() -> None:
+    text = "---\nid: wifi\ntitle: Wi-Fi\ntags: wifi, wireless , \n---\nJoin the office network.\n"
+
+    article = parse_article(text, Path("wifi.md"))
+
+    assert article.tags == ("wifi", "wireless")
+    assert article.owner is None
+    assert article.updated is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        VPN_ARTICLE.replace("\n", "\r\n"),  # saved on Windows
+        "\ufeff" + VPN_ARTICLE,  # with a byte-order mark, as some editors write
+    ],
+    ids=["CRLF", "BOM"],
+)
+def test_files_saved_by_windows_editors_are_read(text: str) -> None:
+    article = parse_article(text, Path("vpn.md"))
+
+    assert (article.id, article.title) == ("vpn-connect", "Connect to the VPN")
+    assert "\r" not in article.body
+
+
+BROKEN_ARTICLES = {
+    "no front matter": ("# Just a heading\n\nSome text.\n", "no YAML front matter"),
+    "front matter never closed": ("---\nid: a\ntitle: A\n\nBody.\n", "no YAML front matter"),
+    "invalid YAML": ("---\nid: a\ntitle: [unclosed\n---\nBody.\n", "not valid YAML"),
+    "front matter not a mapping": ("---\n- id\n- title\n---\nBody.\n", "must be a mapping"),
+    "missing id": ("---\ntitle: A\n---\nBody.\n", "missing id"),
+    "missing title": ("---\nid: a\n---\nBody.\n", "missing title"),
+    "blank title": ("---\nid: a\ntitle: '  '\n---\nBody.\n", "missing title"),
+    "missing both": ("---\nowner: me\n---\nBody.\n", "missing id, title"),
+    "id with a space": ("---\nid: vpn connect\ntitle: A\n---\nBody.\n", "'vpn connect'"),
+    "id with a slash": ("---\nid: ../etc\ntitle: A\n---\nBody.\n", "may use only letters"),
+    "empty body": ("---\nid: a\ntitle: A\n---\n\n   \n", "has no body"),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"), BROKEN_ARTICLES.values(), ids=BROKEN_ARTICLES.keys()
+)
+def test_a_broken_article_is_reported_by_name_with_the_problem(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "kb" / "broken-article.md"
+
+    with pytest.raises(ArticleError) as caught:
+        parse_article(text, path)
+
+    assert str(path) in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_fingerprint_follows_the_content_not_the_file() -> None:
+    original = parse_article(VPN_ARTICLE, Path("a.md"))
+    moved = parse_article(VPN_ARTICLE, Path("elsewhere/b.md"))
+    edited = parse_article(VPN_ARTICLE.replace("click", "press"), Path("a.md"))
+    retitled = parse_article(VPN_ARTICLE.replace("title: Connect", "title: Join"), Path("a.md"))
+
+    assert original.fingerprint == moved.fingerprint
+    assert len({original.fingerprint, edited.fingerprint, retitled.fingerprint}) == 3
+
+
+# -- a folder of articles -------------------------------------------------------------
+
+
+def test_every_markdown_file_in_the_folder_and_below_is_loaded(tmp_path: Path) -> None:
+    write_article(tmp_path, "vpn.md", "vpn", "VPN", "Connect the VPN.")
+    write_article(tmp_path, "network/wifi.md", "wifi", "Wi-Fi", "Join the Wi-Fi.")
+    (tmp_path / "README.txt").write_text("not an article")
+
+    articles = load_articles(tmp_path)
+
+    assert sorted(article.id for article in articles) == ["vpn", "wifi"]
+    assert {article.id: article.path for article in articles}["wifi"] == (
+        tmp_path / "network" / "wifi.md"
+    )
+
+
+def test_a_duplicate_id_names_both_files(tmp_path: Path) -> None:
+    first = write_article(tmp_path, "a-vpn.md", "vpn", "VPN", "Connect the VPN.")
+    second = write_article(tmp_path, "b-vpn-copy.md", "vpn", "VPN again", "Also the VPN.")
+
+    with pytest.raises(ArticleError, match="duplicate id 'vpn'") as caught:
+        load_articles(tmp_path)
+
+    assert str(first) in str(caught.value)
+    assert str(second) in str(caught.value)
+
+
+def test_one_bad_file_stops_the_load_and_is_named(tmp_path: Path) -> None:
+    write_article(tmp_path, "vpn.md", "vpn", "VPN", "Connect the VPN.")
+    bad = tmp_path / "printer.md"
+    bad.write_text(textwrap.dedent("# Printer\n\nNo front matter here.\n"))
+
+    with pytest.raises(ArticleError, match="no YAML front matter") as caught:
+        load_articles(tmp_path)
+
+    assert str(bad) in str(caught.value)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.md"
+    bad.write_bytes("---\nid: cafe\ntitle: Café\n---\nLe café.\n".encode("latin-1"))
+
+    with pytest.raises(ArticleError, match="UTF-8") as caught:
+        load_articles(tmp_path)
+
+    assert str(bad) in str(caught.value)
+
+
+def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no articles here")
+
+    with pytest.raises(ArticleError, match=r"no articles \(\*\.md\) found") as caught:
+        load_articles(tmp_path)
+
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ArticleError, match="folder not found") as caught:
+        load_articles(tmp_path / "kb")
+
+    assert str(tmp_path / "kb") in str(caught.value)
+
+
+def test_the_sample_knowledge_base_loads() -> None:
+    articles = load_articles(Path(knowledge.__file__).parent / "sample_kb")
+
+    assert len(articles) >= 30
+    assert all(article.title and article.body for article in articles)

@@ -1,0 +1,118 @@
+"""Articles are cut into passages by heading, each knowing its article and where it sits."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from knowledge.articles import Article
+from knowledge.chunking import MAX_CHUNK_CHARS, chunk_article
+
+
+def article(body: str, title: str = "Set up MFA on a new phone") -> Article:
+    return Article(id="mfa", title=title, body=textwrap.dedent(body).strip(), path=Path("mfa.md"))
+
+
+MFA_BODY = """
+    # Set up MFA on a new phone
+
+    You need your old phone or a recovery code.
+
+    ## Steps
+    Install Microsoft Authenticator first.
+
+    ### On an iPhone
+    Open the App Store and install it.
+
+    ### On Android ###
+    Open Google Play and install it.
+
+    ## Who to contact
+    Post in #it-help.
+"""
+
+
+def test_sections_become_passages_with_their_heading_path() -> None:
+    chunks = chunk_article(article(MFA_BODY))
+
+    assert [(chunk.heading, chunk.text) for chunk in chunks] == [
+        ("", "You need your old phone or a recovery code."),
+        ("Steps", "Install Microsoft Authenticator first."),
+        ("Steps › On an iPhone", "Open the App Store and install it."),
+        ("Steps › On Android", "Open Google Play and install it."),
+        ("Who to contact", "Post in #it-help."),
+    ]
+    assert {(chunk.article_id, chunk.article_title) for chunk in chunks} == {
+        ("mfa", "Set up MFA on a new phone")
+    }
+
+
+def test_the_embedded_text_carries_the_title_and_headings() -> None:
+    iphone = chunk_article(article(MFA_BODY))[2]
+
+    assert iphone.embedding_text == (
+        "Set up MFA on a new phone — Steps › On an iPhone\nOpen the App Store and install it."
+    )
+    intro = chunk_article(article(MFA_BODY))[0]
+    assert intro.embedding_text.startswith("Set up MFA on a new phone\n")
+
+
+def test_hash_lines_inside_a_code_block_are_not_headings() -> None:
+    body = """
+        ## Flush the DNS cache
+        Open a terminal and run:
+
+        ```bash
+        # flush the cache
+        sudo dscacheutil -flushcache
+        ## and restart the resolver
+        sudo killall -HUP mDNSResponder
+        ```
+
+        Then try the site again.
+
+        ## Still broken?
+        Post in #it-help.
+    """
+
+    chunks = chunk_article(article(body, title="DNS"))
+
+    assert [chunk.heading for chunk in chunks] == ["Flush the DNS cache", "Still broken?"]
+    assert "# flush the cache" in chunks[0].text
+    assert "## and restart the resolver" in chunks[0].text
+    assert chunks[0].text.endswith("Then try the site again.")
+
+
+def test_a_long_section_is_split_into_passages_under_the_size_limit() -> None:
+    paragraphs = [f"Paragraph {n}: " + " ".join(["word"] * 60) for n in range(12)]
+    body = "## Troubleshooting\n\n" + "\n\n".join(paragraphs)
+
+    chunks = chunk_article(article(body, title="Long"))
+
+    assert len(chunks) > 1
+    assert all(len(chunk.text) <= MAX_CHUNK_CHARS for chunk in chunks)
+    assert {chunk.heading for chunk in chunks} == {"Troubleshooting"}
+    joined = "\n\n".join(chunk.text for chunk in chunks)
+    assert joined == "\n\n".join(paragraphs)  # nothing lost, nothing reordered
+
+
+def test_a_short_section_stays_whole() -> None:
+    chunks = chunk_article(article("## Steps\n\nOne.\n\nTwo.\n\nThree.", title="Short"))
+
+    assert [chunk.text for chunk in chunks] == ["One.\n\nTwo.\n\nThree."]
+
+
+def test_an_article_of_headings_only_is_still_findable_by_its_title() -> None:
+    chunks = chunk_article(article("# Guest Wi-Fi\n\n## Coming soon", title="Guest Wi-Fi"))
+
+    assert len(chunks) == 1
+    assert chunks[0].text == "Guest Wi-Fi"
+    assert chunks[0].embedding_text.startswith("Guest Wi-Fi")
+
+
+def test_a_hashtag_without_a_space_is_text() -> None:
+    chunks = chunk_article(article("#it-help is the channel to ask in.", title="Help"))
+
+    assert [(chunk.heading, chunk.text) for chunk in chunks] == [
+        ("", "#it-help is the channel to ask in.")
+    ]

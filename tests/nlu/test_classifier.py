@@ -1,0 +1,274 @@
+"""The intent classifier: right intent for new wordings, "I don't know" for the rest, kept on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlu.classifier import FALLBACK_INTENT, IntentClassifier, load_or_train
+from nlu.embedding import SentenceEmbedder
+from nlu.training_data import IntentExample, TrainingData, parse_nlu_yaml
+from tests.nlu.fake_embedder import HashingEmbedder
+
+FIXTURE_NLU = """
+nlu:
+- intent: password_reset
+  examples: |
+    - I forgot my password
+    - reset my password please
+    - my password expired
+    - how do I change my password
+    - locked out, need a new password
+    - password reset link not working
+    - can't log in, wrong password
+    - help me reset my login
+- intent: vpn_problem
+  examples: |
+    - the vpn is not connecting
+    - vpn keeps disconnecting
+    - can't connect to vpn from home
+    - globalprotect says gateway unreachable
+    - vpn is very slow
+    - how do I set up the vpn
+    - vpn authentication failed
+    - no access to the intranet over vpn
+- intent: printer_problem
+  examples: |
+    - the printer is not working
+    - printer says paper jam
+    - how do I add a printer
+    - my print job is stuck
+    - printing comes out blank
+    - can't find the office printer
+    - the printer is offline
+    - scan to email from the printer fails
+- intent: greet
+  examples: |
+    - hi
+    - hello
+    - hey there
+    - good morning
+    - good afternoon
+    - hiya
+    - hello bot
+    - hey, anyone around?
+"""
+
+# Wordings that are not in the training data.
+PARAPHRASES = {
+    "I can't remember the password for my account": "password_reset",
+    "my login credentials stopped working and I need new ones": "password_reset",
+    "the VPN keeps dropping when I work from home": "vpn_problem",
+    "the printer on floor 3 will not print my document": "printer_problem",
+    "paper jam in the copier": "printer_problem",
+    "howdy, is anybody there?": "greet",
+}
+OUT_OF_DOMAIN = [
+    "purple elephants dance on the moon",
+    "what is the capital of france",
+    "asdf qwer zxcv",
+    "what's the weather like tomorrow",
+]
+
+
+@pytest.fixture(scope="module")
+def training_data() -> TrainingData:
+    return parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
+
+
+@pytest.fixture(scope="module")
+def classifier(training_data: TrainingData, embedder: SentenceEmbedder) -> IntentClassifier:
+    return IntentClassifier.train(training_data, embedder, embedder_name="all-MiniLM-L6-v2")
+
+
+def ask(classifier: IntentClassifier, embedder: SentenceEmbedder, message: str) -> str:
+    return classifier.predict(embedder.embed([message])[0]).name
+
+
+@pytest.mark.parametrize(("message", "intent"), PARAPHRASES.items())
+def test_unseen_wordings_get_the_right_intent(
+    classifier: IntentClassifier, embedder: SentenceEmbedder, message: str, intent: str
+) -> None:
+    assert ask(classifier, embedder, message) == intent
+
+
+def test_ranking_covers_every_intent_sorted_and_sums_to_one(
+    classifier: IntentClassifier, embedder: SentenceEmbedder
+) -> None:
+    prediction = classifier.predict(embedder.embed(["my vpn will not connect"])[0])
+
+    names = [ranked.name for ranked in prediction.ranking]
+    confidences = [ranked.confidence for ranked in prediction.ranking]
+    assert sorted(names) == ["greet", "password_reset", "printer_problem", "vpn_problem"]
+    assert confidences == sorted(confidences, reverse=True)
+    assert sum(confidences) == pytest.approx(1.0, abs=1e-3)
+    assert (prediction.name, prediction.confidence) == (names[0], confidences[0])
+    assert not prediction.is_fallback
+
+
+def test_out_of_domain_messages_fall_back_when_the_threshold_is_high(
+    training_data: TrainingData, embedder: SentenceEmbedder
+) -> None:
+    strict = IntentClassifier.train(training_data, embedder, fallback_threshold=0.75)
+
+    for message in OUT_OF_DOMAIN:
+        prediction = strict.predict(embedder.embed([message])[0])
+        assert prediction.name == FALLBACK_INTENT, message
+        assert prediction.is_fallback
+        # The ranking is still there, so a caller can see what it almost was.
+        assert prediction.ranking[0].confidence == prediction.confidence < 0.75
+    # The same threshold still lets clear requests through.
+    for message, intent in PARAPHRASES.items():
+        assert ask(strict, embedder, message) == intent, message
+
+
+def test_threshold_zero_never_falls_back(
+    training_data: TrainingData, embedder: SentenceEmbedder
+) -> None:
+    lenient = IntentClassifier.train(training_data, embedder, fallback_threshold=0.0)
+
+    for message in OUT_OF_DOMAIN:
+        assert ask(lenient, embedder, message) != FALLBACK_INTENT
+
+
+def test_two_intents_are_enough_and_both_can_win(embedder: SentenceEmbedder) -> None:
+    data = parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
+    data.examples = [e for e in data.examples if e.intent in {"vpn_problem", "printer_problem"}]
+    model = IntentClassifier.train(data, embedder)
+
+    vpn = model.predict(embedder.embed(["the VPN keeps dropping when I work from home"])[0])
+    printer = model.predict(embedder.embed(["paper jam in the copier"])[0])
+
+    assert vpn.name == "vpn_problem"
+    assert printer.name == "printer_problem"
+    assert len(vpn.ranking) == 2
+    assert sum(ranked.confidence for ranked in vpn.ranking) == pytest.approx(1.0, abs=1e-3)
+    assert 0.5 < vpn.confidence < 1.0
+
+
+def test_one_intent_cannot_be_trained() -> None:
+    data = TrainingData([IntentExample("hi", "greet"), IntentExample("hello", "greet")])
+
+    with pytest.raises(ValueError, match="at least two intents"):
+        IntentClassifier.train(data, HashingEmbedder())
+
+
+def test_a_saved_model_predicts_exactly_as_before(
+    classifier: IntentClassifier, embedder: SentenceEmbedder, tmp_path: Path
+) -> None:
+    classifier.save(tmp_path / "model")
+    loaded = IntentClassifier.load(tmp_path / "model")
+
+    messages = [*PARAPHRASES, *OUT_OF_DOMAIN]
+    for vector in embedder.embed(messages):
+        assert loaded.predict(vector) == classifier.predict(vector)
+    assert loaded.intents == classifier.intents
+    assert loaded.fingerprint == classifier.fingerprint
+    assert loaded.embedder_name == "all-MiniLM-L6-v2"
+    assert loaded.fallback_threshold == classifier.fallback_threshold
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.json", "weights.npz"]
+
+
+def test_a_model_of_another_format_is_refused(
+    classifier: IntentClassifier, tmp_path: Path
+) -> None:
+    classifier.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "format": 999}))
+
+    with pytest.raises(ValueError, match="format 999"):
+        IntentClassifier.load(tmp_path)
+
+
+# -- load_or_train: train once, retrain only when something changed --------------------
+
+
+@pytest.fixture
+def small_data() -> TrainingData:
+    return parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
+
+
+def test_load_or_train_reuses_the_model_while_the_data_is_unchanged(
+    small_data: TrainingData, tmp_path: Path
+) -> None:
+    embedder = HashingEmbedder()
+    first = load_or_train(tmp_path, small_data, embedder, "hashing")
+    assert len(embedder.embedded) == len(small_data.examples)
+    saved_at = (tmp_path / "model.json").stat().st_mtime_ns
+
+    again = load_or_train(tmp_path, parse_nlu_yaml(FIXTURE_NLU, "copy.yml"), embedder, "hashing")
+
+    assert len(embedder.embedded) == len(small_data.examples)  # nothing embedded again
+    assert (tmp_path / "model.json").stat().st_mtime_ns == saved_at
+    vector = embedder.embed(["printer is jammed"])[0]
+    assert again.predict(vector) == first.predict(vector)
+
+
+def test_load_or_train_retrains_when_an_example_changes(
+    small_data: TrainingData, tmp_path: Path
+) -> None:
+    embedder = HashingEmbedder()
+    first = load_or_train(tmp_path, small_data, embedder, "hashing")
+    edited = parse_nlu_yaml(FIXTURE_NLU.replace("- hiya", "- yo"), "fixture.yml")
+    embedder.embedded.clear()
+
+    retrained = load_or_train(tmp_path, edited, embedder, "hashing")
+
+    assert "yo" in embedder.embedded
+    assert retrained.fingerprint == edited.fingerprint() != first.fingerprint
+    assert IntentClassifier.load(tmp_path).fingerprint == edited.fingerprint()
+
+
+def test_load_or_train_retrains_for_another_embedder(
+    small_data: TrainingData, tmp_path: Path
+) -> None:
+    load_or_train(tmp_path, small_data, HashingEmbedder(), "hashing")
+    other = HashingEmbedder(dimension=64)
+
+    model = load_or_train(tmp_path, small_data, other, "hashing-64")
+
+    assert len(other.embedded) == len(small_data.examples)
+    assert model.embedder_name == "hashing-64"
+    assert model.predict(other.embed(["vpn down"])[0]).name == "vpn_problem"
+
+
+@pytest.mark.parametrize(
+    ("damaged", "cut_to"),
+    [("model.json", 0.5), ("weights.npz", 0.5), ("weights.npz", 0.0), ("model.json", 0.0)],
+    ids=["half-written meta", "half-written weights", "empty weights", "empty meta"],
+)
+def test_load_or_train_replaces_a_damaged_model(
+    small_data: TrainingData, tmp_path: Path, damaged: str, cut_to: float
+) -> None:
+    embedder = HashingEmbedder()
+    load_or_train(tmp_path, small_data, embedder, "hashing")
+    content = (tmp_path / damaged).read_bytes()
+    (tmp_path / damaged).write_bytes(content[: int(len(content) * cut_to)])
+    embedder.embedded.clear()
+
+    model = load_or_train(tmp_path, small_data, embedder, "hashing")
+
+    assert len(embedder.embedded) == len(small_data.examples)
+    assert model.predict(embedder.embed(["printer offline"])[0]).name == "printer_problem"
+    assert IntentClassifier.load(tmp_path).fingerprint == small_data.fingerprint()
+
+
+def test_predictions_are_plain_probabilities() -> None:
+    model = IntentClassifier(
+        intents=["a", "b"],
+        weights=np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
+        biases=np.zeros(2, dtype=np.float32),
+        fallback_threshold=0.5,
+        fingerprint="x",
+        embedder_name="",
+    )
+
+    tie = model.predict(np.array([0.0, 0.0], dtype=np.float32))
+    clear = model.predict(np.array([0.0, 5.0], dtype=np.float32))
+
+    assert [r.confidence for r in tie.ranking] == [0.5, 0.5]
+    assert clear.name == "b"
+    assert clear.confidence == pytest.approx(1 / (1 + np.exp(-5.0)), abs=1e-4)

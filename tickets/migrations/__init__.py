@@ -1,0 +1,1 @@
+"""Alembic migrations for the ticket store; run them with ``tickets.db.upgrade_schema``."""

@@ -1,0 +1,91 @@
+"""Redaction of secrets people paste into a help desk chat.
+
+Employees paste passwords, tokens and keys while asking for help. Whatever is stored
+(tickets, transcripts, audit details) goes through ``redact_secrets`` first, so a secret
+never lands in the database, the triage channel or a backup.
+"""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "[redacted]"
+
+# Token shapes that are secret wherever they appear, whatever surrounds them.
+_PRIVATE_KEY_BLOCK = re.compile(
+    # An unterminated block (a paste cut short) is redacted to the end of the text.
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
+_SLACK_TOKEN = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{8,}|\bxapp-\d-[A-Za-z0-9-]{8,}")
+_GITHUB_TOKEN = re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b|\bgithub_pat_[A-Za-z0-9_]{20,}")
+_AWS_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+# "Bearer <token>": the token must be long and contain a digit, so prose such as
+# "the bearer of bad news" is left alone.
+_BEARER_TOKEN = re.compile(
+    r"(?P<keep>\bbearer\s+)(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{16,}=*", re.IGNORECASE
+)
+# https://user:secret@host: keep the user, drop the secret.
+_URL_CREDENTIALS = re.compile(
+    r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?=@)", re.IGNORECASE
+)
+
+_VALUE = r"""(?:"[^"\n]*"|'[^'\n]*'|\S+)"""
+_PASSWORD_WORD = r"\b(?:password|passwd|passphrase|passcode|pwd|pw)\b"
+
+# "password: X", "pw=X", "api key: X": an explicit separator always introduces a value.
+_KEYWORD_WITH_SEPARATOR = re.compile(
+    rf"(?P<keep>(?:{_PASSWORD_WORD}|\b(?:api[_ -]?key|access[_ -]?key|client[_ -]?secret"
+    rf"|secret|token)\b)\s*[:=]\s*){_VALUE}",
+    re.IGNORECASE,
+)
+# "password is X" and "passcode X" are also how people describe their problem ("my
+# password is expired", "password reset"), so these are only redacted when the value does
+# not read as an ordinary word describing the problem.
+_PASSWORD_IS = re.compile(rf"(?P<keep>{_PASSWORD_WORD}\s+is\s+)(?P<value>{_VALUE})", re.IGNORECASE)
+# With nothing but a space between them, a value needs a digit to count as a secret:
+# "passcode 482913" is one, "password manager" is not.
+_PASSWORD_SPACE = re.compile(
+    rf"(?P<keep>{_PASSWORD_WORD}\s+)(?=\S*\d)(?P<value>{_VALUE})", re.IGNORECASE
+)
+
+# Words that follow "password is" when someone describes a problem rather than a secret.
+# fmt: off
+_PROBLEM_WORDS = frozenset(
+    {
+        "a", "about", "accepted", "all", "also", "always", "an", "and", "any", "at", "being",
+        "blank", "blocked", "broken", "but", "case", "case-sensitive", "changed", "correct",
+        "definitely", "different", "disabled", "due", "empty", "expired", "expiring", "fine",
+        "for", "forgotten", "gone", "going", "in", "incorrect", "invalid", "it", "just", "locked",
+        "long", "lost", "missing", "my", "never", "new", "no", "not", "now", "of", "ok", "okay",
+        "old", "on", "or", "over", "rejected", "required", "reset", "right", "same", "saved",
+        "sent", "set", "short", "still", "stored", "supposed", "that", "the", "this", "to", "too",
+        "valid", "weak", "working", "wrong",
+    }
+)
+# fmt: on
+
+
+def redact_secrets(text: str) -> str:
+    """Return ``text`` with pasted secrets replaced by ``[redacted]``.
+
+    Key words stay ("password: [redacted]") so the agent still understands what the
+    requester was saying. Redacting twice gives the same text as redacting once.
+    """
+    text = _PRIVATE_KEY_BLOCK.sub(REDACTED, text)
+    for token_shape in (_JWT, _SLACK_TOKEN, _GITHUB_TOKEN, _AWS_ACCESS_KEY):
+        text = token_shape.sub(REDACTED, text)
+    text = _BEARER_TOKEN.sub(rf"\g<keep>{REDACTED}", text)
+    text = _URL_CREDENTIALS.sub(rf"\g<keep>{REDACTED}", text)
+    text = _KEYWORD_WITH_SEPARATOR.sub(rf"\g<keep>{REDACTED}", text)
+    text = _PASSWORD_IS.sub(_redact_unless_problem_word, text)
+    text = _PASSWORD_SPACE.sub(rf"\g<keep>{REDACTED}", text)
+    return text
+
+
+def _redact_unless_problem_word(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if value.strip(".,;:!?").lower() in _PROBLEM_WORDS:
+        return match.group(0)
+    return match.group("keep") + REDACTED
