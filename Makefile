@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ask_latency.py
+	$(BIN)/python bench/answer_threshold.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -188,9 +188,9 @@ class Assistant:
         intent = understanding.intent
 
         if state.awaiting is not Awaiting.NOTHING:
-            answer = _yes_or_no(understanding)
-            if answer is not None:
-                return self._follow_up(message, answer, state, transcript)
+            said_yes = _yes_or_no(understanding)
+            if said_yes is not None:
+                return self._follow_up(message, said_yes, state, transcript)
         if intent.name in SMALLTALK_INTENTS:
             return Reply(SMALLTALK_REPLIES[intent.name], Decision.SMALLTALK)
         if intent.name == "ticket_status" or (

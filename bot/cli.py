@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.markdown import Markdown
 from rich.panel import Panel
 
 from bot.assistant import Decision, IncomingMessage, Reply
@@ -70,7 +71,7 @@ def render_reply(reply: Reply) -> None:
     heading = f" › {answer.heading}" if answer.heading else ""
     console.print(
         Panel(
-            escape(answer.passage),
+            Markdown(answer.passage),
             title=f"[bold]{escape(answer.title)}[/bold]{escape(heading)}",
             subtitle=f"source: {escape(answer.article_id)} ({escape(answer.path)})",
             title_align="left",

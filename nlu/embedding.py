@@ -39,7 +39,11 @@ class SentenceEmbedder:
         # These machines have no internet: never let the hub client try to reach it.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a weights bar in the chat is noise
 
         path = model_path or bundled_model_path()
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)

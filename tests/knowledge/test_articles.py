@@ -82,9 +82,7 @@ BROKEN_ARTICLES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("text", "problem"), BROKEN_ARTICLES.values(), ids=BROKEN_ARTICLES.keys()
-)
+@pytest.mark.parametrize(("text", "problem"), BROKEN_ARTICLES.values(), ids=BROKEN_ARTICLES.keys())
 def test_a_broken_article_is_reported_by_name_with_the_problem(
     tmp_path: Path, text: str, problem: str
 ) -> None:

@@ -1,4 +1,4 @@
-"""The intent classifier: right intent for new wordings, "I don't know" for the rest, kept on disk."""
+"""The intent classifier: the right intent for new wordings, "I don't know" for the rest."""
 
 from __future__ import annotations
 
@@ -172,9 +172,7 @@ def test_a_saved_model_predicts_exactly_as_before(
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.json", "weights.npz"]
 
 
-def test_a_model_of_another_format_is_refused(
-    classifier: IntentClassifier, tmp_path: Path
-) -> None:
+def test_a_model_of_another_format_is_refused(classifier: IntentClassifier, tmp_path: Path) -> None:
     classifier.save(tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**meta, "format": 999}))

@@ -1,4 +1,4 @@
-"""An editor maintains intent examples in Rasa's NLU YAML; tier0 reads them or says what is wrong."""
+"""Editors keep intent examples in Rasa NLU YAML; tier0 reads them or says what is wrong."""
 
 from __future__ import annotations
 
