@@ -127,7 +127,8 @@ class IntentClassifier:
         meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
         if meta.get("format") != MODEL_FORMAT_VERSION:
             raise ValueError(f"{directory}: model format {meta.get('format')} is not supported")
-        with np.load(directory / "weights.npz") as arrays:
+        # Opened here so the file is closed even when numpy finds it truncated.
+        with (directory / "weights.npz").open("rb") as file, np.load(file) as arrays:
             weights, biases = arrays["weights"], arrays["biases"]
         return cls(
             intents=meta["intents"],

@@ -43,7 +43,7 @@ class SentenceEmbedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # a weights bar in the chat is noise
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         path = model_path or bundled_model_path()
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -109,10 +110,16 @@ def test_ranking_covers_every_intent_sorted_and_sums_to_one(
     assert not prediction.is_fallback
 
 
+def with_threshold(classifier: IntentClassifier, threshold: float) -> IntentClassifier:
+    copied = copy.copy(classifier)
+    copied.fallback_threshold = threshold
+    return copied
+
+
 def test_out_of_domain_messages_fall_back_when_the_threshold_is_high(
-    training_data: TrainingData, embedder: SentenceEmbedder
+    classifier: IntentClassifier, embedder: SentenceEmbedder
 ) -> None:
-    strict = IntentClassifier.train(training_data, embedder, fallback_threshold=0.75)
+    strict = with_threshold(classifier, 0.75)
 
     for message in OUT_OF_DOMAIN:
         prediction = strict.predict(embedder.embed([message])[0])
@@ -126,9 +133,9 @@ def test_out_of_domain_messages_fall_back_when_the_threshold_is_high(
 
 
 def test_threshold_zero_never_falls_back(
-    training_data: TrainingData, embedder: SentenceEmbedder
+    classifier: IntentClassifier, embedder: SentenceEmbedder
 ) -> None:
-    lenient = IntentClassifier.train(training_data, embedder, fallback_threshold=0.0)
+    lenient = with_threshold(classifier, 0.0)
 
     for message in OUT_OF_DOMAIN:
         assert ask(lenient, embedder, message) != FALLBACK_INTENT

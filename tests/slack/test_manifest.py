@@ -6,7 +6,6 @@ from pathlib import Path
 
 import yaml
 
-
 MANIFEST = Path(__file__).resolve().parents[2] / "slack" / "manifest.yml"
 
 
