@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ask_latency.py
 	$(BIN)/python bench/answer_threshold.py
+	$(BIN)/python bench/decisions.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -31,6 +31,9 @@ TICKET_INTENTS = {
     "software_request": "software",
 }
 SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT}
+# Requests that self-service can often settle (the access portal, the software centre):
+# a strong article match is offered first, and the ticket is one "no" away.
+SELF_SERVICE_REQUESTS = {"access_request", "software_request"}
 
 SMALLTALK_REPLIES = {
     "greet": "Hi! I'm the IT help desk assistant. Ask me an IT question, for example "
@@ -92,6 +95,7 @@ class ConversationState:
     question: str = ""
     articles_tried: list[dict[str, Any]] = field(default_factory=list)
     ticket_number: str | None = None
+    category: str = "general"
 
     @classmethod
     def from_record(cls, record: ConversationRecord | None) -> ConversationState:
@@ -101,6 +105,7 @@ class ConversationState:
             question=str(state.get("question", "")),
             articles_tried=list(state.get("articles_tried", [])),
             ticket_number=state.get("ticket_number"),
+            category=str(state.get("category", "general")),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,6 +114,7 @@ class ConversationState:
             "question": self.question,
             "articles_tried": self.articles_tried,
             "ticket_number": self.ticket_number,
+            "category": self.category,
         }
 
     def remember_articles(self, hits: tuple[SearchHit, ...]) -> None:
@@ -130,6 +136,7 @@ class Assistant:
         *,
         answer_threshold: float,
         related_threshold: float,
+        self_service_threshold: float | None = None,
         dry_run: bool = False,
     ) -> None:
         self.interpreter = interpreter
@@ -138,6 +145,9 @@ class Assistant:
         self.conversations = conversations
         self.answer_threshold = answer_threshold
         self.related_threshold = related_threshold
+        self.self_service_threshold = (
+            answer_threshold if self_service_threshold is None else self_service_threshold
+        )
         # A dry run decides exactly as a live one but writes nothing: for evaluations.
         self.dry_run = dry_run
 
@@ -198,30 +208,39 @@ class Assistant:
         ):
             return self._status(message.requester, understanding.ticket_numbers)
         if intent.name in TICKET_INTENTS:
+            state.category = TICKET_INTENTS[intent.name]
+            if intent.name in SELF_SERVICE_REQUESTS:
+                hits = tuple(self.knowledge.search(understanding.vector, limit=3))
+                if hits and hits[0].score >= self.self_service_threshold:
+                    state.question = state.question or text
+                    return self._answer(hits, state)
             if not state.question and intent.name not in {"open_ticket", "talk_to_human"}:
                 state.question = text
-            ticket = self._open_ticket(message, state, transcript, TICKET_INTENTS[intent.name])
+            ticket = self._open_ticket(message, state, transcript)
             return self._ticket_opened_reply(ticket)
 
         hits = tuple(self.knowledge.search(understanding.vector, limit=3))
         state.question = state.question or text
         if hits and hits[0].score >= self.answer_threshold:
-            best, related = hits[0], [h for h in hits[1:] if h.score >= self.related_threshold]
-            answer = (best, *related)
-            state.remember_articles(answer)
-            state.awaiting = Awaiting.FEEDBACK
-            return Reply(
-                text=f"{best.title}\n\n{best.passage}\n\nDid this help?",
-                decision=Decision.ANSWER,
-                articles=answer,
-                asks_feedback=True,
-            )
+            return self._answer(hits, state)
         state.awaiting = Awaiting.TICKET_CONFIRMATION
         return Reply(
             text="I couldn't find an article that answers this. "
             "Shall I open a ticket so the IT team can help?",
             decision=Decision.ESCALATE,
             offers_ticket=True,
+        )
+
+    def _answer(self, hits: tuple[SearchHit, ...], state: ConversationState) -> Reply:
+        best, related = hits[0], [h for h in hits[1:] if h.score >= self.related_threshold]
+        answer = (best, *related)
+        state.remember_articles(answer)
+        state.awaiting = Awaiting.FEEDBACK
+        return Reply(
+            text=f"{best.title}\n\n{best.passage}\n\nDid this help?",
+            decision=Decision.ANSWER,
+            articles=answer,
+            asks_feedback=True,
         )
 
     def _follow_up(
@@ -243,7 +262,7 @@ class Assistant:
                 offers_ticket=True,
             )
         if affirmed:
-            ticket = self._open_ticket(message, state, transcript, "general")
+            ticket = self._open_ticket(message, state, transcript)
             return self._ticket_opened_reply(ticket)
         return Reply("OK, no ticket. Ask me anything else whenever you need.", Decision.SMALLTALK)
 
@@ -297,7 +316,7 @@ class Assistant:
         transcript = list(record.transcript) if record is not None else []
         if message.text.strip():
             transcript.append({"role": "requester", "text": message.text.strip()})
-        ticket = self._open_ticket(message, state, transcript, "general", idempotency_key)
+        ticket = self._open_ticket(message, state, transcript, idempotency_key)
         reply = self._ticket_opened_reply(ticket)
         transcript.append({"role": "assistant", "text": reply.text})
         self._save(message, state, transcript)
@@ -310,7 +329,6 @@ class Assistant:
         message: IncomingMessage,
         state: ConversationState,
         transcript: list[TranscriptTurn],
-        category: str,
         idempotency_key: str | None = None,
     ) -> TicketView | None:
         state.awaiting = Awaiting.NOTHING
@@ -333,7 +351,7 @@ class Assistant:
             ),
             transcript=transcript,
             articles_tried=state.articles_tried,
-            category=category,
+            category=state.category,
             source=message.source,
             idempotency_key=idempotency_key,
             requester_channel=message.requester_channel,

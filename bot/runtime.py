@@ -25,6 +25,9 @@ from tickets.service import TicketService
 # dev question set in bench/data (see bench/answer_threshold.py).
 ANSWER_THRESHOLD = 0.44
 RELATED_THRESHOLD = 0.35
+# An access or software request is answered from an article only on a strong match
+# (the portal article); otherwise it becomes a ticket at once. See bench/decisions.py.
+SELF_SERVICE_THRESHOLD = 0.50
 
 
 @dataclass
@@ -91,6 +94,7 @@ def build_tier0(
         ConversationStore(session_factory),
         answer_threshold=ANSWER_THRESHOLD,
         related_threshold=RELATED_THRESHOLD,
+        self_service_threshold=SELF_SERVICE_THRESHOLD,
         dry_run=dry_run,
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)

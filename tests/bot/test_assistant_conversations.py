@@ -63,18 +63,31 @@ def test_a_question_the_kb_cannot_answer_is_escalated_not_guessed(tier0: Tier0) 
     assert reply.offers_ticket
 
 
-def test_requests_that_need_a_person_open_a_ticket_at_once(tier0: Tier0) -> None:
+def test_broken_hardware_and_asking_for_a_person_open_a_ticket_at_once(tier0: Tier0) -> None:
     cases = {
         "my laptop screen is cracked": "hardware",
-        "please give me access to the finance shared drive": "access",
-        "can i get a figma licence": "software",
+        "coffee spilled on my keyboard and now it won't turn on": "hardware",
         "i want to talk to a real person": "general",
     }
     for number, (text, category) in enumerate(cases.items()):
         reply = talk(tier0, key=f"console:bob:{number}", user="bob")(text)
         assert reply.decision is Decision.TICKET, text
         assert reply.ticket is not None and reply.ticket.category == category, text
-    assert len(tier0.tickets.list_for_requester("bob")) == 4
+    assert len(tier0.tickets.list_for_requester("bob")) == 3
+
+
+def test_an_access_request_gets_the_portal_article_first_then_an_access_ticket(
+    tier0: Tier0,
+) -> None:
+    say = talk(tier0)
+    first = say("please give me access to the finance shared drive")
+    assert first.decision is Decision.ANSWER
+    assert first.articles[0].article_id in {"shared-drive", "access-request"}
+    say("no")
+    opened = say("yes")
+    assert opened.ticket is not None
+    assert opened.ticket.category == "access"
+    assert opened.ticket.title == "please give me access to the finance shared drive"
 
 
 def test_small_talk_gets_small_talk(tier0: Tier0) -> None:
