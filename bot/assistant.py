@@ -5,6 +5,7 @@ It knows nothing about Slack or the console; both front ends drive it the same w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -57,6 +58,7 @@ class Awaiting(StrEnum):
     NOTHING = ""
     FEEDBACK = "feedback"  # an answer was given: did it help?
     TICKET_CONFIRMATION = "ticket_confirmation"  # a ticket was offered: open it?
+    DESCRIPTION = "description"  # asked to open a ticket without saying what is wrong
 
 
 @dataclass(frozen=True)
@@ -195,26 +197,37 @@ class Assistant:
         state: ConversationState,
         transcript: list[TranscriptTurn],
     ) -> Reply:
-        intent = understanding.intent
+        intent = understanding.intent.name
+        if intent in SEARCH_INTENTS and _EXPLICIT_TICKET_REQUEST.search(text):
+            intent = "open_ticket"  # "open a ticket: <the problem>" is a wish, not a question
 
+        if state.awaiting is Awaiting.DESCRIPTION and _yes_or_no(understanding) is not False:
+            state.question = text
+            state.category = TICKET_INTENTS.get(intent, state.category)
+            return self._ticket_opened_reply(self._open_ticket(message, state, transcript))
         if state.awaiting is not Awaiting.NOTHING:
             said_yes = _yes_or_no(understanding)
             if said_yes is not None:
                 return self._follow_up(message, said_yes, state, transcript)
-        if intent.name in SMALLTALK_INTENTS:
-            return Reply(SMALLTALK_REPLIES[intent.name], Decision.SMALLTALK)
-        if intent.name == "ticket_status" or (
-            understanding.ticket_numbers and intent.name in SEARCH_INTENTS
-        ):
+        if intent in SMALLTALK_INTENTS:
+            return Reply(SMALLTALK_REPLIES[intent], Decision.SMALLTALK)
+        if intent == "ticket_status" or (understanding.ticket_numbers and intent in SEARCH_INTENTS):
             return self._status(message.requester, understanding.ticket_numbers)
-        if intent.name in TICKET_INTENTS:
-            state.category = TICKET_INTENTS[intent.name]
-            if intent.name in SELF_SERVICE_REQUESTS:
+        if intent == "open_ticket" and not state.question and not _describes_a_problem(text):
+            state.awaiting = Awaiting.DESCRIPTION
+            return Reply(
+                "Sure. What's the problem? Describe it in a sentence or two "
+                "and I'll open the ticket.",
+                Decision.ESCALATE,
+            )
+        if intent in TICKET_INTENTS:
+            state.category = TICKET_INTENTS[intent]
+            if intent in SELF_SERVICE_REQUESTS:
                 hits = tuple(self.knowledge.search(understanding.vector, limit=3))
                 if hits and hits[0].score >= self.self_service_threshold:
                     state.question = state.question or text
                     return self._answer(hits, state)
-            if not state.question and intent.name not in {"open_ticket", "talk_to_human"}:
+            if not state.question and intent not in {"open_ticket", "talk_to_human"}:
                 state.question = text
             ticket = self._open_ticket(message, state, transcript)
             return self._ticket_opened_reply(ticket)
@@ -389,6 +402,27 @@ class Assistant:
                 key=key, requester=requester, transcript=transcript, state=state.as_dict()
             )
         )
+
+
+# Words of "please open a ticket" itself; what is left over describes the problem.
+_TICKET_REQUEST_WORDS = frozenset(
+    (
+        "a an the i i'd id me my we our you your can could would will please pls plz want need "
+        "like to for this that it open create raise file log make submit start new ticket "
+        "tickets incident case request support help hi hello hey just now asap quickly"
+    ).split()  # noqa: SIM905 - a word list reads better as one string
+)
+
+
+_EXPLICIT_TICKET_REQUEST = re.compile(
+    r"\b(open|create|raise|file|log|submit|make)\b[\w\s]{0,15}?\b(ticket|incident|case)\b",
+    re.IGNORECASE,
+)
+
+
+def _describes_a_problem(text: str) -> bool:
+    words = [word.strip(".,!?:;'\"()") for word in text.lower().split()]
+    return sum(1 for word in words if word and word not in _TICKET_REQUEST_WORDS) >= 2
 
 
 def _yes_or_no(understanding: Understanding) -> bool | None:

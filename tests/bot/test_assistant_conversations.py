@@ -144,3 +144,27 @@ def test_a_dry_run_decides_but_stores_nothing(make_tier0: Callable[..., Tier0]) 
     assert reply.decision is Decision.TICKET and reply.ticket is None
     assert tier0.assistant.conversations.load("console:alice:1") is None
     assert tier0.tickets.list_for_requester("alice") == []
+
+
+def test_open_a_ticket_without_details_asks_what_is_wrong_first(tier0: Tier0) -> None:
+    say = talk(tier0)
+    question = say("can you open a ticket please")
+    assert question.decision is Decision.ESCALATE and question.ticket is None
+    assert "What's the problem?" in question.text
+    assert tier0.tickets.list_for_requester("alice") == []
+
+    opened = say("the projector in room 4.02 shows no signal from my laptop")
+    assert opened.decision is Decision.TICKET and opened.ticket is not None
+    assert opened.ticket.title == "the projector in room 4.02 shows no signal from my laptop"
+
+
+def test_open_a_ticket_with_details_opens_it_at_once(tier0: Tier0) -> None:
+    reply = talk(tier0)("please open a ticket, the projector in room 4.02 shows no signal")
+    assert reply.decision is Decision.TICKET and reply.ticket is not None
+
+
+def test_never_mind_instead_of_details_opens_nothing(tier0: Tier0) -> None:
+    say = talk(tier0)
+    say("i want to open a ticket")
+    assert say("no never mind").decision is Decision.SMALLTALK
+    assert tier0.tickets.list_for_requester("alice") == []
