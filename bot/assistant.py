@@ -405,13 +405,12 @@ class Assistant:
 
 
 # Words of "please open a ticket" itself; what is left over describes the problem.
-_TICKET_REQUEST_WORDS = frozenset(
-    (
-        "a an the i i'd id me my we our you your can could would will please pls plz want need "
-        "like to for this that it open create raise file log make submit start new ticket "
-        "tickets incident case request support help hi hello hey just now asap quickly"
-    ).split()  # noqa: SIM905 - a word list reads better as one string
+_TICKET_REQUEST_VOCABULARY = (
+    "a an the i i'd id me my we our you your can could would will please pls plz want need "
+    "like to for this that it open create raise file log make submit start new ticket "
+    "tickets incident case request support help hi hello hey just now asap quickly"
 )
+_TICKET_REQUEST_WORDS = frozenset(_TICKET_REQUEST_VOCABULARY.split())
 
 
 _EXPLICIT_TICKET_REQUEST = re.compile(
