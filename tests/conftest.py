@@ -6,11 +6,17 @@ in seconds), so what they assert about answers is what a user would get.
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.config import Settings
 from bot.runtime import Tier0, build_tier0
@@ -68,3 +74,60 @@ def make_tier0(home: Path, embedder: SentenceEmbedder) -> Iterator[Callable[...,
 @pytest.fixture
 def tier0(make_tier0: Callable[..., Tier0]) -> Tier0:
     return make_tier0()
+
+
+# -- the store on SQLite and PostgreSQL ---------------------------------------------------
+# PostgreSQL tests run in a schema of their own (dropped afterwards), so they can share a
+# server and leave nothing behind. Without a reachable server they are skipped locally,
+# but fail in CI (`CI` set), where PostgreSQL must be exercised.
+
+POSTGRES_URL = os.environ.get(
+    "TIER0_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@cache
+def _postgres_unreachable_reason() -> str | None:
+    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        first_line = str(error.orig or error).strip().splitlines()[0]
+        return (
+            f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} unreachable: {first_line}"
+        )
+    finally:
+        engine.dispose()
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database's URL: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'tier0.db'}"
+        return
+
+    reason = _postgres_unreachable_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI must run the PostgreSQL tests)")
+        pytest.skip(reason)
+
+    schema = f"t_{uuid.uuid4().hex}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        # libpq's "options" from the URL query, so anything given only the URL string
+        # (create_store_engine, Alembic) lands in the test's schema.
+        yield (
+            make_url(POSTGRES_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -127,7 +127,19 @@ def slack_api() -> Iterator[FakeSlackApi]:
 
 @pytest.fixture
 def slack(make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi) -> Iterator[SlackDesk]:
-    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url)
+    yield from serve_slack(make_tier0(TIER0_SLACK_API_URL=slack_api.base_url), slack_api)
+
+
+@pytest.fixture
+def slack_on_each_store(
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, store_url: str
+) -> Iterator[SlackDesk]:
+    """The same app on SQLite and on PostgreSQL."""
+    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url, TIER0_DATABASE_URL=store_url)
+    yield from serve_slack(tier0, slack_api)
+
+
+def serve_slack(tier0: Tier0, slack_api: FakeSlackApi) -> Iterator[SlackDesk]:
     # The production default: bolt acks at once and the listener works in a thread.
     app = create_slack_app(tier0)
     server = make_http_server(app, host="127.0.0.1", port=0)
