@@ -34,14 +34,24 @@ def _fail(message: str) -> None:
 
 
 def _build(dry_run: bool = False) -> Any:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
     from bot.runtime import build_tier0
     from knowledge.articles import ArticleError
     from nlu.training_data import NluDataError
 
+    settings = Settings()
     try:
-        return build_tier0(Settings(), dry_run=dry_run)
+        return build_tier0(settings, dry_run=dry_run)
     except (ArticleError, NluDataError) as error:
         _fail(str(error))
+    except ArgumentError as error:
+        _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
+    except OperationalError as error:
+        where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().splitlines()[0]
+        _fail(f"cannot open the ticket store at {where}: {reason}")
 
 
 def reply_as_json(question: str, reply: Reply) -> dict[str, Any]:

@@ -94,3 +94,23 @@ def test_kb_import_of_a_broken_folder_names_the_file_and_keeps_the_old_kb(
     assert result.exit_code == 2
     assert "no-front-matter.md" in result.output and "front matter" in result.output
     assert not (home / "kb").exists()
+
+
+def test_an_unreachable_database_is_named_without_its_password(home: Path) -> None:
+    url = "postgresql+psycopg://tier0:s3cret-pw@127.0.0.1:1/tier0"
+    result = CliRunner().invoke(
+        app, ["ask", "hello"], env={"TIER0_HOME": str(home), "TIER0_DATABASE_URL": url}
+    )
+    assert result.exit_code == 2
+    assert "cannot open the ticket store at postgresql+psycopg://tier0:***@127.0.0.1:1" in (
+        result.output
+    )
+    assert "s3cret-pw" not in result.output
+
+
+def test_a_malformed_database_url_is_reported(home: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["ask", "hello"], env={"TIER0_HOME": str(home), "TIER0_DATABASE_URL": "not a url"}
+    )
+    assert result.exit_code == 2
+    assert "TIER0_DATABASE_URL is not a database URL" in result.output
