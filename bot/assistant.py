@@ -172,9 +172,7 @@ class Assistant:
                 f"{MAX_MESSAGE_CHARS:,} to find an answer. The whole message is kept "
                 "and goes into any ticket.",
             )
-        record = self.conversations.load(message.conversation_key)
-        state = ConversationState.from_record(record)
-        transcript = list(record.transcript) if record is not None else []
+        state, transcript = self._conversation(message.conversation_key)
         transcript.append({"role": "requester", "text": text})
 
         understanding = self.interpreter.understand(text[:MAX_MESSAGE_CHARS])
@@ -306,9 +304,7 @@ class Assistant:
 
     def mark_helpful(self, conversation_key: str, requester: str) -> Reply:
         """The requester said the answer solved it (a button or a "yes")."""
-        record = self.conversations.load(conversation_key)
-        state = ConversationState.from_record(record)
-        transcript = list(record.transcript) if record is not None else []
+        state, transcript = self._conversation(conversation_key)
         state.awaiting = Awaiting.NOTHING
         transcript.append({"role": "requester", "text": "✅ That solved it"})
         reply = Reply("Glad that solved it!", Decision.SMALLTALK)
@@ -324,9 +320,7 @@ class Assistant:
     ) -> Reply:
         """Open (or return the already opened) ticket for a conversation, e.g. from
         "I still need help"; the message's text, if any, is the requester's last word."""
-        record = self.conversations.load(message.conversation_key)
-        state = ConversationState.from_record(record)
-        transcript = list(record.transcript) if record is not None else []
+        state, transcript = self._conversation(message.conversation_key)
         if message.text.strip():
             transcript.append({"role": "requester", "text": message.text.strip()})
         ticket = self._open_ticket(message, state, transcript, idempotency_key)
@@ -336,6 +330,10 @@ class Assistant:
         return reply
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _conversation(self, key: str) -> tuple[ConversationState, list[TranscriptTurn]]:
+        record = self.conversations.load(key)
+        return ConversationState.from_record(record), list(record.transcript if record else [])
 
     def _open_ticket(
         self,
