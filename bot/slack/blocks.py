@@ -92,6 +92,21 @@ def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
     return blocks
 
 
+def failure_blocks(apology: str, conversation_key: str) -> list[Block]:
+    """Something broke: say so, and keep the way to a person open."""
+    return [
+        _section(escape_mrkdwn(apology)),
+        ActionsBlock(
+            block_id="escalation",
+            elements=[
+                ButtonElement(
+                    text="🎫 Open a ticket", action_id=OPEN_TICKET_ACTION, value=conversation_key
+                )
+            ],
+        ),
+    ]
+
+
 def feedback_given_blocks(original: Sequence[dict[str, Any]], outcome: str) -> list[dict[str, Any]]:
     """The answer message with its buttons replaced by what the requester chose."""
     kept = [block for block in original if block.get("type") != "actions"]

@@ -16,6 +16,7 @@ from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
 from bot.slack.blocks import (
     as_payload,
+    failure_blocks,
     feedback_given_blocks,
     reply_blocks,
     ticket_opened_text,
@@ -76,9 +77,27 @@ class SlackDesk:
             reply = self.assistant.respond(message)
         except Exception:
             logger.exception("could not answer a message in %s", key)
-            client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=SORRY)
+            self._keep_unanswered(message)
+            client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=SORRY,
+                blocks=as_payload(failure_blocks(SORRY, key)),
+            )
             return
         self.post_reply(client, channel, thread_ts, reply, key)
+
+    def _keep_unanswered(self, message: IncomingMessage) -> None:
+        """A message tier0 failed to answer still goes into its conversation, when the
+        store is up, so "Open a ticket" carries it to the agents."""
+        try:
+            self.assistant.conversations.append_turn(
+                message.conversation_key, message.requester, "requester", message.text
+            )
+        except Exception:
+            logger.exception(
+                "could not record the unanswered message in %s", message.conversation_key
+            )
 
     def post_reply(
         self, client: WebClient, channel: str, thread_ts: str, reply: Reply, key: str

@@ -181,3 +181,21 @@ def test_slack_url_verification_is_answered(slack: SlackDesk) -> None:
 
     status, text = slack.post(body, "application/json", sign(body))
     assert status == 200 and "abc123" in text
+
+
+def test_when_answering_fails_the_message_is_kept_and_a_ticket_is_one_click_away(
+    slack: SlackDesk,
+) -> None:
+    def broken_understanding(text: str) -> None:
+        raise RuntimeError("the intent model is unreadable")
+
+    slack.tier0.assistant.interpreter.understand = broken_understanding  # type: ignore[method-assign,assignment]
+    slack.direct_message("my vpn drops every five minutes", ts="1700000010.000001")
+    [apology] = slack.api.wait_for("chat.postMessage")
+    assert "something went wrong" in apology.args["text"]
+    offer = button(apology.args, "open_ticket")
+
+    slack.click(EMPLOYEE, as_shown(apology), DM_CHANNEL, offer)
+    slack.api.wait_for("chat.postMessage", count=3)
+    [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert ticket.title == "my vpn drops every five minutes"
