@@ -251,8 +251,15 @@ def serve(
         _fail("SLACK_SIGNING_SECRET is not set (needed to verify Slack's requests)")
     if not http and not settings.slack_app_token:
         _fail("SLACK_APP_TOKEN is not set (needed for Socket Mode); or use --http")
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
     tier0 = _build()
-    slack_app = create_slack_app(tier0)
+    try:
+        slack_app = create_slack_app(tier0)  # checks the bot token with auth.test
+    except (BoltError, SlackApiError, OSError) as error:
+        reason = getattr(error, "reason", None) or error
+        _fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
     if http:
         server = make_http_server(slack_app, port=port)
         console.print(f"tier0 serving Slack at http://0.0.0.0:{port}{EVENTS_PATH}")

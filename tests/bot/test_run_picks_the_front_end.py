@@ -54,3 +54,24 @@ def test_without_slack_tokens_run_opens_the_console_chat(home: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "console chat" in result.output
     assert "printer-setup" in result.output and "Did this help?" in result.output
+
+
+def test_a_bot_token_slack_rejects_stops_serve_with_a_clear_error(
+    home: Path, slack_api: FakeSlackApi
+) -> None:
+    env = {
+        "TIER0_HOME": str(home),
+        "SLACK_BOT_TOKEN": "xoxb-revoked",
+        "SLACK_SIGNING_SECRET": "secret",
+        "TIER0_SLACK_API_URL": slack_api.base_url,
+    }
+    result = CliRunner().invoke(app, ["serve", "--http", "--port", "0"], env=env)
+    assert result.exit_code == 2
+    assert "cannot check SLACK_BOT_TOKEN" in result.output and "invalid_auth" in result.output
+
+
+def test_http_mode_without_a_signing_secret_refuses_to_start(home: Path) -> None:
+    env = {"TIER0_HOME": str(home), "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": ""}
+    result = CliRunner().invoke(app, ["serve", "--http"], env=env)
+    assert result.exit_code == 2
+    assert "SLACK_SIGNING_SECRET is not set" in result.output
