@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.slack.conftest import (
     AGENT,
@@ -146,8 +147,6 @@ def test_a_retried_event_gets_one_reply_and_opens_one_ticket(slack: SlackDesk) -
     slack.api.wait_for("chat.postMessage", count=2)  # the ticket number and the triage post
     assert len(slack.tier0.tickets.list_for_requester(EMPLOYEE)) == 1
     # Give a wrongly repeated handler the time to show itself.
-    import time
-
     time.sleep(1.0)
     assert len(slack.api.calls_to("chat.postMessage")) == 2
     assert len(slack.tier0.tickets.list_for_requester(EMPLOYEE)) == 1
@@ -199,3 +198,62 @@ def test_when_answering_fails_the_message_is_kept_and_a_ticket_is_one_click_away
     slack.api.wait_for("chat.postMessage", count=3)
     [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
     assert ticket.title == "my vpn drops every five minutes"
+
+
+def test_an_at_mention_in_a_help_channel_is_answered_in_its_thread(slack: SlackDesk) -> None:
+    slack.send_event(
+        {
+            "type": "app_mention",
+            "channel": "CITHELP",
+            "user": EMPLOYEE,
+            "text": "<@UTIER0BOT> how do i add a printer on my laptop",
+            "ts": "1700000011.000001",
+            "event_ts": "1700000011.000001",
+        }
+    )
+    [reply] = slack.api.wait_for("chat.postMessage")
+    assert reply.args["channel"] == "CITHELP"
+    assert reply.args["thread_ts"] == "1700000011.000001"
+    assert "Source: `printer-setup`" in json.dumps(reply.args["blocks"])
+    record = slack.tier0.assistant.conversations.load("slack:CITHELP:1700000011.000001")
+    assert record is not None
+    assert record.transcript[0]["text"] == "how do i add a printer on my laptop"
+
+
+def test_a_follow_up_in_the_thread_continues_the_same_conversation(slack: SlackDesk) -> None:
+    slack.direct_message(
+        "outlook on my iphone keeps asking for my password", ts="1700000012.000001"
+    )
+    slack.api.wait_for("chat.postMessage")
+    follow_up = {
+        "type": "message",
+        "channel_type": "im",
+        "channel": DM_CHANNEL,
+        "user": EMPLOYEE,
+        "text": "no",
+        "ts": "1700000012.000009",
+        "thread_ts": "1700000012.000001",
+    }
+    slack.send_event(follow_up)
+    [_, offer] = slack.api.wait_for("chat.postMessage", count=2)
+    assert offer.args["thread_ts"] == "1700000012.000001"
+    assert button(offer.args, "open_ticket")["value"] == f"slack:{DM_CHANNEL}:1700000012.000001"
+
+
+def test_tier0_does_not_answer_its_own_messages(slack: SlackDesk) -> None:
+    slack.send_event(
+        {
+            "type": "message",
+            "channel_type": "im",
+            "channel": DM_CHANNEL,
+            "user": "UTIER0BOT",
+            "bot_id": "BTIER0",
+            "text": "I've opened ticket T-1001 for the IT team",
+            "ts": "1700000013.000001",
+        }
+    )
+    slack.direct_message("hello", ts="1700000013.000002")  # a real message, to know we waited
+    [reply] = slack.api.wait_for("chat.postMessage")
+    assert reply.args["thread_ts"] == "1700000013.000002"
+    time.sleep(0.5)
+    assert len(slack.api.calls_to("chat.postMessage")) == 1
