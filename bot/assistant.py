@@ -180,9 +180,8 @@ class Assistant:
             self._decide(message, text, understanding, state, transcript),
             intent=understanding.intent.name,
             confidence=understanding.intent.confidence,
+            notices=notices,
         )
-        if notices:
-            reply = _with_notices(reply, notices)
         transcript.append({"role": "assistant", "text": reply.text})
         self._save(message, state, transcript)
         return reply
@@ -199,14 +198,13 @@ class Assistant:
         if intent in SEARCH_INTENTS and _EXPLICIT_TICKET_REQUEST.search(text):
             intent = "open_ticket"  # "open a ticket: <the problem>" is a wish, not a question
 
-        if state.awaiting is Awaiting.DESCRIPTION and _yes_or_no(understanding) is not False:
+        said_yes = _yes_or_no(understanding) if state.awaiting is not Awaiting.NOTHING else None
+        if state.awaiting is Awaiting.DESCRIPTION and said_yes is not False:
             state.question = text
             state.category = TICKET_INTENTS.get(intent, state.category)
             return self._ticket_opened_reply(self._open_ticket(message, state, transcript))
-        if state.awaiting is not Awaiting.NOTHING:
-            said_yes = _yes_or_no(understanding)
-            if said_yes is not None:
-                return self._follow_up(message, said_yes, state, transcript)
+        if said_yes is not None:
+            return self._follow_up(message, said_yes, state, transcript)
         if intent in SMALLTALK_INTENTS:
             return Reply(SMALLTALK_REPLIES[intent], Decision.SMALLTALK)
         if intent == "ticket_status" or (understanding.ticket_numbers and intent in SEARCH_INTENTS):
@@ -450,7 +448,3 @@ def _first_requester_text(transcript: list[TranscriptTurn]) -> str:
         if turn["role"] == "requester" and turn["text"].strip():
             return turn["text"]
     return ""
-
-
-def _with_notices(reply: Reply, notices: tuple[str, ...]) -> Reply:
-    return replace(reply, notices=reply.notices + notices)

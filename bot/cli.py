@@ -7,7 +7,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.panel import Panel
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.runtime import Tier0
 
 app = typer.Typer(help="tier0: the IT self-service desk.", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
@@ -28,12 +31,12 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
-def _build(dry_run: bool = False) -> Any:
+def _build(dry_run: bool = False) -> Tier0:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, OperationalError
 

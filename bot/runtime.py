@@ -13,7 +13,7 @@ from bot.config import Settings
 from knowledge.articles import load_articles
 from knowledge.index import KnowledgeIndex, load_or_build_index
 from nlu.classifier import IntentClassifier, load_or_train
-from nlu.embedding import Embedder, SentenceEmbedder, shared_embedder
+from nlu.embedding import Embedder, shared_embedder
 from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
@@ -98,6 +98,3 @@ def build_tier0(
         dry_run=dry_run,
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)
-
-
-__all__ = ["SentenceEmbedder", "Tier0", "build_tier0", "import_knowledge_base"]

@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.assistant import Reply
-from bot.slack.markup import article_mrkdwn, clip, escape_mrkdwn, quote
+from bot.slack.markup import article_mrkdwn, clip, escape_mrkdwn, quote, user_mention
 from tickets.service import TicketView
 
 SOLVED_ACTION = "feedback_solved"
@@ -129,12 +129,10 @@ def triage_blocks(ticket: TicketView) -> list[Block]:
         ),
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*Requester*\n{_person(ticket.requester)}"),
+                MarkdownTextObject(text=f"*Requester*\n{user_mention(ticket.requester)}"),
                 MarkdownTextObject(text=f"*Status*\n{ticket.status.replace('_', ' ')}"),
                 MarkdownTextObject(text=f"*Category*\n{escape_mrkdwn(ticket.category)}"),
-                MarkdownTextObject(
-                    text=f"*Assignee*\n{_person(ticket.assignee) if ticket.assignee else '—'}"
-                ),
+                MarkdownTextObject(text=f"*Assignee*\n{user_mention(ticket.assignee)}"),
             ]
         ),
         _section(f"*Summary*\n{quote(ticket.title, 600)}"),
@@ -171,19 +169,10 @@ def triage_blocks(ticket: TicketView) -> list[Block]:
             )
         )
     else:
-        blocks.append(_context(f"Claimed by {_person(ticket.assignee or '')}"))
+        blocks.append(_context(f"Claimed by {user_mention(ticket.assignee)}"))
     return blocks
 
 
 def triage_text(ticket: TicketView) -> str:
     """The notification text shown where blocks cannot be (push notifications, search)."""
     return f"New ticket {ticket.number}: {escape_mrkdwn(ticket.title)}"
-
-
-def _person(user: str | None) -> str:
-    if not user:
-        return "—"
-    # Slack user ids render as mentions; any other name (console users) as plain text.
-    if user.isalnum() and user[:1] in {"U", "W"} and user.isupper():
-        return f"<@{user}>"
-    return escape_mrkdwn(user)

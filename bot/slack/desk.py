@@ -23,7 +23,7 @@ from bot.slack.blocks import (
     triage_blocks,
     triage_text,
 )
-from bot.slack.markup import escape_mrkdwn
+from bot.slack.markup import escape_mrkdwn, user_mention
 from tickets.idempotency import first_delivery
 from tickets.service import TicketAlreadyClaimed, TicketError, TicketView
 
@@ -196,7 +196,3 @@ class SlackDesk:
                 thread_ts=ticket.requester_thread_ts,
                 text=f"{user_mention(agent)} from IT is now working on {ticket.number}.",
             )
-
-
-def user_mention(user: str) -> str:
-    return f"<@{user}>" if re.fullmatch(r"[UW][A-Z0-9]+", user) else escape_mrkdwn(user)

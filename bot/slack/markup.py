@@ -44,3 +44,13 @@ def article_mrkdwn(markdown: str) -> str:
     text = escape_mrkdwn(_LINK.sub(keep_link, markdown))
     text = _BOLD.sub(r"*\1*", text)
     return re.sub("\x00(\\d+)\x00", lambda m: links[int(m.group(1))], text)
+
+
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+
+
+def user_mention(user: str | None) -> str:
+    """A Slack user id renders as a mention; any other name (console users) as plain text."""
+    if not user:
+        return "—"
+    return f"<@{user}>" if _SLACK_USER_ID.fullmatch(user) else escape_mrkdwn(user)
