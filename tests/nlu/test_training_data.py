@@ -9,6 +9,7 @@ import pytest
 
 from nlu.training_data import (
     BUNDLED_NLU_DATA,
+    EntityAnnotation,
     IntentExample,
     NluDataError,
     TrainingData,
@@ -184,6 +185,12 @@ def test_files_with_responses_stories_and_rules_load(tmp_path: Path) -> None:
 
     assert data.intents == ["goodbye", "greet"]
     assert len(data.examples) == 2
+    assert [note.split(": ", 1)[0] for note in data.notes] == [
+        f"{path}:9",
+        f"{path}:12",
+        f"{path}:17",
+    ]
+    assert "`responses` ignored" in data.notes[0]
 
 
 # -- what an editor sees when a file is wrong ------------------------------------------
@@ -195,7 +202,7 @@ BROKEN_FILES = {
         - intent: greet
           examples: [unclosed
         """,
-        "not valid YAML",
+        ":4: not valid YAML",
     ),
     "unknown top-level key": (
         """
@@ -203,10 +210,10 @@ BROKEN_FILES = {
         - intent: greet
           examples: |
             - hi
-        intents:
+        nlu_data:
         - greet
         """,
-        "unknown top-level key(s): intents",
+        ":5: unknown top-level key `nlu_data`",
     ),
     "example line without '- '": (
         """
@@ -216,7 +223,7 @@ BROKEN_FILES = {
             - hi
             hello
         """,
-        "'hello' must start with '- '",
+        ":5: example line 'hello' of intent `greet` must start with '- '",
     ),
     "invalid regex": (
         """
@@ -228,32 +235,80 @@ BROKEN_FILES = {
           examples: |
             - T-(\\d+
         """,
-        "is invalid",
+        ":7: regex 'T-(\\\\d+' of regex `ticket_number` is invalid",
     ),
-    "empty file": ("", "expected a mapping"),
     "intent without examples": (
         """
         nlu:
         - intent: greet
         """,
-        "`examples` must be a block",
+        ":2: intent `greet` has no examples",
     ),
-    "item that is not a mapping": (
+    "example outside an intent": (
         """
         nlu:
-        - greet
+        - intent: greet
+          examples: |
+            - hi
+        - hello there
         """,
-        "expected a mapping such as",
+        ":5: expected a mapping such as `- intent: greet`",
     ),
-    "item of unknown kind": (
+    "examples without an intent": (
+        """
+        nlu:
+        - examples: |
+            - hi
+        """,
+        ":2: an `nlu:` item needs exactly one of intent, synonym, regex or lookup (found none)",
+    ),
+    "unknown key in an item": (
         """
         nlu:
         - intnet: greet
           examples: |
             - hi
         """,
-        "expected `intent`, `synonym`, `regex` or `lookup`",
+        ":2: unknown key `intnet` in an `nlu:` item",
     ),
+    "unclosed '[' ": (
+        """
+        nlu:
+        - intent: vpn
+          examples: |
+            - vpn down
+            - my [vpn is down
+        """,
+        ":5: unclosed annotation: the '[' at column 4 has no ']'",
+    ),
+    "unclosed '(' of an annotation": (
+        """
+        nlu:
+        - intent: vpn
+          examples: |
+            - my [vpn](service is down
+        """,
+        ":4: unclosed annotation at column 4: the '(' after [vpn] has no ')'",
+    ),
+    "annotation with bad JSON": (
+        """
+        nlu:
+        - intent: vpn
+          examples: |
+            - my [vpn]{"entity": service} is down
+        """,
+        ":4: the annotation at column 4 is not valid JSON",
+    ),
+    "annotation without an entity name": (
+        """
+        nlu:
+        - intent: vpn
+          examples: |
+            - my [vpn]() is down
+        """,
+        ":4: the annotation at column 4 needs an entity name",
+    ),
+    "not a mapping at all": ("- just\n- a list\n", ":1: expected a mapping with an `nlu:` list"),
 }
 
 
@@ -267,7 +322,7 @@ def test_a_broken_file_is_reported_by_name_with_the_problem(
     with pytest.raises(NluDataError) as caught:
         load_training_data([good, broken])
 
-    assert str(broken) in str(caught.value)
+    assert str(broken) + ":" in str(caught.value)
     assert problem in str(caught.value)
 
 
@@ -375,3 +430,151 @@ def test_bundled_training_data_is_rich_enough() -> None:
     assert not [e.text for e in data.examples if "](" in e.text or "]{" in e.text]
     assert data.synonyms["pw"] == "password"
     assert "ticket_number" in data.regexes
+
+
+# -- entities, lookups and the Rasa help-desk demo's constructs -------------------------
+
+
+def test_entity_annotations_in_all_three_syntaxes_keep_their_spans() -> None:
+    data = parse_nlu_yaml(
+        textwrap.dedent(
+            """
+            nlu:
+            - intent: open_incident
+              examples: |
+                - open an [urgent]{"entity": "priority", "value": "high"} issue
+                - my email is [ann@example.com](email)
+                - it is [really important](priority:high), ticket [T-1042](ticket_number)
+                - fly from [Berlin]{"entity": "city", "role": "departure", "group": "1"} today
+                - [laptop][{"entity": "device"}, {"entity": "asset", "value": "hw"}] broke
+            """
+        ),
+        "nlu.yml",
+    )
+
+    by_text = {example.text: example.entities for example in data.examples}
+    assert by_text["open an urgent issue"] == (EntityAnnotation("priority", "high", 8, 14),)
+    assert by_text["my email is ann@example.com"] == (
+        EntityAnnotation("email", "ann@example.com", 12, 27),
+    )
+    text = "it is really important, ticket T-1042"
+    assert by_text[text] == (
+        EntityAnnotation("priority", "high", 6, 22),
+        EntityAnnotation("ticket_number", "T-1042", 31, 37),
+    )
+    assert text[31:37] == "T-1042"
+    assert by_text["fly from Berlin today"] == (
+        EntityAnnotation("city", "Berlin", 9, 15, role="departure", group="1"),
+    )
+    assert [a.entity for a in by_text["laptop broke"]] == ["device", "asset"]
+    # An annotated value that differs from the text is a synonym, as in Rasa.
+    assert data.synonyms == {"urgent": "high", "really important": "high", "laptop": "hw"}
+    assert data.entity_names == ["asset", "city", "device", "email", "priority", "ticket_number"]
+
+
+def test_lookup_tables_are_read_and_merged(tmp_path: Path) -> None:
+    first = write(
+        tmp_path,
+        "a.yml",
+        """
+        nlu:
+        - intent: software_request
+          examples: |
+            - install [Slack](software)
+        - lookup: software
+          examples: |
+            - Slack
+            - Visual Studio Code
+        """,
+    )
+    second = write(tmp_path, "b.yml", "nlu:\n- lookup: software\n  examples: |\n    - Zoom\n")
+
+    data = load_training_data([first, second])
+
+    assert data.lookups == {"software": ["Slack", "Visual Studio Code", "Zoom"]}
+    assert data.examples == [
+        IntentExample(
+            "install Slack", "software_request", (EntityAnnotation("software", "Slack", 8, 13),)
+        )
+    ]
+
+
+def test_examples_may_be_a_yaml_list_with_metadata() -> None:
+    data = parse_nlu_yaml(
+        textwrap.dedent(
+            """
+            nlu:
+            - intent: greet
+              metadata:
+                sentiment: neutral
+              examples:
+              - text: hi there
+                metadata:
+                  source: chat
+              - hello
+            """
+        ),
+        "nlu.yml",
+    )
+
+    assert [example.text for example in data.examples] == ["hi there", "hello"]
+
+
+def test_a_domain_and_config_in_the_same_folder_are_noted_not_refused(tmp_path: Path) -> None:
+    write(tmp_path, "data/nlu.yml", GREET_AND_VPN)
+    write(tmp_path, "data/domain.yml", "version: '3.1'\nintents:\n- greet\nslots: {}\n")
+    write(tmp_path, "data/.hidden/junk.yml", "this: is not rasa")
+
+    data = load_training_data([tmp_path / "data"])
+
+    assert data.intents == ["greet", "vpn_problem"]
+    assert len(data.notes) == 2
+    assert all("domain.yml" in note for note in data.notes)
+
+
+HELPDESK_LIKE = """
+    version: "3.0"
+    nlu:
+    - intent: inform
+      examples: |
+        - my email is test@example.com
+        - [low](priority)
+        - it should be a [low](priority) priority
+        - [escalated]{"entity": "priority", "value": "high"}
+        - [super high](priority)
+        - john
+    - intent: out_of_scope
+      examples: |
+        - what is the square root of 5
+        - I want a pizza
+    - synonym: high
+      examples: |
+        - urgent
+        - escalated
+"""
+
+
+def test_the_rasa_helpdesk_demo_constructs_load() -> None:
+    data = parse_nlu_yaml(textwrap.dedent(HELPDESK_LIKE), "nlu.yml")
+
+    assert data.intents == ["inform", "out_of_scope"]
+    assert len(data.examples) == 8
+    assert data.synonyms == {"urgent": "high", "escalated": "high"}
+    assert [a.value for e in data.examples for a in e.entities] == [
+        "low",
+        "low",
+        "high",
+        "super high",
+    ]
+
+
+def test_fingerprint_follows_annotations_and_lookups() -> None:
+    plain = _data(("install slack", "software"), ("hi", "greet"))
+    annotated = _data(("hi", "greet"))
+    annotated.examples.append(
+        IntentExample("install slack", "software", (EntityAnnotation("software", "slack", 8, 13),))
+    )
+    with_lookup = _data(("install slack", "software"), ("hi", "greet"))
+    with_lookup.lookups["software"] = ["Slack"]
+
+    assert len({plain.fingerprint(), annotated.fingerprint(), with_lookup.fingerprint()}) == 3
