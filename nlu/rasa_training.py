@@ -176,7 +176,7 @@ def write_project(
         stale.unlink()
     for number, source in enumerate(_yaml_files(sources), start=1):
         document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-        items = document.get("nlu") or [] if isinstance(document, dict) else []
+        items = (document.get("nlu") or []) if isinstance(document, dict) else []
         if not items:
             continue  # e.g. a domain or stories file in the same folder
         # Only `nlu:` goes to Rasa: responses, stories or rules of the same file are
