@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean rasa bench-nlu bench-nlu-rasa
 
 install: $(STAMP)
 
@@ -36,3 +36,26 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .tier0
+
+# Rasa Open Source 3.6 runs on Python <= 3.10 only, so it gets a virtualenv of its own
+# (about 2.7 GB with TensorFlow); tier0 calls its `rasa` command and never imports it.
+RASA_VERSION := 3.6.21
+RASA_PYTHON ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.10.13/bin/python3.10
+RASA_VENV := .venv-rasa
+RASA_STAMP := $(RASA_VENV)/.installed-$(RASA_VERSION)
+
+rasa: $(RASA_STAMP)
+
+$(RASA_STAMP):
+	@test -x "$(RASA_PYTHON)" || { echo "error: no Python 3.10 at $(RASA_PYTHON): Rasa 3.6 needs Python <= 3.10 (pyenv install 3.10.13, or set RASA_PYTHON)" >&2; exit 2; }
+	test -x $(RASA_VENV)/bin/python || $(RASA_PYTHON) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --upgrade pip
+	$(RASA_VENV)/bin/pip install --quiet rasa==$(RASA_VERSION)
+	touch $(RASA_STAMP)
+
+# Rasa's DIET on the same benchmarks, merged into bench/results/nlu.json under "rasa";
+# skipped (with a note) when `make rasa` has not been run.
+bench-nlu: bench-nlu-rasa
+
+bench-nlu-rasa: $(STAMP)
+	$(BIN)/python bench/nlu_rasa.py

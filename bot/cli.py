@@ -17,6 +17,7 @@ from rich.panel import Panel
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
+from bot.rasa_cli import actions_app, rasa_serve, train_with_rasa
 
 if TYPE_CHECKING:
     from bot.runtime import Tier0
@@ -26,6 +27,8 @@ kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
 nlu_app = typer.Typer(help="Intent understanding.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(nlu_app, name="nlu")
+app.add_typer(actions_app, name="actions")
+nlu_app.command("rasa-serve")(rasa_serve)
 
 console = Console()
 errors = Console(stderr=True)
@@ -40,14 +43,14 @@ def _build(dry_run: bool = False) -> Tier0:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, OperationalError
 
-    from bot.runtime import build_tier0
+    from bot.runtime import NluBackendError, build_tier0
     from knowledge.articles import ArticleError
     from nlu.training_data import NluDataError
 
     settings = Settings()
     try:
         return build_tier0(settings, dry_run=dry_run)
-    except (ArticleError, NluDataError) as error:
+    except (ArticleError, NluDataError, NluBackendError) as error:
         _fail(str(error))
     except ArgumentError as error:
         _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
@@ -198,8 +201,20 @@ def kb_build() -> None:
 @nlu_app.command("train")
 def nlu_train(
     data: Annotated[Path | None, typer.Option(help="NLU YAML file or folder.")] = None,
+    backend: Annotated[
+        str, typer.Option(help="builtin (tier0's model) or rasa (DIET, needs `make rasa`).")
+    ] = "builtin",
+    epochs: Annotated[int, typer.Option(help="DIET epochs (with --backend rasa).")] = 100,
+    force: Annotated[
+        bool, typer.Option(help="Retrain the Rasa model even if nothing changed.")
+    ] = False,
 ) -> None:
     """Train the intent classifier (only if its training data changed)."""
+    if backend not in {"builtin", "rasa"}:
+        _fail(f"--backend must be builtin or rasa, not {backend!r}")
+    if backend == "rasa":
+        train_with_rasa(data, epochs=epochs, force=force)
+        return
     from bot.runtime import embedder_name
     from nlu.classifier import load_or_train
     from nlu.embedding import shared_embedder

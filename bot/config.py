@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     kb_dir: Path | None = Field(default=None, alias="TIER0_KB_DIR")
     nlu_data: Path | None = Field(default=None, alias="TIER0_NLU_DATA")
     triage_channel: str = Field(default="it-triage", alias="TIER0_TRIAGE_CHANNEL")
+    # `builtin` (tier0's own model) or `rasa` (a Rasa server's /model/parse, see README).
+    nlu_backend: str = Field(default="builtin", alias="TIER0_NLU_BACKEND")
+    rasa_url: str = Field(default="http://localhost:5005", alias="TIER0_RASA_URL")
+    rasa_token: str | None = Field(default=None, alias="TIER0_RASA_TOKEN")
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
@@ -51,6 +55,11 @@ class Settings(BaseSettings):
     @property
     def nlu_model_dir(self) -> Path:
         return self.home / "nlu"
+
+    @property
+    def rasa_dir(self) -> Path:
+        """The Rasa project `tier0 nlu train --backend rasa` writes and trains."""
+        return self.home / "rasa"
 
     @property
     def slack_configured_for_socket_mode(self) -> bool:

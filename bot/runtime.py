@@ -14,6 +14,7 @@ from knowledge.articles import load_articles
 from knowledge.index import KnowledgeIndex, load_or_build_index
 from nlu.classifier import IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
+from nlu.rasa_backend import RasaClient, RasaInterpreter
 from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
@@ -47,6 +48,29 @@ def embedder_name(embedder: Embedder) -> str:
 
 def load_nlu_data(settings: Settings) -> TrainingData:
     return load_training_data([settings.nlu_data or BUNDLED_NLU_DATA])
+
+
+NLU_BACKENDS = ("builtin", "rasa")
+
+
+class NluBackendError(ValueError):
+    """TIER0_NLU_BACKEND or TIER0_RASA_URL is not usable; the message says which."""
+
+
+def choose_interpreter(settings: Settings, builtin: Interpreter) -> Interpreter:
+    """The built-in interpreter, or with TIER0_NLU_BACKEND=rasa one that asks Rasa first."""
+    backend = settings.nlu_backend.strip().lower()
+    if backend not in NLU_BACKENDS:
+        raise NluBackendError(
+            f"TIER0_NLU_BACKEND is {settings.nlu_backend!r}; use one of: {', '.join(NLU_BACKENDS)}"
+        )
+    if backend == "builtin":
+        return builtin
+    try:
+        client = RasaClient(settings.rasa_url, token=settings.rasa_token)
+    except ValueError as error:
+        raise NluBackendError(str(error)) from error
+    return RasaInterpreter(builtin, client)
 
 
 def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
@@ -88,7 +112,7 @@ def build_tier0(
     nlu_data = load_nlu_data(settings)
     classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, name)
     assistant = Assistant(
-        Interpreter(embedder, classifier, nlu_data.synonyms),
+        choose_interpreter(settings, Interpreter(embedder, classifier, nlu_data.synonyms)),
         knowledge,
         tickets,
         ConversationStore(session_factory),

@@ -1,0 +1,299 @@
+"""Rasa's DIET on the public intent benchmarks, side by side with tier0 (`make bench-nlu`).
+
+For CLINC150, BANKING77 and HWU64 (read from `../shared/data`, never copied) this trains
+a Rasa NLU model with tier0's DIET pipeline (`nlu/rasa_training.py`, FallbackClassifier
+left out so DIET is read raw), parses every test message with it in process
+(`bench/rasa_parse_worker.py` under `.venv-rasa`), prints a table and merges
+`"rasa": {"clinc150": …, "banking77": …, "hwu64": …}` into `bench/results/nlu.json`,
+keeping every other key of that file.
+
+    .venv/bin/python bench/nlu_rasa.py [--datasets clinc150 banking77] [--epochs 40]
+
+Rates are fractions. `train_seconds` is the wall time of `rasa train nlu` (it includes
+Rasa's start-up, ~10 s of TensorFlow import). Latencies are per message, in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from nlu.rasa_training import (  # noqa: E402
+    DietPipeline,
+    RasaError,
+    rasa_environment,
+    rasa_executable,
+    train,
+    write_examples_project,
+)
+
+RESULTS = REPO_ROOT / "bench" / "results" / "nlu.json"
+WORKER = REPO_ROOT / "bench" / "rasa_parse_worker.py"
+OUT_OF_SCOPE = "oos"
+# DIET's default is 100 epochs (300 in Rasa's starter config). On 2 shared CPU cores an
+# epoch of CLINC150 takes several seconds, so the default here keeps a full run of the
+# three data sets near an hour; --epochs changes it.
+DEFAULT_EPOCHS = 40
+# HWU64 annotates `[date : tomorrow]`; Rasa writes `[tomorrow](date)`.
+HWU_ENTITY = re.compile(r"\[\s*([^\]:]+?)\s*:\s*([^\]]*?)\s*\]")
+
+
+def shared_data() -> Path:
+    override = os.environ.get("TIER0_SHARED_DATA")
+    return Path(override) if override else (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+@dataclass(frozen=True)
+class Span:
+    entity: str
+    start: int
+    end: int
+
+
+@dataclass
+class Example:
+    text: str  # plain text, as a user types it
+    intent: str
+    entities: list[Span] = field(default_factory=list)
+
+    def annotated(self) -> str:
+        """The example in Rasa's `[text](entity)` notation."""
+        out, position = [], 0
+        for span in sorted(self.entities, key=lambda s: s.start):
+            value = self.text[span.start : span.end]
+            if any(c in value for c in "[]()") or span.start < position:
+                continue  # would break the notation: kept as plain text
+            out += [self.text[position : span.start], f"[{value}]({span.entity})"]
+            position = span.end
+        out.append(self.text[position:])
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    train: list[Example]
+    test: list[Example]
+
+
+def load_clinc150(root: Path) -> DataSet:
+    data = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
+
+    def examples(*parts: str) -> list[Example]:
+        return [Example(text, intent) for part in parts for text, intent in data[part]]
+
+    return DataSet("clinc150", examples("train", "oos_train"), examples("test", "oos_test"))
+
+
+def load_banking77(root: Path) -> DataSet:
+    def examples(name: str) -> list[Example]:
+        with (root / "banking77" / name).open(encoding="utf-8", newline="") as file:
+            return [Example(row["text"], row["category"]) for row in csv.DictReader(file)]
+
+    return DataSet("banking77", examples("train.csv"), examples("test.csv"))
+
+
+def hwu_example(annotation: str, intent: str) -> Example:
+    text, spans, position = [], [], 0
+    offset = 0
+    for match in HWU_ENTITY.finditer(annotation):
+        text.append(annotation[position : match.start()])
+        offset += match.start() - position
+        value = match.group(2)
+        spans.append(Span(match.group(1).strip().replace(" ", "_"), offset, offset + len(value)))
+        text.append(value)
+        offset += len(value)
+        position = match.end()
+    text.append(annotation[position:])
+    return Example("".join(text), intent, [s for s in spans if s.end > s.start])
+
+
+def load_hwu64(root: Path) -> DataSet:
+    def examples(name: str) -> list[Example]:
+        path = root / "hwu64" / "liu2019_kfold1" / name
+        with path.open(encoding="utf-8", newline="") as file:
+            return [
+                hwu_example(row["answer_annotation"], f"{row['scenario']}_{row['intent']}")
+                for row in csv.DictReader(file, delimiter=";")
+            ]
+
+    return DataSet("hwu64", examples("train.csv"), examples("test.csv"))
+
+
+LOADERS: dict[str, Callable[[Path], DataSet]] = {
+    "clinc150": load_clinc150,
+    "banking77": load_banking77,
+    "hwu64": load_hwu64,
+}
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def entity_f1(gold: Sequence[Example], parses: Sequence[dict[str, Any]]) -> float:
+    """Micro F1 of entity spans: right type and exactly the right characters."""
+    true_positive = predicted = expected = 0
+    for example, parse in zip(gold, parses, strict=True):
+        wanted = {(s.entity, s.start, s.end) for s in example.entities}
+        found = {(e["entity"], e["start"], e["end"]) for e in parse["entities"]}
+        true_positive += len(wanted & found)
+        predicted += len(found)
+        expected += len(wanted)
+    if not true_positive:
+        return 0.0
+    precision, recall = true_positive / predicted, true_positive / expected
+    return 2 * precision * recall / (precision + recall)
+
+
+def parse_all(model: Path, texts: Sequence[str]) -> list[dict[str, Any]]:
+    python = rasa_executable().parent / "python"
+    finished = subprocess.run(
+        [str(python), str(WORKER), str(model)],
+        input="".join(json.dumps(text) + "\n" for text in texts),
+        capture_output=True,
+        text=True,
+        env=rasa_environment(),
+        check=False,
+    )
+    if finished.returncode != 0:
+        tail = "\n".join(finished.stderr.strip().splitlines()[-15:])
+        raise RasaError(f"the Rasa parse worker failed:\n{tail}")
+    parses = [json.loads(line) for line in finished.stdout.splitlines() if line.strip()]
+    if len(parses) != len(texts):
+        raise RasaError(f"the Rasa parse worker answered {len(parses)} of {len(texts)} messages")
+    return parses
+
+
+def run(data: DataSet, epochs: int, work: Path) -> dict[str, Any]:
+    with_entities = data.name == "hwu64"
+    project = write_examples_project(
+        ((e.annotated() if with_entities else e.text, e.intent) for e in data.train),
+        work / data.name,
+        DietPipeline(epochs=epochs, fallback_threshold=None),
+    )
+    print(
+        f"{data.name}: training DIET ({epochs} epochs) on {len(data.train)} examples …", flush=True
+    )
+    model = train(project, force=True)
+    print(
+        f"{data.name}: trained in {model.seconds:.0f} s; parsing {len(data.test)} messages …",
+        flush=True,
+    )
+    started = time.perf_counter()
+    parses = parse_all(model.path, [e.text for e in data.test])
+    print(f"{data.name}: parsed in {time.perf_counter() - started:.0f} s", flush=True)
+    latencies = [float(p["ms"]) for p in parses]
+    result: dict[str, Any] = {}
+    if data.name == "clinc150":
+        in_scope = [
+            (e, p) for e, p in zip(data.test, parses, strict=True) if e.intent != OUT_OF_SCOPE
+        ]
+        out_of_scope = [
+            (e, p) for e, p in zip(data.test, parses, strict=True) if e.intent == OUT_OF_SCOPE
+        ]
+        result["in_scope_accuracy"] = round(
+            sum(p["intent"] == e.intent for e, p in in_scope) / len(in_scope), 4
+        )
+        result["oos_recall"] = round(
+            sum(p["intent"] == OUT_OF_SCOPE for _, p in out_of_scope) / len(out_of_scope), 4
+        )
+    else:
+        result["accuracy"] = round(
+            sum(p["intent"] == e.intent for e, p in zip(data.test, parses, strict=True))
+            / len(data.test),
+            4,
+        )
+    if with_entities:
+        result["entity_f1"] = round(entity_f1(data.test, parses), 4)
+    result.update(
+        {
+            "train_seconds": round(model.seconds, 1),
+            "parse_p50_ms": round(statistics.median(latencies), 2),
+            "parse_p95_ms": round(percentile(latencies, 0.95), 2),
+            "epochs": epochs,
+            "train_examples": len(data.train),
+            "test_examples": len(data.test),
+        }
+    )
+    return result
+
+
+def merge_results(name: str, result: dict[str, Any]) -> None:
+    """Put one data set's figures under "rasa", leaving every other key as it was."""
+    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    results.setdefault("rasa", {})[name] = result
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    staging = RESULTS.with_suffix(".rasa.tmp")
+    staging.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    staging.replace(RESULTS)
+
+
+def print_table(rows: dict[str, dict[str, Any]]) -> None:
+    print(
+        f"\n{'Rasa DIET':<10} {'accuracy':>9} {'oos rec':>8} {'ent F1':>7} "
+        f"{'train s':>8} {'p50 ms':>7} {'p95 ms':>7}"
+    )
+    for name, row in rows.items():
+        accuracy = row.get("in_scope_accuracy", row.get("accuracy"))
+        cells = [
+            f"{accuracy:.4f}" if accuracy is not None else "-",
+            f"{row['oos_recall']:.4f}" if "oos_recall" in row else "-",
+            f"{row['entity_f1']:.4f}" if "entity_f1" in row else "-",
+        ]
+        print(
+            f"{name:<10} {cells[0]:>9} {cells[1]:>8} {cells[2]:>7} "
+            f"{row['train_seconds']:>8.0f} {row['parse_p50_ms']:>7.1f} "
+            f"{row['parse_p95_ms']:>7.1f}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=list(LOADERS), default=list(LOADERS))
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    args = parser.parse_args(argv)
+    try:
+        rasa_executable()
+    except RasaError as error:
+        print(f"skipping the Rasa benchmark: {error}")
+        return 0
+    root = shared_data()
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="tier0-rasa-bench-") as work:
+        for name in args.datasets:
+            try:
+                data = LOADERS[name](root)
+            except OSError as error:
+                print(f"error: cannot read {name} under {root}: {error}", file=sys.stderr)
+                return 2
+            try:
+                rows[name] = run(data, args.epochs, Path(work))
+            except RasaError as error:
+                print(f"error: {name}: {error}", file=sys.stderr)
+                return 1
+            merge_results(name, rows[name])
+    print_table(rows)
+    print(f'\nmerged into {RESULTS.relative_to(REPO_ROOT)} under "rasa"')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
