@@ -5,18 +5,24 @@ It knows nothing about Slack or the console; both front ends drive it the same w
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, SearchHit
+from knowledge.records import FeedbackKind
 from nlu.classifier import FALLBACK_INTENT
 from nlu.understanding import Interpreter, Understanding
 from tickets.conversations import ConversationRecord, ConversationStore
 from tickets.redaction import redact_secrets
 from tickets.service import TicketError, TicketService, TicketView
 from tickets.transcript import TranscriptTurn
+
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 4000
 # A message longer than this is still kept whole in the transcript; only what is
@@ -98,6 +104,8 @@ class ConversationState:
     articles_tried: list[dict[str, Any]] = field(default_factory=list)
     ticket_number: str | None = None
     category: str = "general"
+    # The articles of the last answer, until the requester says whether it helped.
+    answered: list[str] = field(default_factory=list)
 
     @classmethod
     def from_record(cls, record: ConversationRecord | None) -> ConversationState:
@@ -108,6 +116,7 @@ class ConversationState:
             articles_tried=list(state.get("articles_tried", [])),
             ticket_number=state.get("ticket_number"),
             category=str(state.get("category", "general")),
+            answered=[str(article_id) for article_id in state.get("answered", [])],
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +126,7 @@ class ConversationState:
             "articles_tried": self.articles_tried,
             "ticket_number": self.ticket_number,
             "category": self.category,
+            "answered": self.answered,
         }
 
     def remember_articles(self, hits: tuple[SearchHit, ...]) -> None:
@@ -140,6 +150,7 @@ class Assistant:
         related_threshold: float,
         self_service_threshold: float | None = None,
         dry_run: bool = False,
+        feedback: ArticleFeedbackLog | None = None,
     ) -> None:
         self.interpreter = interpreter
         self.knowledge = knowledge
@@ -152,6 +163,8 @@ class Assistant:
         )
         # A dry run decides exactly as a live one but writes nothing: for evaluations.
         self.dry_run = dry_run
+        # Per-article counts for editors (kb stats) and the questions behind kb gaps.
+        self.feedback = feedback
 
     # -- the conversation ---------------------------------------------------------------
 
@@ -222,7 +235,7 @@ class Assistant:
                 hits = tuple(self.knowledge.search(understanding.vector, limit=3))
                 if hits and hits[0].score >= self.self_service_threshold:
                     state.question = state.question or text
-                    return self._answer(hits, state)
+                    return self._answer(hits, state, message.conversation_key)
             if not state.question and intent not in {"open_ticket", "talk_to_human"}:
                 state.question = text
             ticket = self._open_ticket(message, state, transcript)
@@ -231,7 +244,8 @@ class Assistant:
         hits = tuple(self.knowledge.search(understanding.vector, limit=3))
         state.question = state.question or text
         if hits and hits[0].score >= self.answer_threshold:
-            return self._answer(hits, state)
+            return self._answer(hits, state, message.conversation_key)
+        self._record_feedback(FeedbackKind.UNANSWERED, [None], message.conversation_key, text)
         state.awaiting = Awaiting.TICKET_CONFIRMATION
         return Reply(
             text="I couldn't find an article that answers this. "
@@ -240,10 +254,14 @@ class Assistant:
             offers_ticket=True,
         )
 
-    def _answer(self, hits: tuple[SearchHit, ...], state: ConversationState) -> Reply:
+    def _answer(
+        self, hits: tuple[SearchHit, ...], state: ConversationState, conversation_key: str = ""
+    ) -> Reply:
         best, related = hits[0], [h for h in hits[1:] if h.score >= self.related_threshold]
         answer = (best, *related)
         state.remember_articles(answer)
+        state.answered = [hit.article_id for hit in answer]
+        self._record_feedback(FeedbackKind.SHOWN, state.answered, conversation_key, state.question)
         state.awaiting = Awaiting.FEEDBACK
         return Reply(
             text=f"{best.title}\n\n{best.passage}\n\nDid this help?",
@@ -260,6 +278,8 @@ class Assistant:
         transcript: list[TranscriptTurn],
     ) -> Reply:
         awaiting, state.awaiting = state.awaiting, Awaiting.NOTHING
+        if awaiting is Awaiting.FEEDBACK:
+            self._record_verdict(state, message.conversation_key, helped=affirmed)
         if awaiting is Awaiting.FEEDBACK and affirmed:
             return Reply("Glad that solved it!", Decision.SMALLTALK)
         if awaiting is Awaiting.FEEDBACK:
@@ -304,6 +324,7 @@ class Assistant:
         """The requester said the answer solved it (a button or a "yes")."""
         state, transcript = self._conversation(conversation_key)
         state.awaiting = Awaiting.NOTHING
+        self._record_verdict(state, conversation_key, helped=True)
         transcript.append({"role": "requester", "text": "✅ That solved it"})
         reply = Reply("Glad that solved it!", Decision.SMALLTALK)
         transcript.append({"role": "assistant", "text": reply.text})
@@ -321,6 +342,8 @@ class Assistant:
         state, transcript = self._conversation(message.conversation_key)
         if message.text.strip():
             transcript.append({"role": "requester", "text": message.text.strip()})
+        # "I still need help" after an answer is that answer's "no".
+        self._record_verdict(state, message.conversation_key, helped=False)
         ticket = self._open_ticket(message, state, transcript, idempotency_key)
         reply = self._ticket_opened_reply(ticket)
         transcript.append({"role": "assistant", "text": reply.text})
@@ -328,6 +351,36 @@ class Assistant:
         return reply
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _record_verdict(self, state: ConversationState, key: str, *, helped: bool) -> None:
+        """Count "did this help?" once per answer, for the articles that answer showed."""
+        if not state.answered:
+            return
+        kind = FeedbackKind.HELPFUL if helped else FeedbackKind.NOT_HELPFUL
+        self._record_feedback(kind, state.answered, key, state.question)
+        state.answered = []
+
+    def _record_feedback(
+        self,
+        kind: FeedbackKind,
+        article_ids: Iterable[str | None],
+        conversation_key: str,
+        question: str,
+        ticket_number: str | None = None,
+    ) -> None:
+        if self.feedback is None or self.dry_run:
+            return
+        try:
+            self.feedback.record(
+                kind,
+                article_ids,
+                conversation_key=conversation_key,
+                question=question,
+                ticket_number=ticket_number,
+            )
+        except Exception:
+            # Editors' statistics must never cost an employee their answer.
+            logger.exception("could not record %s feedback for %s", kind, conversation_key)
 
     def _conversation(self, key: str) -> tuple[ConversationState, list[TranscriptTurn]]:
         record = self.conversations.load(key)
@@ -367,6 +420,13 @@ class Assistant:
             requester_thread_ts=message.requester_thread_ts,
         )
         state.ticket_number = ticket.number
+        tried: list[str | None] = [str(item["id"]) for item in state.articles_tried]
+        if not tried and state.category == "general":
+            tried = [None]  # a question that went straight to a person: a gap for editors
+        if tried:
+            self._record_feedback(
+                FeedbackKind.TICKET, tried, message.conversation_key, title, ticket.number
+            )
         return ticket
 
     def _ticket_opened_reply(self, ticket: TicketView | None) -> Reply:

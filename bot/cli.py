@@ -17,6 +17,7 @@ from rich.panel import Panel
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
+from bot.kb_cli import register_kb_commands
 from bot.rasa_cli import actions_app, rasa_serve, train_with_rasa
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(actions_app, name="actions")
 nlu_app.command("rasa-serve")(rasa_serve)
+# The knowledge editors' commands (sync, list, show, add, edit, …) live in their own module.
+register_kb_commands(kb_app)
 
 console = Console()
 errors = Console(stderr=True)
@@ -161,22 +164,6 @@ def ask(
         sys.stdout.write(json.dumps(reply_as_json(question, reply), indent=2) + "\n")
     else:
         render_reply(reply)
-
-
-@kb_app.command("import")
-def kb_import(
-    directory: Annotated[Path, typer.Argument(help="Folder of Markdown articles.")],
-) -> None:
-    """Make a folder's articles the knowledge base of TIER0_HOME."""
-    from bot.runtime import import_knowledge_base
-    from knowledge.articles import ArticleError
-    from nlu.embedding import shared_embedder
-
-    try:
-        count = import_knowledge_base(Settings(), directory, shared_embedder())
-    except ArticleError as error:
-        _fail(str(error))
-    console.print(f"Imported {count} articles; the index is up to date.")
 
 
 @kb_app.command("build")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.assistant import Assistant
 from bot.config import Settings
 from knowledge.articles import load_articles
+from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, load_or_build_index
 from nlu.classifier import IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
@@ -74,7 +75,10 @@ def choose_interpreter(settings: Settings, builtin: Interpreter) -> Interpreter:
 
 
 def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
-    articles = load_articles(settings.resolved_kb_dir)
+    # Drafts and retired articles stay in the folder (and the store) but answer nothing.
+    articles = [
+        article for article in load_articles(settings.resolved_kb_dir) if article.searchable
+    ]
     return load_or_build_index(articles, settings.index_dir, embedder, embedder_name(embedder))
 
 
@@ -92,7 +96,8 @@ def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) 
     shutil.rmtree(target, ignore_errors=True)
     staging.replace(target)
     imported = load_articles(target)
-    load_or_build_index(imported, settings.index_dir, embedder, embedder_name(embedder))
+    searchable = [article for article in imported if article.searchable]
+    load_or_build_index(searchable, settings.index_dir, embedder, embedder_name(embedder))
     return len(imported)
 
 
@@ -120,5 +125,6 @@ def build_tier0(
         related_threshold=RELATED_THRESHOLD,
         self_service_threshold=SELF_SERVICE_THRESHOLD,
         dry_run=dry_run,
+        feedback=ArticleFeedbackLog(session_factory),
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)

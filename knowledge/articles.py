@@ -12,8 +12,13 @@ from typing import Any
 import yaml
 
 REQUIRED_FIELDS = ("id", "title")
+STATUSES = ("draft", "published", "retired")
+# An article without a status was written before statuses existed: it is live.
+DEFAULT_STATUS = "published"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*(?:\n|\Z)(?P<body>.*)\Z", re.DOTALL)
 _ARTICLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ArticleError(ValueError):
@@ -30,21 +35,43 @@ class Article:
     owner: str | None = None
     updated: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    status: str = DEFAULT_STATUS
+    audience: str | None = None
+    review_by: str | None = None  # ISO date after which the owner should review it
+    questions: tuple[str, ...] = ()  # golden questions this article must answer first
+    # The file exactly as the editor wrote it, kept as a version in the store.
+    source: str = field(default="", compare=False, hash=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(f"{self.id}\n{self.title}\n{self.body}".encode()).hexdigest()[:16]
 
+    @property
+    def content_hash(self) -> str:
+        """Changes with anything in the file, front matter included (a new version)."""
+        text = self.source or f"{self.id}\n{self.title}\n{self.body}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def searchable(self) -> bool:
+        """Only published articles answer questions; drafts and retired ones do not."""
+        return self.status == "published"
+
 
 def parse_article(text: str, path: Path) -> Article:
     # Editors on Windows may save a byte-order mark before the `---`.
-    match = _FRONT_MATTER.match(text.removeprefix("\ufeff").replace("\r\n", "\n"))
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    match = _FRONT_MATTER.match(text)
     if match is None:
         raise ArticleError(f"{path}: no YAML front matter (the file must start with a `---` block)")
     try:
         meta = yaml.safe_load(match.group("meta")) or {}
     except yaml.YAMLError as error:
         raise ArticleError(f"{path}: front matter is not valid YAML: {error}") from error
+    except ValueError as error:  # YAML reads 2026-13-45 as a date and fails on it
+        raise ArticleError(
+            f"{path}: front matter has a date that is not a date: {error}"
+        ) from error
     if not isinstance(meta, dict):
         raise ArticleError(f"{path}: front matter must be a mapping of fields")
     missing = [name for name in REQUIRED_FIELDS if not str(meta.get(name) or "").strip()]
@@ -59,19 +86,80 @@ def parse_article(text: str, path: Path) -> Article:
     tags = meta.get("tags") or []
     if isinstance(tags, str):
         tags = [part.strip() for part in tags.split(",")]
-    updated = meta.get("updated")
-    if isinstance(updated, dt.date):
-        updated = updated.isoformat()
+    if not isinstance(tags, list) or not all(isinstance(tag, str | int) for tag in tags):
+        raise ArticleError(f"{path}: tags must be a list of words, e.g. tags: [vpn, remote]")
+    updated = _date_field(meta, "updated", path)
+    status = str(meta.get("status") or DEFAULT_STATUS).strip().lower()
+    if status not in STATUSES:
+        raise ArticleError(
+            f"{path}: status {meta.get('status')!r} is not one of {', '.join(STATUSES)}"
+        )
     return Article(
         id=article_id,
         title=str(meta["title"]).strip(),
         body=body,
         path=path,
         tags=tuple(str(tag) for tag in tags if str(tag).strip()),
-        owner=str(meta["owner"]) if meta.get("owner") else None,
-        updated=str(updated) if updated else None,
+        owner=_owner(meta, path),
+        updated=updated,
         meta=meta,
+        status=status,
+        audience=_text_field(meta, "audience", path),
+        review_by=_date_field(meta, "review_by", path),
+        questions=_questions(meta, path),
+        source=text.strip() + "\n",
     )
+
+
+def _owner(meta: dict[str, Any], path: Path) -> str | None:
+    owner = _text_field(meta, "owner", path)
+    if owner is None:
+        return None
+    if not (SLACK_USER_ID.match(owner) or _EMAIL.match(owner)):
+        raise ArticleError(
+            f"{path}: owner {owner!r} must be a Slack user id (U012ABCDEF) or an email address"
+        )
+    return owner
+
+
+def _text_field(meta: dict[str, Any], name: str, path: Path) -> str | None:
+    value = meta.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict | list):
+        raise ArticleError(f"{path}: {name} must be plain text, not a list or mapping")
+    return str(value).strip() or None
+
+
+def _date_field(meta: dict[str, Any], name: str, path: Path) -> str | None:
+    value = meta.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise ArticleError(
+            f"{path}: {name} {value!r} is not a date (write it as YYYY-MM-DD)"
+        ) from None
+
+
+def _questions(meta: dict[str, Any], path: Path) -> tuple[str, ...]:
+    questions = meta.get("questions")
+    if questions is None:
+        return ()
+    if isinstance(questions, str):
+        questions = [questions]
+    if not isinstance(questions, list) or not all(
+        isinstance(question, str) and question.strip() for question in questions
+    ):
+        raise ArticleError(
+            f"{path}: questions must be a list of questions, one per line starting with '- '"
+        )
+    return tuple(question.strip() for question in questions)
 
 
 def load_articles(directory: Path) -> list[Article]:

@@ -165,3 +165,8 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
+
+
+# The knowledge base keeps its article versions and feedback in the same store; importing
+# its tables here puts them in Base.metadata wherever the ticket models are used (Alembic).
+from knowledge import records as _knowledge_records  # noqa: E402, F401

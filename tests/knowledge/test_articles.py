@@ -174,3 +174,98 @@ def test_the_sample_knowledge_base_loads() -> None:
 
     assert len(articles) >= 30
     assert all(article.title and article.body for article in articles)
+
+
+# -- life-cycle fields ----------------------------------------------------------------
+
+LIFECYCLE_ARTICLE = """\
+---
+id: vpn-connect
+title: Connect to the VPN
+tags: [vpn, remote]
+owner: U012ABCDEF
+audience: employees
+status: published
+updated: 2026-06-18
+review_by: 2027-06-18
+questions:
+  - how do I connect to the vpn
+  - vpn from home
+---
+
+# Connect to the VPN
+
+Open the VPN app and click **Connect**.
+"""
+
+
+def test_life_cycle_fields_are_read() -> None:
+    article = parse_article(LIFECYCLE_ARTICLE, Path("vpn.md"))
+
+    assert article.owner == "U012ABCDEF"
+    assert article.audience == "employees"
+    assert article.status == "published" and article.searchable
+    assert article.review_by == "2027-06-18"
+    assert article.questions == ("how do I connect to the vpn", "vpn from home")
+    assert article.source == LIFECYCLE_ARTICLE
+
+
+def test_an_article_without_a_status_is_published_and_drafts_are_not_searchable() -> None:
+    assert parse_article(VPN_ARTICLE, Path("vpn.md")).searchable
+    for status in ("draft", "retired", "Retired"):
+        text = LIFECYCLE_ARTICLE.replace("status: published", f"status: {status}")
+        article = parse_article(text, Path("vpn.md"))
+        assert article.status == status.lower()
+        assert not article.searchable
+
+
+def test_any_change_to_the_file_is_a_new_content_hash_but_not_a_new_fingerprint() -> None:
+    original = parse_article(LIFECYCLE_ARTICLE, Path("vpn.md"))
+    reviewed = parse_article(
+        LIFECYCLE_ARTICLE.replace("review_by: 2027-06-18", "review_by: 2028-01-01"), Path("vpn.md")
+    )
+
+    assert original.content_hash != reviewed.content_hash
+    assert original.fingerprint == reviewed.fingerprint  # the index need not re-embed
+
+
+BROKEN_LIFECYCLE = {
+    "unknown status": (("status: published", "status: live"), "status 'live' is not one of"),
+    "review date not a date": (("review_by: 2027-06-18", "review_by: soon"), "is not a date"),
+    "updated not a date": (("updated: 2026-06-18", "updated: 2026-13-45"), "is not a date"),
+    "owner neither Slack id nor email": (
+        ("owner: U012ABCDEF", "owner: the network team"),
+        "must be a Slack user id",
+    ),
+    "questions not a list of text": (
+        ("  - vpn from home", "  - [nested, list]"),
+        "questions must be a list",
+    ),
+    "audience a mapping": (("audience: employees", "audience: {a: b}"), "must be plain text"),
+    "tags a mapping": (("tags: [vpn, remote]", "tags: {vpn: 1}"), "tags must be a list"),
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"), BROKEN_LIFECYCLE.values(), ids=BROKEN_LIFECYCLE.keys()
+)
+def test_bad_life_cycle_fields_are_reported_by_file_name(
+    change: tuple[str, str], problem: str
+) -> None:
+    path = Path("kb/vpn-connect.md")
+    text = LIFECYCLE_ARTICLE.replace(*change)
+    assert text != LIFECYCLE_ARTICLE
+
+    with pytest.raises(ArticleError) as caught:
+        parse_article(text, path)
+
+    assert str(path) in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_the_sample_knowledge_base_has_owners_review_dates_and_golden_questions() -> None:
+    articles = load_articles(Path(knowledge.__file__).parent / "sample_kb")
+
+    assert all(article.owner and article.review_by for article in articles)
+    assert all(article.status == "published" for article in articles)
+    assert sum(len(article.questions) for article in articles) >= 10

@@ -62,7 +62,7 @@ def test_upgrading_an_up_to_date_database_changes_nothing(engine: Engine) -> Non
     upgrade_schema(engine)
 
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == "0002_knowledge"
 
 
 def test_a_sqlite_store_lives_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:

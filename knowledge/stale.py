@@ -1,0 +1,101 @@
+"""Stale articles: their `review_by` date has passed, so their owner should look at them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from knowledge.articles import SLACK_USER_ID, Article
+
+
+@dataclass(frozen=True)
+class StaleArticle:
+    article_id: str
+    title: str
+    owner: str | None
+    review_by: str
+    days_overdue: int
+    path: str
+
+
+def stale_articles(articles: Sequence[Article], today: dt.date) -> list[StaleArticle]:
+    """Live articles (published or draft) whose review date is before today, most overdue
+    first. Retired articles are nobody's to-do."""
+    stale: list[StaleArticle] = []
+    for article in articles:
+        if article.status == "retired" or article.review_by is None:
+            continue
+        due = dt.date.fromisoformat(article.review_by)
+        if due < today:
+            stale.append(
+                StaleArticle(
+                    article_id=article.id,
+                    title=article.title,
+                    owner=article.owner,
+                    review_by=article.review_by,
+                    days_overdue=(today - due).days,
+                    path=str(article.path),
+                )
+            )
+    return sorted(stale, key=lambda item: (-item.days_overdue, item.article_id))
+
+
+@dataclass
+class OwnerNotices:
+    notified: dict[str, list[str]] = field(default_factory=dict)  # Slack id → article ids
+    not_reachable: dict[str, list[str]] = field(default_factory=dict)  # email → article ids
+    no_owner: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # Slack id → Slack's error
+
+
+def is_slack_user(owner: str) -> bool:
+    return bool(SLACK_USER_ID.match(owner))
+
+
+def review_reminder(owner_articles: Sequence[StaleArticle]) -> str:
+    lines = [
+        f"You own {len(owner_articles)} knowledge article(s) past their review date. "
+        "Please check they are still right, then move `review_by` forward "
+        "(or retire the article):"
+    ]
+    lines += [
+        f"• {item.title} (`{item.article_id}`): review was due {item.review_by}, "
+        f"{item.days_overdue} day(s) ago"
+        for item in owner_articles
+    ]
+    return "\n".join(lines)
+
+
+def notify_owners(stale: Sequence[StaleArticle], client: WebClient) -> OwnerNotices:
+    """Send each Slack-id owner one direct message listing their stale articles.
+
+    Owners given by email cannot be messaged without a Slack lookup scope, so they are
+    reported back to the person running the command instead of being silently skipped.
+    """
+    notices = OwnerNotices()
+    by_owner: dict[str, list[StaleArticle]] = {}
+    for item in stale:
+        if item.owner is None:
+            notices.no_owner.append(item.article_id)
+        else:
+            by_owner.setdefault(item.owner, []).append(item)
+    for owner, items in by_owner.items():
+        ids = [item.article_id for item in items]
+        if not is_slack_user(owner):
+            notices.not_reachable[owner] = ids
+            continue
+        try:
+            # A user id as the channel: Slack delivers it as a DM from the app.
+            client.chat_postMessage(channel=owner, text=review_reminder(items))
+        except SlackApiError as error:
+            notices.failed[owner] = str(error.response.get("error", error))
+            continue
+        except OSError as error:  # Slack unreachable: say so for this owner, carry on
+            notices.failed[owner] = str(error)
+            continue
+        notices.notified[owner] = ids
+    return notices

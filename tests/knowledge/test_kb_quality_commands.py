@@ -1,0 +1,223 @@
+"""What tells editors how their articles do: golden questions, feedback, stale reviews, gaps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.assistant import IncomingMessage
+from bot.config import Settings
+from bot.runtime import build_tier0
+from nlu.embedding import SentenceEmbedder
+from tests.conftest import TEST_BOT_TOKEN, make_settings
+from tests.fake_slack import FakeSlackApi
+from tests.knowledge.editors import Editor, article_source, editor_script, write_kb
+
+
+@pytest.fixture
+def editor(home: Path, tmp_path: Path) -> Editor:
+    return Editor(home=home, kb=write_kb(tmp_path / "kb"))
+
+
+# -- golden questions -----------------------------------------------------------------
+
+
+def test_check_passes_when_every_golden_question_finds_its_article(editor: Editor) -> None:
+    editor.kb_command("sync")
+
+    result = editor.kb_command("check")
+
+    assert result.exit_code == 0, result.output
+    assert "3 of 3 golden questions find their article first" in result.stdout
+
+
+def test_an_edit_that_breaks_a_golden_question_is_named_and_fails_the_check(
+    editor: Editor, tmp_path: Path
+) -> None:
+    editor.kb_command("sync", "--author", "alice")
+    # Mallory turns the password article into one about printers: the golden question
+    # "I forgot my password" now lands elsewhere.
+    hijacked = article_source("password-reset").split("# Reset a forgotten password")[0] + (
+        "# Printer toner\n\nReplace the toner cartridge in the office printer when the "
+        "display shows a low toner warning.\n"
+    )
+    hijacked = hijacked.replace("title: Reset a forgotten password", "title: Printer toner")
+    synced = editor.kb_command(
+        "edit", "password-reset", "--author", "mallory", EDITOR=editor_script(tmp_path, hijacked)
+    )
+    assert synced.exit_code == 0, synced.output  # sync warns, it does not fail
+    assert "golden question regressed" in synced.output
+
+    result = editor.kb_command("check", "--json")
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["checked"] == 3 and report["passed"] == 2
+    (failure,) = report["failures"]
+    assert failure["article"] == "password-reset"
+    assert failure["question"] == "I forgot my password"
+    assert failure["first"] is None or failure["first"]["id"] != "password-reset"
+    assert failure["culprit"]["article"] == "password-reset"
+    assert failure["culprit"]["version"] == 2
+    assert failure["culprit"]["author"] == "mallory"
+
+    readable = editor.kb_command("check")
+    assert readable.exit_code == 1
+    assert "password-reset: 'I forgot my password'" in readable.output
+    assert "password-reset v2 (changed by mallory" in readable.output
+
+
+def test_golden_questions_of_drafts_are_not_checked(editor: Editor) -> None:
+    draft = article_source("expense-tool").replace(
+        "updated: 2026-11-01", "updated: 2026-11-01\nquestions:\n  - how do I file expenses"
+    )
+    editor.file("expense-tool").write_text(draft)
+
+    result = editor.kb_command("check", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["checked"] == 3
+
+
+# -- per-article feedback -------------------------------------------------------------
+
+
+def test_stats_count_shown_helpful_unhelpful_and_tickets_per_article(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    settings = make_settings(editor.home, TIER0_KB_DIR=str(editor.kb))
+    tier0 = build_tier0(settings, embedder)
+
+    def say(key: str, text: str) -> None:
+        tier0.assistant.respond(IncomingMessage(key, "alice", text))
+
+    say("console:alice:1", "how do I connect to the vpn from home")
+    say("console:alice:1", "yes that worked")
+    say("console:alice:2", "how do I get on the vpn when working from home")
+    say("console:alice:2", "no")
+    say("console:alice:2", "yes")  # open the ticket
+    say("console:alice:3", "vpn from home please")
+    tier0.assistant.mark_helpful("console:alice:3", "alice")
+    tier0.assistant.mark_helpful("console:alice:3", "alice")  # a double click counts once
+
+    result = editor.kb_command("stats", "--json")
+
+    assert result.exit_code == 0, result.output
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    vpn = rows["vpn-connect"]
+    assert (vpn["shown"], vpn["helpful"], vpn["not_helpful"]) == (3, 2, 1)
+    assert vpn["tickets_after_shown"] == 1
+    assert vpn["helpful_rate"] == pytest.approx(2 / 3)
+    assert rows["printer-jam"]["shown"] == 0
+    table = editor.kb_command("stats")
+    assert "vpn-connect" in table.stdout and "67%" in table.stdout
+
+
+# -- stale articles -------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlackApi]:
+    api = FakeSlackApi(TEST_BOT_TOKEN).start()
+    yield api
+    api.stop()
+
+
+def make_stale(editor: Editor, *article_ids: str) -> None:
+    for article_id in article_ids:
+        path = editor.file(article_id)
+        path.write_text(path.read_text().replace("review_by: 2099-01-01", "review_by: 2020-01-01"))
+
+
+def test_stale_lists_articles_past_their_review_date(editor: Editor) -> None:
+    make_stale(editor, "vpn-connect")
+
+    result = editor.kb_command("stale", "--json")
+
+    assert result.exit_code == 0, result.output
+    (stale,) = json.loads(result.stdout)["stale"]
+    assert stale["id"] == "vpn-connect" and stale["owner"] == "U0NETWORK1"
+    assert stale["days_overdue"] > 365
+    assert "vpn-connect" in editor.kb_command("stale").stdout
+
+
+def test_stale_notify_messages_slack_owners_and_names_those_slack_cannot_reach(
+    editor: Editor, fake_slack: FakeSlackApi
+) -> None:
+    make_stale(editor, "vpn-connect", "printer-jam")
+
+    result = editor.kb_command(
+        "stale",
+        "--notify",
+        SLACK_BOT_TOKEN=TEST_BOT_TOKEN,
+        TIER0_SLACK_API_URL=fake_slack.base_url,
+    )
+
+    assert result.exit_code == 0, result.output
+    (dm,) = fake_slack.calls_to("chat.postMessage")
+    assert dm.args["channel"] == "U0NETWORK1"
+    assert "vpn-connect" in dm.args["text"] and "2020-01-01" in dm.args["text"]
+    assert "Sent U0NETWORK1 a Slack DM about vpn-connect" in result.stdout
+    assert "it-workplace@northwind.example is an email, not reachable by Slack" in result.output
+
+
+def test_stale_notify_without_slack_is_a_clear_error(editor: Editor) -> None:
+    make_stale(editor, "vpn-connect")
+
+    result = editor.kb_command("stale", "--notify")
+
+    assert result.exit_code == 2
+    assert "--notify needs Slack: set SLACK_BOT_TOKEN" in result.output
+
+
+# -- the gap report -------------------------------------------------------------------
+
+ESCALATED = [
+    "how do I book a meeting room",
+    "how can I reserve a conference room for tomorrow",
+    "book a meeting room for 10 people",
+    "where do I reserve meeting rooms",
+    "my expense report was rejected in concur",
+    "concur rejected my travel expenses",
+]
+
+
+def test_gaps_group_unanswered_and_unhelpful_questions_biggest_first(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    settings: Settings = make_settings(editor.home, TIER0_KB_DIR=str(editor.kb))
+    tier0 = build_tier0(settings, embedder)
+    for number, question in enumerate(ESCALATED):
+        tier0.assistant.respond(IncomingMessage(f"console:bob:{number}", "bob", question))
+    # An answer that did not help is a gap too.
+    tier0.assistant.respond(IncomingMessage("console:bob:vpn", "bob", "vpn from home"))
+    tier0.assistant.respond(IncomingMessage("console:bob:vpn", "bob", "no"))
+
+    result = editor.kb_command("gaps", "--since", "1d", "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["questions"] == 7
+    rooms, expenses = report["gaps"][0], report["gaps"][1]
+    assert rooms["volume"] == 4
+    assert set(rooms["samples"]) == set(ESCALATED[:4])
+    assert expenses["volume"] == 2
+    assert "concur" in " ".join(expenses["samples"])
+    unhelpful = [gap for gap in report["gaps"] if "not_helpful" in gap["reasons"]]
+    assert unhelpful and unhelpful[0]["nearest_article"]["id"] == "vpn-connect"
+
+    table = editor.kb_command("gaps")
+    assert "meeting room" in table.stdout
+
+
+def test_gaps_with_nothing_escalated_and_with_a_bad_window(editor: Editor) -> None:
+    quiet = editor.kb_command("gaps", "--since", "7d")
+    assert quiet.exit_code == 0
+    assert "No escalated or unhelpful questions in the last 7d" in quiet.stdout
+
+    bad = editor.kb_command("gaps", "--since", "last week")
+    assert bad.exit_code == 2
+    assert "write a number and h, d or w" in bad.output
