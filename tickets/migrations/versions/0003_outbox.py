@@ -1,7 +1,7 @@
 """The notification outbox: messages owed to people, kept until delivered.
 
 Revision ID: 0003_outbox
-Revises: 0001
+Revises: 0002_itsm
 Create Date: 2026-11-23
 
 Hand-written to match ``tickets/outbox.py``; the migration tests compare the two.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_outbox"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_itsm"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
