@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/answer_threshold.py
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/gap_clusters.py
+	$(BIN)/python bench/outbox_delivery.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.panel import Panel
 
+from bot import worker_cli
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
 from bot.kb_cli import register_kb_commands
@@ -22,6 +23,7 @@ from bot.rasa_cli import actions_app, rasa_serve, train_with_rasa
 
 if TYPE_CHECKING:
     from bot.runtime import Tier0
+    from tickets.worker import Scheduler
 
 app = typer.Typer(help="tier0: the IT self-service desk.", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
@@ -278,16 +280,37 @@ def serve(
 
 @app.command()
 def run() -> None:
-    """Start tier0: Slack in Socket Mode when tokens are set, the console chat otherwise."""
-    settings = Settings()
-    if settings.slack_configured_for_socket_mode:
-        serve(http=False, port=3000)
-    else:
-        console.print(
-            "[dim]No SLACK_BOT_TOKEN/SLACK_APP_TOKEN set: starting the console chat.[/dim]"
-        )
-        chat()
+    """Start tier0: Slack in Socket Mode when tokens are set, the console chat otherwise.
 
+    The background worker (notification delivery) runs in a thread alongside, unless
+    TIER0_WORKER_IN_RUN=false (when `tier0 worker` runs as a process of its own).
+    """
+    settings = Settings()
+    worker = _start_background_worker(settings) if settings.worker_in_run else None
+    try:
+        if settings.slack_configured_for_socket_mode:
+            serve(http=False, port=3000)
+        else:
+            console.print(
+                "[dim]No SLACK_BOT_TOKEN/SLACK_APP_TOKEN set: starting the console chat.[/dim]"
+            )
+            chat()
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def _start_background_worker(settings: Settings) -> Scheduler:
+    from bot.background import build_scheduler
+    from bot.worker_cli import open_store
+
+    scheduler = build_scheduler(settings, open_store(settings))
+    scheduler.start_in_background()
+    return scheduler
+
+
+# `tier0 worker` and `tier0 outbox` live in their own module.
+worker_cli.register(app)
 
 if __name__ == "__main__":
     app()

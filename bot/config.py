@@ -28,6 +28,23 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="TIER0_SLACK_API_URL")
 
+    # Outbound mail (notifications). Without a host, mail notifications wait in the outbox.
+    smtp_host: str | None = Field(default=None, alias="TIER0_SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="TIER0_SMTP_PORT")
+    smtp_from: str = Field(default="tier0@localhost", alias="TIER0_SMTP_FROM")
+    smtp_username: str | None = Field(default=None, alias="TIER0_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="TIER0_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=False, alias="TIER0_SMTP_STARTTLS")
+    # Inbound mail: where `tier0 mail` listens, and the largest mail it accepts.
+    mail_host: str = Field(default="127.0.0.1", alias="TIER0_MAIL_HOST")
+    mail_port: int = Field(default=2525, alias="TIER0_MAIL_PORT")
+    mail_max_bytes: int = Field(default=10 * 1024 * 1024, alias="TIER0_MAIL_MAX_BYTES")
+    # The worker: how often it delivers the outbox; whether `tier0 run` starts one inside.
+    worker_delivery_interval: float = Field(
+        default=5.0, gt=0, alias="TIER0_WORKER_DELIVERY_INTERVAL"
+    )
+    worker_in_run: bool = Field(default=True, alias="TIER0_WORKER_IN_RUN")
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -2,7 +2,7 @@
 what employees did after an article was shown to them.
 
 They live on the ticket store's declarative base so one set of Alembic migrations (and
-one database) holds everything; migration ``0002_knowledge`` creates them.
+one database) holds everything; migration ``0004_knowledge`` creates them.
 """
 
 from __future__ import annotations

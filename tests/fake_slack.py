@@ -1,7 +1,9 @@
 """A local HTTP server that plays Slack's Web API, so the real slack_sdk client is exercised.
 
 It records every call (method and arguments) and answers the way Slack does, enough
-for tier0: `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`.
+for tier0: `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`, and
+`conversations.history` / `conversations.replies` over the messages posted to it. It can
+also play an outage: answer 500, or 429 with a Retry-After, until told to recover.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 BOT_USER_ID = "UTIER0BOT"
 CHANNEL_IDS = {"it-triage": "CTRIAGE", "#it-triage": "CTRIAGE"}
@@ -32,11 +34,22 @@ class FakeSlackApi:
         self.calls: list[SlackCall] = []
         self._lock = threading.Lock()
         self._ts = count(1)
+        # Messages posted, per channel id, oldest first (what conversations.history reads).
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        # While set: (HTTP status, error code, Retry-After seconds) every call answers with.
+        self._outage: tuple[int, str, int | None] | None = None
+        self.refused_calls = 0
+        self._last_ts = 0.0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                args = {key: values[0] for key, values in parse_qs(url.query).items()}
+                self._answer(url.path.strip("/").split("/")[-1], args)
 
             def do_POST(self) -> None:
                 method = self.path.strip("/").split("/")[-1]
@@ -46,25 +59,34 @@ class FakeSlackApi:
                     args = json.loads(raw or "{}")
                 else:
                     args = {key: values[0] for key, values in parse_qs(raw).items()}
-                for key in ("blocks", "attachments"):
+                for key in ("blocks", "attachments", "metadata"):
                     if isinstance(args.get(key), str):
                         args[key] = json.loads(args[key])
+                self._answer(method, args)
+
+            def _answer(self, method: str, args: dict[str, Any]) -> None:
                 authorized = self.headers.get("Authorization") == f"Bearer {fake.token}"
-                response = (
-                    fake.respond(method, args)
-                    if authorized
-                    else {
-                        "ok": False,
-                        "error": "invalid_auth",
-                    }
-                )
-                if authorized:
+                status, headers = 200, {}
+                outage = fake._outage
+                if outage is not None and authorized:
+                    status, error, retry_after = outage
+                    response: dict[str, Any] = {"ok": False, "error": error}
+                    if retry_after is not None:
+                        headers["Retry-After"] = str(retry_after)
+                    with fake._lock:
+                        fake.refused_calls += 1
+                elif authorized:
+                    response = fake.respond(method, args)
                     with fake._lock:
                         fake.calls.append(SlackCall(method, args, response))
+                else:
+                    response = {"ok": False, "error": "invalid_auth"}
                 body = json.dumps(response).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -95,13 +117,48 @@ class FakeSlackApi:
             }
         channel = CHANNEL_IDS.get(str(args.get("channel")), args.get("channel"))
         if method == "chat.postMessage":
-            ts = f"1700000{next(self._ts):03d}.000100"
-            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, **args}}
+            ts = self._message_ts()
+            message = {"ts": ts, **args}
+            with self._lock:
+                self.messages.setdefault(str(channel), []).append(message)
+            return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(method, str(channel), args)
         if method == "chat.update":
             return {"ok": True, "channel": channel, "ts": args.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000{next(self._ts):03d}.000200"}
         return {"ok": True}
+
+    def _message_ts(self) -> str:
+        """A ts like Slack's: the posting time, unique within the channel."""
+        with self._lock:
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            return f"{self._last_ts:.6f}"
+
+    def _history(self, method: str, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        if channel not in self.messages and not channel.startswith(("C", "D", "G")):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(args.get("oldest") or 0)
+        with self._lock:
+            found = [m for m in self.messages.get(channel, []) if float(m["ts"]) >= oldest]
+        if method == "conversations.replies":
+            found = [m for m in found if m.get("thread_ts") == args.get("ts")]
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        shown = [
+            {key: value for key, value in m.items() if with_metadata or key != "metadata"}
+            for m in reversed(found)
+        ]
+        return {"ok": True, "channel": channel, "messages": shown, "has_more": False}
+
+    # -- playing an outage -------------------------------------------------------------
+
+    def fail_with(self, status: int, error: str, *, retry_after: int | None = None) -> None:
+        """Answer every call with HTTP ``status`` and ``error`` until ``recover()``."""
+        self._outage = (status, error, retry_after)
+
+    def recover(self) -> None:
+        self._outage = None
 
     # -- what tests look at --------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """tickets: the ticket store, its life cycle, conversation memory and delivery idempotency."""
 
+# The outbox model joins Base.metadata here, so migrations and schema checks see it.
+from tickets import outbox as outbox
 from tickets.conversations import ConversationRecord, ConversationStore
 from tickets.db import create_store_engine, downgrade_schema, make_session_factory, upgrade_schema
 from tickets.idempotency import first_delivery, forget_deliveries_before

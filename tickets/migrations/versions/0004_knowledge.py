@@ -1,7 +1,7 @@
 """Knowledge base: article_versions (every version of every article) and article_feedback.
 
-Revision ID: 0002_knowledge
-Revises: 0001
+Revision ID: 0004_knowledge
+Revises: 0003_outbox
 Create Date: 2026-11-23
 
 Hand-written to match ``knowledge/records.py``; ``tests/tickets`` compares the two.
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_knowledge"
-down_revision: str | None = "0001"
+revision: str = "0004_knowledge"
+down_revision: str | None = "0003_outbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,123 @@
+"""`tier0 worker` and `tier0 outbox`: the background side of tier0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+
+console = Console()
+outbox_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
+
+
+def _fail(message: str) -> Any:
+    from bot.cli import _fail as fail
+
+    fail(message)
+
+
+def open_store(settings: Settings) -> sessionmaker[Session]:
+    """The migrated ticket store, or a one-line error and exit."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+
+    try:
+        engine = create_store_engine(settings.resolved_database_url)
+        upgrade_schema(engine)
+    except ArgumentError as error:
+        _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
+    except OperationalError as error:
+        where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().splitlines()[0]
+        _fail(f"cannot open the ticket store at {where}: {reason}")
+    return make_session_factory(engine)
+
+
+def _log_to_console() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    # Ctrl-C raises KeyboardInterrupt; a service manager sends SIGTERM instead.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
+def worker() -> None:
+    """Run the background jobs: notification delivery (and SLA checks, auto-close)."""
+    from bot.background import build_scheduler
+
+    _log_to_console()
+    settings = Settings()
+    scheduler = build_scheduler(settings, open_store(settings))
+    console.print(
+        "tier0 worker running: " + ", ".join(job.name for job in scheduler.jobs) + " (Ctrl-C stops)"
+    )
+    stopping = threading.Event()
+    _stop_on_sigterm(stopping)
+    thread = scheduler.start_in_background()
+    try:
+        while thread.is_alive() and not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    scheduler.stop()
+
+
+@outbox_app.command("status")
+def outbox_status(
+    show: Annotated[int, typer.Option(help="How many undelivered messages to list.")] = 20,
+) -> None:
+    """How many notifications are pending, being sent, delivered or given up."""
+    from tickets.outbox import OutboxStatus, list_messages, outbox_counts
+
+    session_factory = open_store(Settings())
+    counts = outbox_counts(session_factory)
+    console.print(
+        "  ".join(f"{status.value}: [bold]{counts[status]}[/bold]" for status in OutboxStatus)
+    )
+    waiting = [
+        entry
+        for status in (OutboxStatus.DEAD, OutboxStatus.PENDING, OutboxStatus.SENDING)
+        for entry in list_messages(session_factory, status=status, limit=show)
+    ][:show]
+    if not waiting:
+        return
+    table = Table("id", "status", "channel", "ticket", "attempts", "next attempt", "last error")
+    for entry in waiting:
+        table.add_row(
+            str(entry.id),
+            entry.status.value,
+            entry.channel.value,
+            entry.ticket_number or "",
+            str(entry.attempts),
+            entry.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape((entry.last_error or "")[:80]),
+        )
+    console.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry() -> None:
+    """Queue the given-up (dead) notifications again, once their cause is fixed."""
+    from tickets.models import utc_now
+    from tickets.outbox import retry_dead
+
+    count = retry_dead(open_store(Settings()), now=utc_now())
+    console.print(f"{count} notification(s) queued again.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.add_typer(outbox_app, name="outbox")
