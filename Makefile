@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-nlu lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/ask_latency.py
 	$(BIN)/python bench/answer_threshold.py
 	$(BIN)/python bench/decisions.py
+
+# The public intent benchmarks (CLINC150, BANKING77, HWU64) from ../shared/data;
+# writes bench/results/nlu.json.
+bench-nlu: $(STAMP)
+	$(BIN)/python bench/nlu_bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

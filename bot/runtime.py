@@ -14,6 +14,7 @@ from knowledge.articles import load_articles
 from knowledge.index import KnowledgeIndex, load_or_build_index
 from nlu.classifier import IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
+from nlu.entities import EntityExtractor
 from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
@@ -88,7 +89,12 @@ def build_tier0(
     nlu_data = load_nlu_data(settings)
     classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, name)
     assistant = Assistant(
-        Interpreter(embedder, classifier, nlu_data.synonyms),
+        Interpreter(
+            embedder,
+            classifier,
+            nlu_data.synonyms,
+            entities=EntityExtractor.from_training_data(nlu_data),
+        ),
         knowledge,
         tickets,
         ConversationStore(session_factory),
