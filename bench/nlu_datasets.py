@@ -130,7 +130,7 @@ class CachedEmbedder:
             key.update(text.encode() + b"\0")
         path = self._cache_dir / f"{key.hexdigest()[:24]}.npy"
         if path.exists():
-            return np.load(path)
+            return np.asarray(np.load(path), dtype=np.float32)
         vectors = self._embedder.embed(texts)
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
