@@ -32,6 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/gap_clusters.py
 	$(BIN)/python bench/outbox_delivery.py
 
+# The public intent benchmarks (CLINC150, BANKING77, HWU64) from ../shared/data;
+# writes bench/results/nlu.json.
+bench-nlu: $(STAMP)
+	$(BIN)/python bench/nlu_bench.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -15,7 +15,7 @@ from typing import Any
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, SearchHit
 from knowledge.records import FeedbackKind
-from nlu.classifier import FALLBACK_INTENT
+from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENTS
 from nlu.understanding import Interpreter, Understanding
 from tickets.conversations import ConversationRecord, ConversationStore
 from tickets.redaction import redact_secrets
@@ -37,7 +37,10 @@ TICKET_INTENTS = {
     "access_request": "access",
     "software_request": "software",
 }
-SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT}
+# Not sure what the message asks (low confidence, two intents too close to call, or out of
+# scope): the knowledge base is searched, and a ticket offered if nothing fits, rather
+# than acting on a guess.
+SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT, *OUT_OF_SCOPE_INTENTS}
 # Requests that self-service can often settle (the access portal, the software centre):
 # a strong article match is offered first, and the ticket is one "no" away.
 SELF_SERVICE_REQUESTS = {"access_request", "software_request"}

@@ -19,7 +19,8 @@ from bot import worker_cli
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
 from bot.kb_cli import register_kb_commands
-from bot.rasa_cli import actions_app, rasa_serve, train_with_rasa
+from bot.nlu_cli import nlu_app
+from bot.rasa_cli import actions_app, rasa_serve
 
 if TYPE_CHECKING:
     from bot.runtime import Tier0
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="tier0: the IT self-service desk.", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
-nlu_app = typer.Typer(help="Intent understanding.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(actions_app, name="actions")
@@ -185,61 +185,6 @@ def kb_build() -> None:
         f"Index of {index.article_count} articles ({len(index.chunks)} passages) {state}: "
         f"{settings.resolved_kb_dir}"
     )
-
-
-@nlu_app.command("train")
-def nlu_train(
-    data: Annotated[Path | None, typer.Option(help="NLU YAML file or folder.")] = None,
-    backend: Annotated[
-        str, typer.Option(help="builtin (tier0's model) or rasa (DIET, needs `make rasa`).")
-    ] = "builtin",
-    epochs: Annotated[int, typer.Option(help="DIET epochs (with --backend rasa).")] = 100,
-    force: Annotated[
-        bool, typer.Option(help="Retrain the Rasa model even if nothing changed.")
-    ] = False,
-) -> None:
-    """Train the intent classifier (only if its training data changed)."""
-    if backend not in {"builtin", "rasa"}:
-        _fail(f"--backend must be builtin or rasa, not {backend!r}")
-    if backend == "rasa":
-        train_with_rasa(data, epochs=epochs, force=force)
-        return
-    from bot.runtime import embedder_name
-    from nlu.classifier import load_or_train
-    from nlu.embedding import shared_embedder
-    from nlu.training_data import BUNDLED_NLU_DATA, NluDataError, load_training_data
-
-    settings = Settings()
-    try:
-        training = load_training_data([data or settings.nlu_data or BUNDLED_NLU_DATA])
-    except NluDataError as error:
-        _fail(str(error))
-    embedder = shared_embedder()
-    model = load_or_train(settings.nlu_model_dir, training, embedder, embedder_name(embedder))
-    console.print(
-        f"Intent model {model.fingerprint}: {len(model.intents)} intents, "
-        f"{len(training.examples)} examples, saved in {settings.nlu_model_dir}"
-    )
-
-
-@nlu_app.command("parse")
-def nlu_parse(text: Annotated[str, typer.Argument(help="The message to interpret.")]) -> None:
-    """Print what a message means, as JSON."""
-    tier0 = _build(dry_run=True)
-    understanding = tier0.assistant.interpreter.understand(text)
-    result = {
-        "text": text,
-        "intent": {
-            "name": understanding.intent.name,
-            "confidence": understanding.intent.confidence,
-        },
-        "intent_ranking": [
-            {"name": ranked.name, "confidence": ranked.confidence}
-            for ranked in understanding.intent.ranking
-        ],
-        "ticket_numbers": list(understanding.ticket_numbers),
-    }
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
 
 
 @app.command()

@@ -34,7 +34,7 @@ def _port(port: int) -> int:
     return port
 
 
-def train_with_rasa(data: Path | None, epochs: int, force: bool) -> None:
+def train_with_rasa(data: list[Path] | None, epochs: int, force: bool) -> None:
     """`tier0 nlu train --backend rasa`: a DIET model of the same training data."""
     from nlu.rasa_training import DietPipeline, RasaError, train, write_project
     from nlu.training_data import BUNDLED_NLU_DATA, NluDataError
@@ -42,10 +42,11 @@ def train_with_rasa(data: Path | None, epochs: int, force: bool) -> None:
     if epochs < 1:
         _fail(f"--epochs must be at least 1, not {epochs}")
     settings = Settings()
-    source = data or settings.nlu_data or BUNDLED_NLU_DATA
+    sources = data or [settings.nlu_data or BUNDLED_NLU_DATA]
     try:
-        project = write_project([source], settings.rasa_dir, DietPipeline(epochs=epochs))
-        console.print(f"Training Rasa NLU (DIET, {epochs} epochs) from {source} …")
+        project = write_project(sources, settings.rasa_dir, DietPipeline(epochs=epochs))
+        shown = ", ".join(str(source) for source in sources)
+        console.print(f"Training Rasa NLU (DIET, {epochs} epochs) from {shown} …")
         model = train(project, force=force)
     except (NluDataError, RasaError) as error:
         _fail(str(error))

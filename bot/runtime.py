@@ -15,6 +15,7 @@ from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, load_or_build_index
 from nlu.classifier import IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
+from nlu.entities import EntityExtractor
 from nlu.rasa_backend import RasaClient, RasaInterpreter
 from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
@@ -117,7 +118,15 @@ def build_tier0(
     nlu_data = load_nlu_data(settings)
     classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, name)
     assistant = Assistant(
-        choose_interpreter(settings, Interpreter(embedder, classifier, nlu_data.synonyms)),
+        choose_interpreter(
+            settings,
+            Interpreter(
+                embedder,
+                classifier,
+                nlu_data.synonyms,
+                entities=EntityExtractor.from_training_data(nlu_data),
+            ),
+        ),
         knowledge,
         tickets,
         ConversationStore(session_factory),

@@ -1,17 +1,19 @@
-"""What a message means: one embedding, the intent it carries, and any ticket numbers in it."""
+"""What a message means: one embedding, the intent it carries, and the entities it names."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from nlu.classifier import IntentClassifier, IntentPrediction
 from nlu.embedding import Embedder
+from nlu.entities import TICKET_NUMBER, Entity, EntityExtractor
 
-TICKET_NUMBER = re.compile(r"\b[Tt]-?(\d{3,9})\b")
+__all__ = ["TICKET_NUMBER", "Interpreter", "Understanding", "find_ticket_numbers"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,19 @@ class Understanding:
     vector: npt.NDArray[np.float32]
     intent: IntentPrediction
     ticket_numbers: tuple[str, ...]
+    entities: tuple[Entity, ...] = ()
+
+    def as_rasa_parse(self) -> dict[str, Any]:
+        """The shape of Rasa's `/model/parse` answer."""
+        return {
+            "text": self.text,
+            "intent": {"name": self.intent.name, "confidence": self.intent.confidence},
+            "intent_ranking": [
+                {"name": ranked.name, "confidence": ranked.confidence}
+                for ranked in self.intent.ranking
+            ],
+            "entities": [entity.as_dict() for entity in self.entities],
+        }
 
 
 def find_ticket_numbers(text: str) -> tuple[str, ...]:
@@ -28,13 +43,19 @@ def find_ticket_numbers(text: str) -> tuple[str, ...]:
 
 
 class Interpreter:
-    """Embeds a message once and reads its intent; the vector is handed on to search."""
+    """Embeds a message once, reads its intent and entities; the vector goes on to search."""
 
     def __init__(
-        self, embedder: Embedder, classifier: IntentClassifier, synonyms: dict[str, str]
+        self,
+        embedder: Embedder,
+        classifier: IntentClassifier,
+        synonyms: dict[str, str],
+        *,
+        entities: EntityExtractor | None = None,
     ) -> None:
         self._embedder = embedder
-        self._classifier = classifier
+        self.classifier = classifier
+        self.entities = entities or EntityExtractor(synonyms=synonyms)
         # Longest variants first, so "two factor authentication" wins over "two factor".
         variants = sorted(synonyms, key=len, reverse=True)
         self._synonyms = {variant.lower(): canonical for variant, canonical in synonyms.items()}
@@ -57,6 +78,11 @@ class Interpreter:
             text=text,
             normalized_text=normalized,
             vector=vector,
-            intent=self._classifier.predict(vector),
+            intent=self.classifier.predict(vector, normalized),
             ticket_numbers=find_ticket_numbers(text),
+            entities=self.entities.extract(text),
         )
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """What Rasa's `/model/parse` answers for `text`: intent, ranking and entities."""
+        return self.understand(text).as_rasa_parse()

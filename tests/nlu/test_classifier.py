@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nlu.classifier import FALLBACK_INTENT, IntentClassifier, load_or_train
+from nlu.classifier import FALLBACK_INTENT, IntentClassifier, IntentPrediction, load_or_train
 from nlu.embedding import SentenceEmbedder
 from nlu.training_data import IntentExample, TrainingData, parse_nlu_yaml
 from tests.nlu.fake_embedder import HashingEmbedder
@@ -86,7 +86,7 @@ def classifier(training_data: TrainingData, embedder: SentenceEmbedder) -> Inten
 
 
 def ask(classifier: IntentClassifier, embedder: SentenceEmbedder, message: str) -> str:
-    return classifier.predict(embedder.embed([message])[0]).name
+    return classifier.predict(embedder.embed([message])[0], message).name
 
 
 @pytest.mark.parametrize(("message", "intent"), PARAPHRASES.items())
@@ -99,20 +99,31 @@ def test_unseen_wordings_get_the_right_intent(
 def test_ranking_covers_every_intent_sorted_and_sums_to_one(
     classifier: IntentClassifier, embedder: SentenceEmbedder
 ) -> None:
-    prediction = classifier.predict(embedder.embed(["my vpn will not connect"])[0])
+    message = "my vpn will not connect"
+    prediction = classifier.predict(embedder.embed([message])[0], message)
 
     names = [ranked.name for ranked in prediction.ranking]
     confidences = [ranked.confidence for ranked in prediction.ranking]
     assert sorted(names) == ["greet", "password_reset", "printer_problem", "vpn_problem"]
     assert confidences == sorted(confidences, reverse=True)
-    assert sum(confidences) == pytest.approx(1.0, abs=1e-3)
+    # What is missing from 1 is the weight of "none of these".
+    assert 0.9 < sum(confidences) <= 1.0 + 1e-3
     assert (prediction.name, prediction.confidence) == (names[0], confidences[0])
     assert not prediction.is_fallback
 
 
-def with_threshold(classifier: IntentClassifier, threshold: float) -> IntentClassifier:
+def ask_model(
+    model: IntentClassifier, embedder: SentenceEmbedder, message: str
+) -> IntentPrediction:
+    return model.predict(embedder.embed([message])[0], message)
+
+
+def with_threshold(
+    classifier: IntentClassifier, threshold: float, ambiguity: float = 0.0
+) -> IntentClassifier:
     copied = copy.copy(classifier)
     copied.fallback_threshold = threshold
+    copied.ambiguity_threshold = ambiguity
     return copied
 
 
@@ -122,7 +133,7 @@ def test_out_of_domain_messages_fall_back_when_the_threshold_is_high(
     strict = with_threshold(classifier, 0.75)
 
     for message in OUT_OF_DOMAIN:
-        prediction = strict.predict(embedder.embed([message])[0])
+        prediction = strict.predict(embedder.embed([message])[0], message)
         assert prediction.name == FALLBACK_INTENT, message
         assert prediction.is_fallback
         # The ranking is still there, so a caller can see what it almost was.
@@ -132,7 +143,7 @@ def test_out_of_domain_messages_fall_back_when_the_threshold_is_high(
         assert ask(strict, embedder, message) == intent, message
 
 
-def test_threshold_zero_never_falls_back(
+def test_thresholds_zero_never_fall_back(
     classifier: IntentClassifier, embedder: SentenceEmbedder
 ) -> None:
     lenient = with_threshold(classifier, 0.0)
@@ -146,14 +157,79 @@ def test_two_intents_are_enough_and_both_can_win(embedder: SentenceEmbedder) -> 
     data.examples = [e for e in data.examples if e.intent in {"vpn_problem", "printer_problem"}]
     model = IntentClassifier.train(data, embedder)
 
-    vpn = model.predict(embedder.embed(["the VPN keeps dropping when I work from home"])[0])
-    printer = model.predict(embedder.embed(["paper jam in the copier"])[0])
+    vpn = ask_model(model, embedder, "the VPN keeps dropping when I work from home")
+    printer = ask_model(model, embedder, "paper jam in the copier")
 
     assert vpn.name == "vpn_problem"
     assert printer.name == "printer_problem"
     assert len(vpn.ranking) == 2
-    assert sum(ranked.confidence for ranked in vpn.ranking) == pytest.approx(1.0, abs=1e-3)
-    assert 0.5 < vpn.confidence < 1.0
+    assert sum(ranked.confidence for ranked in vpn.ranking) <= 1.0 + 1e-3
+    assert 0.5 < vpn.confidence <= 1.0
+
+
+def test_thresholds_are_tuned_on_held_back_examples_and_saved(
+    classifier: IntentClassifier, tmp_path: Path
+) -> None:
+    assert classifier.tuned_on == classifier.report.held_out == 32  # 5 folds of 8 per intent
+    assert 0.0 < classifier.fallback_threshold < 1.0
+    assert classifier.report.held_out_accuracy is not None
+
+    classifier.save(tmp_path)
+    loaded = IntentClassifier.load(tmp_path)
+
+    assert (loaded.fallback_threshold, loaded.ambiguity_threshold, loaded.temperature) == (
+        classifier.fallback_threshold,
+        classifier.ambiguity_threshold,
+        classifier.temperature,
+    )
+
+
+def test_gibberish_falls_back_with_the_tuned_thresholds(
+    classifier: IntentClassifier, embedder: SentenceEmbedder
+) -> None:
+    assert ask(classifier, embedder, "asdf qwer zxcv") == FALLBACK_INTENT
+    for message, intent in PARAPHRASES.items():
+        assert ask(classifier, embedder, message) == intent, message
+
+
+def test_two_intents_too_close_to_call_fall_back(
+    classifier: IntentClassifier, embedder: SentenceEmbedder
+) -> None:
+    message = "the vpn and the printer"
+    ranking = ask_model(classifier, embedder, message).ranking
+    gap = ranking[0].confidence - ranking[1].confidence
+
+    unsure = with_threshold(classifier, 0.0, ambiguity=gap + 0.01)
+    sure = with_threshold(classifier, 0.0, ambiguity=max(gap - 0.01, 0.0))
+
+    assert ask(unsure, embedder, message) == FALLBACK_INTENT
+    assert ask(sure, embedder, message) == ranking[0].name
+
+
+def test_an_out_of_scope_intent_in_the_data_is_answered_as_itself(
+    embedder: SentenceEmbedder,
+) -> None:
+    data = parse_nlu_yaml(
+        FIXTURE_NLU
+        + """
+- intent: out_of_scope
+  examples: |
+    - what is the weather tomorrow
+    - order me a pizza
+    - who won the football game
+    - tell me a joke
+    - what is the capital of spain
+    - how tall is mount everest
+    - play some music
+    - book a table for two
+""",
+        "fixture.yml",
+    )
+    model = IntentClassifier.train(data, embedder)
+
+    assert model.out_of_scope_intent == "out_of_scope"
+    assert ask(model, embedder, "will it rain on saturday") == "out_of_scope"
+    assert ask(model, embedder, "the printer says paper jam") == "printer_problem"
 
 
 def test_one_intent_cannot_be_trained() -> None:
@@ -170,8 +246,8 @@ def test_a_saved_model_predicts_exactly_as_before(
     loaded = IntentClassifier.load(tmp_path / "model")
 
     messages = [*PARAPHRASES, *OUT_OF_DOMAIN]
-    for vector in embedder.embed(messages):
-        assert loaded.predict(vector) == classifier.predict(vector)
+    for message, vector in zip(messages, embedder.embed(messages), strict=True):
+        assert loaded.predict(vector, message) == classifier.predict(vector, message)
     assert loaded.intents == classifier.intents
     assert loaded.fingerprint == classifier.fingerprint
     assert loaded.embedder_name == "all-MiniLM-L6-v2"
@@ -209,7 +285,7 @@ def test_load_or_train_reuses_the_model_while_the_data_is_unchanged(
     assert len(embedder.embedded) == len(small_data.examples)  # nothing embedded again
     assert (tmp_path / "model.json").stat().st_mtime_ns == saved_at
     vector = embedder.embed(["printer is jammed"])[0]
-    assert again.predict(vector) == first.predict(vector)
+    assert again.predict(vector, "printer is jammed") == first.predict(vector, "printer is jammed")
 
 
 def test_load_or_train_retrains_when_an_example_changes(
@@ -237,7 +313,7 @@ def test_load_or_train_retrains_for_another_embedder(
 
     assert len(other.embedded) == len(small_data.examples)
     assert model.embedder_name == "hashing-64"
-    assert model.predict(other.embed(["vpn down"])[0]).name == "vpn_problem"
+    assert model.predict(other.embed(["vpn down"])[0], "vpn down").name == "vpn_problem"
 
 
 @pytest.mark.parametrize(
@@ -257,11 +333,12 @@ def test_load_or_train_replaces_a_damaged_model(
     model = load_or_train(tmp_path, small_data, embedder, "hashing")
 
     assert len(embedder.embedded) == len(small_data.examples)
-    assert model.predict(embedder.embed(["printer offline"])[0]).name == "printer_problem"
+    vector = embedder.embed(["printer offline"])[0]
+    assert model.predict(vector, "printer offline").name == "printer_problem"
     assert IntentClassifier.load(tmp_path).fingerprint == small_data.fingerprint()
 
 
-def test_predictions_are_plain_probabilities() -> None:
+def test_confidences_weigh_none_of_these_against_the_intents() -> None:
     model = IntentClassifier(
         intents=["a", "b"],
         weights=np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
@@ -274,6 +351,8 @@ def test_predictions_are_plain_probabilities() -> None:
     tie = model.predict(np.array([0.0, 0.0], dtype=np.float32))
     clear = model.predict(np.array([0.0, 5.0], dtype=np.float32))
 
-    assert [r.confidence for r in tie.ranking] == [0.5, 0.5]
+    # Scores of 0 sit on every SVM's margin: "a", "b" and "none of these" are equally likely.
+    assert [r.confidence for r in tie.ranking] == [0.3333, 0.3333]
+    assert tie.is_fallback
     assert clear.name == "b"
-    assert clear.confidence == pytest.approx(1 / (1 + np.exp(-5.0)), abs=1e-4)
+    assert clear.confidence == pytest.approx(np.exp(5.0) / (np.exp(5.0) + 2), abs=1e-4)

@@ -103,9 +103,30 @@ def test_a_message_is_embedded_once_after_normalising() -> None:
 
 def test_the_intent_is_read_from_the_normalised_text() -> None:
     interpreter, embedder = make_interpreter()
-    classifier = train(embedder)
 
     for message in ("pw", "passwd"):
-        # The classifier never saw "pw"; read raw, the message would be misunderstood.
-        assert classifier.predict(embedder.embed([message])[0]).name == "vpn_problem"
-        assert interpreter.understand(message).intent.name == "password_reset"
+        embedder.embedded.clear()
+        understanding = interpreter.understand(message)
+        # The classifier never saw "pw": it reads (and embeds) the article's spelling.
+        assert embedder.embedded == ["password"]
+        assert understanding.intent.name == "password_reset"
+
+
+def test_parse_answers_in_the_shape_of_rasa_model_parse() -> None:
+    interpreter, _ = make_interpreter()
+
+    result = interpreter.parse("vpn down since T-1042, host vpn-gw-02 at 10.1.2.3")
+
+    assert list(result) == ["text", "intent", "intent_ranking", "entities"]
+    assert result["text"] == "vpn down since T-1042, host vpn-gw-02 at 10.1.2.3"
+    assert result["intent"] == {
+        "name": "vpn_problem",
+        "confidence": result["intent_ranking"][0]["confidence"],
+    }
+    assert {r["name"] for r in result["intent_ranking"]} == {"vpn_problem", "password_reset"}
+    assert [(e["entity"], e["value"], e["start"], e["end"]) for e in result["entities"]] == [
+        ("ticket_number", "T-1042", 15, 21),
+        ("hostname", "vpn-gw-02", 28, 37),
+        ("ip_address", "10.1.2.3", 41, 49),
+    ]
+    assert {e["extractor"] for e in result["entities"]} == {"tier0.BuiltinEntityExtractor"}

@@ -1,0 +1,181 @@
+"""`tier0 nlu train / parse / eval`, run as a bot builder runs them."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from nlu.embedding import SentenceEmbedder
+
+HELPDESK = """
+    version: "3.1"
+    nlu:
+    - intent: password_reset
+      examples: |
+        - I forgot my password
+        - reset my password please
+        - my password expired
+        - how do I change my password
+        - locked out, need a new password
+        - can't log in, wrong password
+    - intent: open_incident
+      examples: |
+        - open an [urgent]{"entity": "priority", "value": "high"} ticket
+        - I need to open a ticket, it is [low](priority) priority
+        - please create an incident
+        - log a ticket for me
+        - raise a [high](priority) priority incident
+        - file an incident, my email is ann@example.com
+    - intent: greet
+      examples: |
+        - hi
+        - hello
+        - hey there
+        - good morning
+        - hiya
+        - hello bot
+    - synonym: high
+      examples: |
+        - urgent
+    responses:
+      utter_greet:
+      - text: Hi!
+"""
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: SentenceEmbedder) -> CliRunner:
+    monkeypatch.setenv("TIER0_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TIER0_NLU_DATA", raising=False)
+    return CliRunner()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def test_train_once_then_reuse_until_the_data_changes(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+
+    first = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+    again = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+    write(tmp_path / "nlu.yml", HELPDESK.replace("- hiya", "- yo"))
+    changed = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+
+    assert first.exit_code == 0, first.output
+    assert "(trained): 3 intents, 18 examples" in " ".join(first.output.split())
+    assert "`responses` ignored" in " ".join(first.output.split())  # the note, not an error
+    assert "(unchanged, reused)" in " ".join(again.output.split())
+    assert "(trained)" in " ".join(changed.output.split())
+
+
+def test_parse_prints_rasa_model_parse_json(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+
+    result = cli.invoke(
+        app, ["nlu", "parse", "open an urgent ticket about T-1042", "--data", str(data)]
+    )
+
+    assert result.exit_code == 0, result.output
+    parsed = json.loads(result.stdout)
+    assert parsed["text"] == "open an urgent ticket about T-1042"
+    assert parsed["intent"]["name"] == "open_incident"
+    assert parsed["intent_ranking"][0]["name"] == "open_incident"
+    entities = {(e["entity"], e["value"]) for e in parsed["entities"]}
+    assert entities == {("priority", "high"), ("ticket_number", "T-1042")}
+    assert all(
+        {"entity", "value", "start", "end", "extractor"} <= set(e) for e in parsed["entities"]
+    )
+
+
+def test_eval_against_a_test_file_prints_tables_and_writes_a_report(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+    test = write(
+        tmp_path / "test.yml",
+        """
+        nlu:
+        - intent: password_reset
+          examples: |
+            - I can't remember my password
+            - my password does not work any more
+        - intent: open_incident
+          examples: |
+            - please open a [high](priority) priority ticket
+        - intent: greet
+          examples: |
+            - hello there
+        """,
+    )
+    report = tmp_path / "report.json"
+
+    result = cli.invoke(
+        app,
+        ["nlu", "eval", "--data", str(data), "--test", str(test), "--report", str(report)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "precision" in result.output and "Entities" in result.output
+    saved = json.loads(report.read_text())
+    intents = saved["intent_evaluation"]
+    assert intents["examples"] == 4
+    assert set(intents["per_intent"]) >= {"password_reset", "open_incident", "greet"}
+    assert intents["per_intent"]["password_reset"]["support"] == 2
+    assert saved["entity_evaluation"]["per_entity"]["priority"]["support"] == 1
+
+
+def test_eval_by_cross_validation(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+    report = tmp_path / "cv.json"
+
+    result = cli.invoke(
+        app,
+        ["nlu", "eval", "--data", str(data), "--cross-validation", "3", "--report", str(report)],
+    )
+
+    assert result.exit_code == 0, result.output
+    intents = json.loads(report.read_text())["intent_evaluation"]
+    assert intents["examples"] == 18  # every example predicted once, by a model without it
+    assert 0.5 <= intents["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["nlu", "parse", "   "], "the message is empty"),
+        (["nlu", "eval", "--cross-validation", "1"], "at least 2 folds"),
+        (["nlu", "eval"], "either --test TEST or --cross-validation K"),
+    ],
+)
+def test_bad_requests_get_a_one_line_error(cli: CliRunner, args: list[str], problem: str) -> None:
+    result = cli.invoke(app, args)
+
+    assert result.exit_code == 2
+    assert problem in result.output
+    assert "Traceback" not in result.output
+
+
+def test_broken_training_data_names_the_file_and_line(cli: CliRunner, tmp_path: Path) -> None:
+    broken = write(
+        tmp_path / "broken.yml",
+        """
+        nlu:
+        - intent: greet
+          examples: |
+            - hi
+            - my [vpn](service is down
+        """,
+    )
+
+    result = cli.invoke(app, ["nlu", "train", "--data", str(broken)])
+
+    assert result.exit_code == 2
+    assert f"{broken}:5: unclosed annotation at column 4" in result.output
+    assert "Traceback" not in result.output
