@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench eval lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/ask_latency.py
 	$(BIN)/python bench/answer_threshold.py
 	$(BIN)/python bench/decisions.py
+	$(BIN)/python bench/kb_scale.py
+
+# Answer quality on the dev question sets of the sample KB and ../shared/data/it-kb.
+eval: $(STAMP)
+	$(BIN)/python bench/eval_kb.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,7 +22,6 @@ import shutil
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -294,16 +293,18 @@ class _Snapshot:
 
 def _stats_for(base: Segment, delta: Segment, retired_rows: Iterable[int]) -> CorpusStats:
     retired = list(retired_rows)
-    frequency = Counter(base.lexical.document_frequency())
-    frequency.subtract(base.lexical.term_counts(retired))
-    frequency.update(delta.lexical.document_frequency())
+    frequency = base.lexical.document_frequency()
+    for term, count in base.lexical.term_counts(retired).items():
+        frequency[term] -= count
+    for term, count in delta.lexical.document_frequency().items():
+        frequency[term] = frequency.get(term, 0) + count
     total = int(base.lexical.lengths.sum()) + int(delta.lexical.lengths.sum())
     if retired:
         total -= int(base.lexical.lengths[np.asarray(retired)].sum())
     return CorpusStats(
         passages=base.size - len(retired) + delta.size,
         total_length=total,
-        document_frequency={term: n for term, n in frequency.items() if n > 0},
+        document_frequency=frequency,
     )
 
 
@@ -382,6 +383,8 @@ class KnowledgeIndex:
         # How a search with the question's text ranks; evaluations switch it.
         self.text_mode = RetrievalMode.HYBRID
         self.calibration = None
+        # The embedder that built it, when known: lets add_or_update(article) embed.
+        self.embedder: Embedder | None = None
         self._writer = threading.Lock()
         self._snapshot = _snapshot(base, delta, retired_rows, dict(fingerprints), dict(paths))
 
@@ -521,8 +524,12 @@ class KnowledgeIndex:
 
     # -- incremental updates ------------------------------------------------------------
 
-    def add_or_update(self, article: Article, embedder: Embedder) -> bool:
-        """Index one added or edited article; False when it is already indexed as it is."""
+    def add_or_update(self, article: Article, embedder: Embedder | None = None) -> bool:
+        """Index one added or edited article; False when it is already indexed as it is.
+
+        Searches running meanwhile see the index before or after, never in between.
+        `save(index_dir)` persists the change (only the small delta is written).
+        """
         if self._snapshot.fingerprints.get(article.id) == article.fingerprint:
             if self._snapshot.paths.get(article.id) == str(article.path):
                 return False
@@ -538,6 +545,9 @@ class KnowledgeIndex:
                     current.dead_mask,
                 )
             return True
+        embedder = embedder or self.embedder
+        if embedder is None:
+            raise ValueError("add_or_update needs the embedder the index was built with")
         chunks = chunk_article(article)
         vectors = embedder.embed([chunk.embedding_text for chunk in chunks])
         with self._writer:
@@ -786,6 +796,7 @@ def build_index(
     if previous is not None:
         index.fusion, index.dense_weight = previous.fusion, previous.dense_weight
     index.calibration = _bundled_calibration()
+    index.embedder = embedder
     return index
 
 
@@ -803,6 +814,8 @@ def load_or_build_index(
     full build (which still reuses the vectors of unchanged articles).
     """
     current = KnowledgeIndex.load(index_dir)
+    if current is not None:
+        current.embedder = embedder
     wanted = {article.id: article for article in articles}
     if current is None or current.embedder_name != embedder_name:
         index = build_index(articles, embedder, embedder_name, previous=current)

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -97,19 +97,32 @@ class LexicalSegment:
         return int(self.lengths.shape[0])
 
     def document_frequency(self) -> dict[str, int]:
+        return dict(self._document_frequency)
+
+    @cached_property
+    def _document_frequency(self) -> dict[str, int]:
         per_term = np.diff(self.frequencies.indptr)
         return {term: int(per_term[column]) for term, column in self.vocabulary.items()}
 
+    @cached_property
+    def _by_row(self) -> sparse.csr_matrix:
+        return self.frequencies.tocsr()
+
+    @cached_property
+    def _terms(self) -> list[str]:
+        names = [""] * self.frequencies.shape[1]
+        for term, column in self.vocabulary.items():
+            names[column] = term
+        return names
+
     def term_counts(self, rows: Iterable[int]) -> Counter[str]:
         """How many of these passages contain each term (to take them out of the stats)."""
-        wanted = np.fromiter(rows, dtype=np.int64)
-        if wanted.size == 0:
-            return Counter()
-        present = np.diff(self.frequencies[wanted].tocsc().indptr)
-        names = {column: term for term, column in self.vocabulary.items()}
-        return Counter(
-            {names[column]: int(n) for column, n in enumerate(present) if n and column in names}
-        )
+        counts: Counter[str] = Counter()
+        matrix = self._by_row
+        for row in rows:
+            for column in matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]:
+                counts[self._terms[column]] += 1
+        return counts
 
     def scores(
         self, query_terms: Sequence[str], stats: CorpusStats

@@ -250,3 +250,21 @@ def test_the_passage_shown_is_the_part_that_answers() -> None:
     assert "To clear a paper jam open the rear tray and pull gently." in passage
     assert passage.startswith("… ")
     assert len(passage) <= index_module.PASSAGE_CHARS + 4
+
+
+def test_an_index_from_disk_updates_with_the_embedder_it_was_loaded_with(
+    tmp_path: Path,
+) -> None:
+    kb = tmp_path / "kb"
+    write_article(kb, "vpn.md", "vpn", "Connect to the VPN", "Open the VPN app.")
+    embedder = HashingEmbedder()
+    index, _ = load_or_build_index(load_articles(kb), tmp_path / "i", embedder, EMBEDDER_NAME)
+    embedder.embedded.clear()
+
+    assert index.add_or_update(WIFI)
+
+    assert embedder.embedded == ["Join the office Wi-Fi\nPick the corp network and sign in."]
+    bare = KnowledgeIndex.load(tmp_path / "i")
+    assert bare is not None
+    with pytest.raises(ValueError, match="embedder"):
+        bare.add_or_update(PRINTER_V1)
