@@ -248,6 +248,9 @@ def main() -> None:
     )
     parser.add_argument("--no-decisions", action="store_true", help="retrieval figures only")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # one short question at a time: threads only wait on each other
     embedder = shared_embedder()
     data = load_training_data([BUNDLED_NLU_DATA])
     interpreter = Interpreter(embedder, IntentClassifier.train(data, embedder), data.synonyms)

@@ -466,10 +466,9 @@ class KnowledgeIndex:
             ceiling = sum(snapshot.stats.idf(term) for term in terms) * (K1 + 1.0)
             lexical_ranked: list[tuple[float, int, int]] = []
             for number, segment in enumerate(segments):
-                rows, scores = segment.lexical.scores(terms, snapshot.stats)
-                if rows.size > wanted * 4:
-                    top = np.argpartition(-scores, wanted * 4)[: wanted * 4]
-                    rows, scores = rows[top], scores[top]
+                rows, scores = segment.lexical.scores(
+                    terms, snapshot.stats, top=wanted + len(snapshot.retired_rows)
+                )
                 for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
                     if number == 0 and row in snapshot.retired_rows:
                         continue

@@ -125,11 +125,11 @@ class LexicalSegment:
         return counts
 
     def scores(
-        self, query_terms: Sequence[str], stats: CorpusStats
+        self, query_terms: Sequence[str], stats: CorpusStats, top: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """(rows, BM25 scores) of the passages sharing at least one term with the query."""
-        candidate_rows: list[npt.NDArray[np.int32]] = []
-        total = np.zeros(0, dtype=np.float32)
+        """(rows, BM25 scores) of the passages sharing a term with the query; with `top`,
+        only that many of the best (in no particular order)."""
+        total: npt.NDArray[np.float32] | None = None
         mean_length = stats.mean_length
         for term, repeats in Counter(query_terms).items():
             column = self.vocabulary.get(term)
@@ -142,14 +142,15 @@ class LexicalSegment:
             tf = self.frequencies.data[start:end]
             norm = K1 * (1.0 - B + B * self.lengths[rows] / mean_length)
             weight = stats.idf(term) * repeats
-            if total.size == 0:
+            if total is None:
                 total = np.zeros(self.size, dtype=np.float32)
             total[rows] += (weight * tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
-            candidate_rows.append(rows)
-        if not candidate_rows:
+        if total is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows_hit = np.unique(np.concatenate(candidate_rows)).astype(np.int64)
-        return rows_hit, total[rows_hit]
+        hit = np.flatnonzero(total)
+        if top is not None and hit.size > top:
+            hit = hit[np.argpartition(-total[hit], top - 1)[:top]]
+        return hit.astype(np.int64), total[hit]
 
 
 def expand_query(text: str, normalized: str) -> str:
