@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench lint clean rasa bench-nlu bench-nlu-rasa
+.PHONY: install run test bench eval lint clean rasa bench-nlu bench-nlu-rasa
 
 install: $(STAMP)
 
@@ -31,11 +31,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/gap_clusters.py
 	$(BIN)/python bench/outbox_delivery.py
+	$(BIN)/python bench/kb_scale.py
 
 # The public intent benchmarks (CLINC150, BANKING77, HWU64) from ../shared/data;
 # writes bench/results/nlu.json.
 bench-nlu: $(STAMP)
 	$(BIN)/python bench/nlu_bench.py
+
+# Answer quality on the dev question sets of the sample KB and ../shared/data/it-kb.
+eval: $(STAMP)
+	$(BIN)/python bench/eval_kb.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

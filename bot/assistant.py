@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from knowledge.answerability import AnswerCalibration, answer_features
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, SearchHit
+from knowledge.lexical import expand_query
 from knowledge.records import FeedbackKind
 from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENTS
 from nlu.understanding import Interpreter, Understanding
@@ -154,6 +156,7 @@ class Assistant:
         self_service_threshold: float | None = None,
         dry_run: bool = False,
         feedback: ArticleFeedbackLog | None = None,
+        calibration: AnswerCalibration | None = None,
     ) -> None:
         self.interpreter = interpreter
         self.knowledge = knowledge
@@ -168,6 +171,10 @@ class Assistant:
         self.dry_run = dry_run
         # Per-article counts for editors (kb stats) and the questions behind kb gaps.
         self.feedback = feedback
+        # With a calibration (tuned on the dev questions, kept with the index) the
+        # answer-or-escalate decision weighs the search scores and the intents together;
+        # without one, the best article's score is compared with the thresholds.
+        self.calibration = calibration
 
     # -- the conversation ---------------------------------------------------------------
 
@@ -225,6 +232,8 @@ class Assistant:
             return Reply(SMALLTALK_REPLIES[intent], Decision.SMALLTALK)
         if intent == "ticket_status" or (understanding.ticket_numbers and intent in SEARCH_INTENTS):
             return self._status(message.requester, understanding.ticket_numbers)
+        if intent in SEARCH_INTENTS and _reports_an_outage(text):
+            intent = "open_ticket"  # many people affected: an agent must act, no article will
         if intent == "open_ticket" and not state.question and not _describes_a_problem(text):
             state.awaiting = Awaiting.DESCRIPTION
             return Reply(
@@ -235,8 +244,8 @@ class Assistant:
         if intent in TICKET_INTENTS:
             state.category = TICKET_INTENTS[intent]
             if intent in SELF_SERVICE_REQUESTS:
-                hits = tuple(self.knowledge.search(understanding.vector, limit=3))
-                if hits and hits[0].score >= self.self_service_threshold:
+                hits = self._search(understanding)
+                if self._answerable(hits, understanding, self.self_service_threshold):
                     state.question = state.question or text
                     return self._answer(hits, state, message.conversation_key)
             if not state.question and intent not in {"open_ticket", "talk_to_human"}:
@@ -244,9 +253,9 @@ class Assistant:
             ticket = self._open_ticket(message, state, transcript)
             return self._ticket_opened_reply(ticket)
 
-        hits = tuple(self.knowledge.search(understanding.vector, limit=3))
+        hits = self._search(understanding)
         state.question = state.question or text
-        if hits and hits[0].score >= self.answer_threshold:
+        if self._answerable(hits, understanding, self.answer_threshold):
             return self._answer(hits, state, message.conversation_key)
         self._record_feedback(FeedbackKind.UNANSWERED, [None], message.conversation_key, text)
         state.awaiting = Awaiting.TICKET_CONFIRMATION
@@ -257,10 +266,29 @@ class Assistant:
             offers_ticket=True,
         )
 
+    def _search(self, understanding: Understanding) -> tuple[SearchHit, ...]:
+        return tuple(
+            self.knowledge.search(
+                understanding.vector,
+                limit=3,
+                query_text=expand_query(understanding.text, understanding.normalized_text),
+            )
+        )
+
+    def _answerable(
+        self, hits: tuple[SearchHit, ...], understanding: Understanding, threshold: float
+    ) -> bool:
+        if not hits:
+            return False
+        if self.calibration is None:  # the thresholds are cosines, as before hybrid search
+            return hits[0].dense_score >= threshold
+        return self.calibration.answers(answer_features(hits, intent_confidences(understanding)))
+
     def _answer(
         self, hits: tuple[SearchHit, ...], state: ConversationState, conversation_key: str = ""
     ) -> Reply:
-        best, related = hits[0], [h for h in hits[1:] if h.score >= self.related_threshold]
+        # Related articles must be close in meaning to the question on their own.
+        best, related = hits[0], [h for h in hits[1:] if h.dense_score >= self.related_threshold]
         answer = (best, *related)
         state.remember_articles(answer)
         state.answered = [hit.article_id for hit in answer]
@@ -476,6 +504,36 @@ _EXPLICIT_TICKET_REQUEST = re.compile(
     r"\b(open|create|raise|file|log|submit|make)\b[\w\s]{0,15}?\b(ticket|incident|case)\b",
     re.IGNORECASE,
 )
+
+
+# "for everyone", "the whole office", "nobody on the 4th floor": a problem many people
+# share is an incident for an agent, however well an article matches the symptom.
+_MANY_PEOPLE = re.compile(
+    r"\b(every(one|body)|no ?(one|body)|whole|entire|all (of )?(us|users|staff|the)|"
+    r"(whole|entire|our|the) (team|floor|office|building|site|region|company|department))\b",
+    re.IGNORECASE,
+)
+_NOTHING_WORKS = re.compile(
+    r"\b(down|outage|offline|not working|isn'?t working|aren'?t working|stopped working|"
+    r"can'?t (connect|access|log ?in|sign ?in|reach|print|send)|(has|have|got) no "
+    r"(internet|network|wifi|wi-fi|email|connection))\b",
+    re.IGNORECASE,
+)
+_NOBODY_HAS = re.compile(
+    r"\bno ?(one|body)\b[^.?!]{0,40}\b(has|have|gets?|can (get|reach|connect))\b", re.IGNORECASE
+)
+
+
+def _reports_an_outage(text: str) -> bool:
+    if _NOBODY_HAS.search(text):
+        return True
+    return bool(_MANY_PEOPLE.search(text) and _NOTHING_WORKS.search(text))
+
+
+def intent_confidences(understanding: Understanding) -> dict[str, float]:
+    confidences = {ranked.name: ranked.confidence for ranked in understanding.intent.ranking}
+    confidences[FALLBACK_INTENT] = 1.0 if understanding.intent.is_fallback else 0.0
+    return confidences
 
 
 def _describes_a_problem(text: str) -> bool:

@@ -6,7 +6,6 @@ import getpass
 import json
 import sys
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer

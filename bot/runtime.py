@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.assistant import Assistant
 from bot.config import Settings
+from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import load_articles
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, load_or_build_index
@@ -23,9 +24,8 @@ from tickets.conversations import ConversationStore
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
 from tickets.service import TicketService
 
-# Cosine similarity of a question to an article passage (all-MiniLM-L6-v2). Below the
-# answer threshold tier0 says it has no article instead of guessing; chosen on the
-# dev question set in bench/data (see bench/answer_threshold.py).
+# Without a calibration (knowledge/calibration.json, see bench/eval_kb.py) the
+# decision falls back to the best article's fused score against these thresholds.
 ANSWER_THRESHOLD = 0.44
 RELATED_THRESHOLD = 0.35
 # An access or software request is answered from an article only on a strong match
@@ -46,6 +46,16 @@ class Tier0:
 
 def embedder_name(embedder: Embedder) -> str:
     return getattr(embedder, "model_name", type(embedder).__name__)
+
+
+def answer_calibration(knowledge: KnowledgeIndex) -> AnswerCalibration | None:
+    """The answer-or-escalate model kept with the index (else the one shipped with tier0)."""
+    if knowledge.calibration is not None:
+        try:
+            return AnswerCalibration.from_dict(knowledge.calibration)
+        except (ValueError, KeyError, TypeError):
+            pass
+    return load_calibration()
 
 
 def load_nlu_data(settings: Settings) -> TrainingData:
@@ -135,5 +145,6 @@ def build_tier0(
         self_service_threshold=SELF_SERVICE_THRESHOLD,
         dry_run=dry_run,
         feedback=ArticleFeedbackLog(session_factory),
+        calibration=answer_calibration(knowledge),
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)

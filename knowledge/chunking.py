@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from knowledge.articles import Article
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-MAX_CHUNK_CHARS = 1500
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+# all-MiniLM-L6-v2 reads at most 256 word pieces (and was trained on 128): about
+# 1,000 characters of English prose, less for commands and URLs. A passage of up to
+# 700 characters plus its title and heading path stays inside that window, so the
+# vector speaks for the whole passage and not only for its opening lines.
+MAX_CHUNK_CHARS = 700
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+")
 
 
 @dataclass(frozen=True)
@@ -19,28 +25,78 @@ class Chunk:
     text: str
 
     @property
+    def context(self) -> str:
+        return " — ".join(part for part in (self.article_title, self.heading) if part)
+
+    @property
     def embedding_text(self) -> str:
         """What the dense index embeds: the title and headings give a passage its context."""
-        context = " — ".join(part for part in (self.article_title, self.heading) if part)
-        return f"{context}\n{self.text}"
+        return f"{self.context}\n{self.text}"
 
 
-def _split_long(text: str) -> list[str]:
-    if len(text) <= MAX_CHUNK_CHARS:
-        return [text]
+def _split_words(text: str, limit: int) -> list[str]:
+    """A run of text without sentence breaks (a long URL list, a log line) cut at spaces."""
     pieces: list[str] = []
     current = ""
-    for paragraph in text.split("\n\n"):
-        if current and len(current) + len(paragraph) > MAX_CHUNK_CHARS:
-            pieces.append(current.strip())
-            current = ""
-        current += paragraph + "\n\n"
-    if current.strip():
-        pieces.append(current.strip())
+    for word in text.split(" "):
+        while len(word) > limit:  # one "word" longer than a passage: cut it hard
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(word[:limit])
+            word = word[limit:]
+        if current and len(current) + 1 + len(word) > limit:
+            pieces.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        pieces.append(current)
     return pieces
 
 
-def chunk_article(article: Article) -> list[Chunk]:
+def _split_paragraph(paragraph: str, limit: int) -> list[str]:
+    """One paragraph longer than a passage, cut between sentences (or words, failing that)."""
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(paragraph):
+        for part in _split_words(sentence, limit) if len(sentence) > limit else [sentence]:
+            if current and len(current) + 1 + len(part) > limit:
+                pieces.append(current)
+                current = part
+            else:
+                current = f"{current} {part}" if current else part
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def split_passage(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
+    """Paragraphs packed into passages of at most `limit` characters, in order."""
+    if len(text) <= limit:
+        return [text]
+    paragraphs: list[str] = []
+    for paragraph in text.split("\n\n"):
+        paragraph = paragraph.strip("\n")
+        if not paragraph.strip():
+            continue
+        paragraphs.extend(
+            _split_paragraph(paragraph, limit) if len(paragraph) > limit else [paragraph]
+        )
+    pieces: list[str] = []
+    current = ""
+    for paragraph in paragraphs:
+        if current and len(current) + 2 + len(paragraph) > limit:
+            pieces.append(current)
+            current = paragraph
+        else:
+            current = f"{current}\n\n{paragraph}" if current else paragraph
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def chunk_article(article: Article, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
     chunks: list[Chunk] = []
     path: list[tuple[int, str]] = []
     lines: list[str] = []
@@ -51,14 +107,21 @@ def chunk_article(article: Article) -> list[Chunk]:
         if not text:
             return
         heading = " › ".join(title for level, title in path if level > 1)
-        for piece in _split_long(text):
+        for piece in split_passage(text, max_chars):
             chunks.append(Chunk(article.id, article.title, heading, piece))
 
-    in_code = False
+    fence: str | None = None  # the ``` or ~~~ run that opened the code block we are in
     for line in article.body.splitlines():
-        if line.strip().startswith("```"):
-            in_code = not in_code
-        match = None if in_code else _HEADING.match(line)
+        opening = _FENCE.match(line)
+        if opening is not None:
+            marker = opening.group(1)
+            if fence is None:
+                fence = marker
+            elif marker[0] == fence[0] and len(marker) >= len(fence):
+                fence = None
+            lines.append(line)
+            continue
+        match = None if fence is not None else _HEADING.match(line)
         if match is None:
             lines.append(line)
             continue

@@ -1,29 +1,70 @@
-"""The dense index of article chunks: faiss inner product on unit vectors, kept in TIER0_HOME.
+"""The search index of article passages: dense (faiss) and BM25, fused; kept in TIER0_HOME.
 
-A build goes into a fresh folder and `CURRENT` is switched to it by an atomic rename,
-so a reader never sees a half-built index. Unchanged articles keep their vectors;
-only added or edited articles are embedded again.
+An index is a *base* segment (every passage at the last full build) plus a small *delta*
+segment (passages of articles added or edited since) and the base rows that were
+retired or replaced. Readers search one immutable snapshot of those; a writer builds the
+next snapshot aside and swaps it in with a single assignment, so a search never sees a
+half-applied change. On disk a build folder holds the delta and the manifest, a segment
+folder the base; `CURRENT` is switched to a new build by an atomic rename.
+
+Up to EXACT_SEARCH_LIMIT passages the dense search is exact (a flat inner-product
+scan); beyond it an IVF index is built, its probe count chosen for recall@5 ≥ 0.95
+against exact search on a sample of the passages themselves.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
+import re
 import shutil
+import threading
+import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
+from knowledge.answerability import load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
+from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
 from nlu.embedding import Embedder, Vectors
 
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2
 PASSAGE_CHARS = 600
+EXACT_SEARCH_LIMIT = 200_000
+# The delta is merged into a fresh base once it outgrows this share of the base, so
+# searches keep scanning one big segment and one small one.
+COMPACT_SHARE = 0.05
+COMPACT_MIN_PASSAGES = 2_000
+# How much the dense cosine weighs against the BM25 share of the question's terms in
+# the weighted fusion; chosen on the dev sets (bench/eval_kb.py prints the sweep).
+DENSE_WEIGHT = 0.5
+RRF_K = 60
+STALE_BUILD_SECONDS = 600.0
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class Fusion(StrEnum):
+    WEIGHTED = "weighted"
+    RRF = "rrf"
+
+
+class RetrievalMode(StrEnum):
+    DENSE = "dense"
+    LEXICAL = "bm25"
+    HYBRID = "hybrid"
 
 
 @dataclass(frozen=True)
@@ -34,17 +75,272 @@ class SearchHit:
     heading: str
     score: float
     path: str
+    dense_score: float = 0.0  # cosine of the question and the passage
+    lexical_score: float = 0.0  # BM25 as a share of what the question's terms could score
 
 
-def _passage(text: str) -> str:
-    if len(text) <= PASSAGE_CHARS:
+# -- passages shown -----------------------------------------------------------------------
+
+
+def _units(text: str) -> list[str]:
+    """Sentences and lines, in order, with their trailing whitespace (they join back)."""
+    units: list[str] = []
+    position = 0
+    for match in re.finditer(r"(?<=[.!?])[ \t]+|\n+", text):
+        units.append(text[position : match.end()])
+        position = match.end()
+    if position < len(text):
+        units.append(text[position:])
+    return [unit for unit in units if unit]
+
+
+def best_passage(text: str, query_terms: Sequence[str] = (), limit: int = PASSAGE_CHARS) -> str:
+    """The sentences of a passage that speak to the question, at most `limit` characters.
+
+    The window of consecutive sentences holding most of the question's terms wins,
+    preferably one opening on such a sentence (else the earliest), so a long section
+    shows the lines that answer.
+    """
+    if len(text) <= limit:
         return text
-    cut = text[:PASSAGE_CHARS]
-    boundary = max(cut.rfind("\n"), cut.rfind(". "))
-    return (cut[: boundary + 1] if boundary > PASSAGE_CHARS // 2 else cut).rstrip() + " …"
+    units = _units(text)
+    wanted = set(query_terms)
+    weights = [len(wanted.intersection(tokenize(unit))) for unit in units]
+    best_start, best_end = 0, 0
+    best_rank: tuple[int, bool] = (-1, False)
+    for start in range(len(units)):
+        length, weight, end = 0, 0, start
+        while end < len(units) and length + len(units[end]) <= limit:
+            length += len(units[end])
+            weight += weights[end]
+            end += 1
+        if end == start:  # one sentence longer than the limit: cut it at a word
+            end = start + 1
+        # Most of the question's words first; then a window that opens on one of them.
+        rank = (weight, weights[start] > 0)
+        if rank > best_rank:
+            best_start, best_end, best_rank = start, end, rank
+    shown = "".join(units[best_start:best_end]).strip()
+    if len(shown) > limit:
+        cut = shown[:limit]
+        shown = cut[: cut.rfind(" ")] if cut.rfind(" ") > limit // 2 else cut
+    prefix = "… " if best_start > 0 else ""
+    suffix = " …" if best_end < len(units) or len(shown) < len("".join(units[best_start:])) else ""
+    return f"{prefix}{shown.rstrip()}{suffix}"
+
+
+# -- segments -----------------------------------------------------------------------------
+
+
+def exact_neighbours(vectors: Vectors, queries: Vectors, k: int) -> npt.NDArray[np.int64]:
+    """Rows of the k nearest vectors of each query by inner product, in blocks (no copy)."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), k), dtype=np.int64)
+    for start in range(0, len(vectors), 100_000):
+        block = queries @ vectors[start : start + 100_000].T
+        scores = np.concatenate([best_scores, block], axis=1)
+        positions = np.arange(start, start + block.shape[1], dtype=np.int64)
+        rows = np.concatenate([best_rows, np.broadcast_to(positions, block.shape)], axis=1)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, top, axis=1)
+        best_rows = np.take_along_axis(rows, top, axis=1)
+    return best_rows
+
+
+def choose_probes(index: faiss.IndexIVF, vectors: Vectors, target: float = 0.95) -> int:
+    """The smallest IVF probe count reaching `target` recall@5 against exact search."""
+    rng = np.random.default_rng(7)
+    sample = vectors[rng.choice(vectors.shape[0], size=min(200, vectors.shape[0]), replace=False)]
+    # Perturbed copies of stored passages stand in for questions near them.
+    queries = sample + rng.normal(0.0, 0.02, sample.shape).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = exact_neighbours(vectors, queries, 5)
+    probes = 4
+    while probes < index.nlist:
+        index.nprobe = probes
+        _, found = index.search(queries, 5)
+        recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found, truth, strict=True)])
+        if recall >= target + 0.01:  # a margin: real questions are not the sample
+            break
+        probes *= 2
+    index.nprobe = min(probes, index.nlist)
+    return int(index.nprobe)
+
+
+def _dense_index(vectors: Vectors, approximate: bool | None) -> faiss.Index:
+    count, dimension = vectors.shape
+    if approximate is None:
+        approximate = count > EXACT_SEARCH_LIMIT
+    if not approximate or count < 1_000:
+        flat = faiss.IndexFlatIP(dimension)
+        if count:
+            flat.add(vectors)
+        return flat
+    lists = int(min(max(2 * math.sqrt(count), 32), 4096))
+    quantizer = faiss.IndexFlatIP(dimension)
+    ivf = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(11)
+    training = vectors[rng.choice(count, size=min(count, lists * 40), replace=False)]
+    ivf.train(training)
+    ivf.add(vectors)
+    choose_probes(ivf, vectors)
+    return ivf
+
+
+class Segment:
+    """A fixed list of passages with their vectors, dense index and term frequencies."""
+
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        vectors: Vectors,
+        lexical: LexicalSegment | None = None,
+        dense: faiss.Index | None = None,
+        *,
+        approximate: bool | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.vectors = vectors
+        self.lexical = lexical or LexicalSegment.from_texts(c.embedding_text for c in chunks)
+        self.dense = dense if dense is not None else _dense_index(vectors, approximate)
+        self.name = name  # the folder it is persisted in, once it is
+        self.rows_of: dict[str, list[int]] = {}
+        for row, chunk in enumerate(chunks):
+            self.rows_of.setdefault(chunk.article_id, []).append(row)
+
+    @property
+    def size(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def approximate(self) -> bool:
+        return isinstance(self.dense, faiss.IndexIVF)
+
+    def dense_search(
+        self, query: Vectors, wanted: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if not self.size:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores, rows = self.dense.search(query.reshape(1, -1), min(wanted, self.size))
+        keep = rows[0] >= 0
+        return rows[0][keep].astype(np.int64), scores[0][keep]
+
+    # persistence
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        np.save(folder / "vectors.npy", self.vectors)
+        (folder / "chunks.json").write_text(
+            json.dumps([asdict(chunk) for chunk in self.chunks]), encoding="utf-8"
+        )
+        matrix = self.lexical.frequencies
+        np.savez(
+            folder / "lexical.npz",
+            data=matrix.data,
+            indices=matrix.indices,
+            indptr=matrix.indptr,
+            shape=np.asarray(matrix.shape),
+            lengths=self.lexical.lengths,
+        )
+        (folder / "vocabulary.json").write_text(
+            json.dumps(self.lexical.vocabulary), encoding="utf-8"
+        )
+        if self.approximate:
+            faiss.write_index(self.dense, str(folder / "dense.faiss"))
+
+    @classmethod
+    def load(cls, folder: Path) -> Segment:
+        chunks = [Chunk(**c) for c in json.loads((folder / "chunks.json").read_text("utf-8"))]
+        vectors = np.asarray(np.load(folder / "vectors.npy"), dtype=np.float32)
+        if vectors.shape[0] != len(chunks):
+            raise ValueError(f"{folder}: {vectors.shape[0]} vectors for {len(chunks)} passages")
+        stored = np.load(folder / "lexical.npz")
+        matrix = sparse.csc_matrix(
+            (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"])
+        )
+        vocabulary = json.loads((folder / "vocabulary.json").read_text("utf-8"))
+        lexical = LexicalSegment(vocabulary, matrix, stored["lengths"])
+        dense_file = folder / "dense.faiss"
+        dense = faiss.read_index(str(dense_file)) if dense_file.exists() else None
+        return cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
+
+
+def _empty_segment(dimension: int) -> Segment:
+    return Segment([], np.zeros((0, dimension), dtype=np.float32))
+
+
+# -- snapshots ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    base: Segment
+    delta: Segment
+    retired_rows: frozenset[int]  # rows of the base no longer live
+    fingerprints: dict[str, str]
+    paths: dict[str, str]
+    stats: CorpusStats
+    dead_mask: npt.NDArray[np.bool_] = field(compare=False)
+
+    def live_chunks(self) -> list[Chunk]:
+        kept = [c for row, c in enumerate(self.base.chunks) if row not in self.retired_rows]
+        return kept + self.delta.chunks
+
+    def live_vectors(self) -> Vectors:
+        alive = ~self.dead_mask
+        return np.vstack([self.base.vectors[alive], self.delta.vectors]).astype(np.float32)
+
+
+def _stats_for(base: Segment, delta: Segment, retired_rows: Iterable[int]) -> CorpusStats:
+    retired = list(retired_rows)
+    frequency = base.lexical.document_frequency()
+    for term, count in base.lexical.term_counts(retired).items():
+        frequency[term] -= count
+    for term, count in delta.lexical.document_frequency().items():
+        frequency[term] = frequency.get(term, 0) + count
+    total = int(base.lexical.lengths.sum()) + int(delta.lexical.lengths.sum())
+    if retired:
+        total -= int(base.lexical.lengths[np.asarray(retired)].sum())
+    return CorpusStats(
+        passages=base.size - len(retired) + delta.size,
+        total_length=total,
+        document_frequency=frequency,
+    )
+
+
+def _snapshot(
+    base: Segment,
+    delta: Segment,
+    retired_rows: frozenset[int],
+    fingerprints: dict[str, str],
+    paths: dict[str, str],
+) -> _Snapshot:
+    mask = np.zeros(base.size, dtype=bool)
+    if retired_rows:
+        mask[np.fromiter(retired_rows, dtype=np.int64)] = True
+    return _Snapshot(
+        base, delta, retired_rows, fingerprints, paths, _stats_for(base, delta, retired_rows), mask
+    )
+
+
+# -- the index ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    chunk: Chunk
+    dense: float = 0.0
+    lexical: float = 0.0
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
 
 
 class KnowledgeIndex:
+    """Passages of the live articles, searchable by meaning and by words; safe to update
+    while other threads search (one writer at a time, readers never wait)."""
+
+    calibration: dict[str, Any] | None  # the answer-or-escalate model kept with the index
+
     def __init__(
         self,
         chunks: Sequence[Chunk],
@@ -52,105 +348,396 @@ class KnowledgeIndex:
         article_fingerprints: dict[str, str],
         article_paths: dict[str, str],
         embedder_name: str,
+        *,
+        approximate: bool | None = None,
+        fusion: Fusion = Fusion.WEIGHTED,
+        dense_weight: float = DENSE_WEIGHT,
+        calibration: dict[str, Any] | None = None,
     ) -> None:
-        self.chunks = list(chunks)
-        self.vectors = vectors
-        self.article_fingerprints = article_fingerprints
-        self.article_paths = article_paths
+        base = Segment(list(chunks), np.asarray(vectors, dtype=np.float32), approximate=approximate)
+        self._init(
+            base,
+            _empty_segment(vectors.shape[1]),
+            frozenset(),
+            article_fingerprints,
+            article_paths,
+            embedder_name,
+        )
+        self.fusion = fusion
+        self.dense_weight = dense_weight
+        self.calibration = calibration
+
+    def _init(
+        self,
+        base: Segment,
+        delta: Segment,
+        retired_rows: frozenset[int],
+        fingerprints: dict[str, str],
+        paths: dict[str, str],
+        embedder_name: str,
+    ) -> None:
         self.embedder_name = embedder_name
-        self._faiss = faiss.IndexFlatIP(vectors.shape[1])
-        if len(self.chunks):
-            self._faiss.add(vectors)
+        self.dimension = int(base.vectors.shape[1])
+        self.fusion = Fusion.WEIGHTED
+        self.dense_weight = DENSE_WEIGHT
+        # How a search with the question's text ranks; evaluations switch it.
+        self.text_mode = RetrievalMode.HYBRID
+        self.calibration = None
+        # The embedder that built it, when known: lets add_or_update(article) embed.
+        self.embedder: Embedder | None = None
+        self._writer = threading.Lock()
+        self._snapshot = _snapshot(base, delta, retired_rows, dict(fingerprints), dict(paths))
+
+    # -- what is in it ------------------------------------------------------------------
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self._snapshot.live_chunks()
+
+    @property
+    def vectors(self) -> Vectors:
+        return self._snapshot.live_vectors()
+
+    @property
+    def chunk_count(self) -> int:
+        return self._snapshot.stats.passages
+
+    @property
+    def article_fingerprints(self) -> dict[str, str]:
+        return dict(self._snapshot.fingerprints)
+
+    @property
+    def article_paths(self) -> dict[str, str]:
+        return dict(self._snapshot.paths)
 
     @property
     def article_count(self) -> int:
-        return len(self.article_fingerprints)
+        return len(self._snapshot.fingerprints)
+
+    @property
+    def approximate(self) -> bool:
+        return self._snapshot.base.approximate
 
     def titles(self) -> dict[str, str]:
         return {chunk.article_id: chunk.article_title for chunk in self.chunks}
 
-    def search(self, query_vector: npt.NDArray[np.float32], limit: int = 3) -> list[SearchHit]:
-        """The best passage of each of the `limit` best-matching articles, best first."""
-        if not self.chunks:
-            return []
-        wanted = min(len(self.chunks), max(limit * 8, 20))
-        scores, positions = self._faiss.search(query_vector.reshape(1, -1), wanted)
-        hits: list[SearchHit] = []
-        seen: set[str] = set()
-        for score, position in zip(scores[0], positions[0], strict=True):
-            if position < 0:
-                continue
-            chunk = self.chunks[int(position)]
-            if chunk.article_id in seen:
-                continue  # one hit per article: the best passage speaks for it
-            seen.add(chunk.article_id)
-            hits.append(
-                SearchHit(
-                    article_id=chunk.article_id,
-                    title=chunk.article_title,
-                    passage=_passage(chunk.text),
-                    heading=chunk.heading,
-                    score=round(float(score), 4),
-                    path=self.article_paths.get(chunk.article_id, ""),
-                )
-            )
-            if len(hits) == limit:
-                break
-        return hits
+    # -- searching ----------------------------------------------------------------------
 
-    # -- persistence -----------------------------------------------------------------
+    def search(
+        self,
+        query_vector: npt.NDArray[np.float32],
+        limit: int = 3,
+        *,
+        query_text: str | None = None,
+        mode: RetrievalMode | None = None,
+    ) -> list[SearchHit]:
+        """The best passage of each of the `limit` best-matching articles, best first.
+
+        With the question's text the search is hybrid (dense and BM25 fused); with the
+        vector only it is dense, as before.
+        """
+        snapshot = self._snapshot  # one consistent view for the whole search
+        if mode is None:
+            mode = self.text_mode if query_text else RetrievalMode.DENSE
+        if snapshot.stats.passages == 0 or limit <= 0:
+            return []
+        terms = tokenize(query_text) if query_text and mode is not RetrievalMode.DENSE else []
+        wanted = max(limit * 10, 50)
+        candidates: dict[tuple[int, int], _Candidate] = {}
+        segments = (snapshot.base, snapshot.delta)
+        query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+
+        if mode is not RetrievalMode.LEXICAL:
+            ranked: list[tuple[float, int, int]] = []
+            for number, segment in enumerate(segments):
+                rows, scores = segment.dense_search(query, wanted + len(snapshot.retired_rows))
+                for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+                    if number == 0 and row in snapshot.retired_rows:
+                        continue
+                    ranked.append((score, number, row))
+            ranked.sort(key=lambda item: -item[0])
+            for rank, (score, number, row) in enumerate(ranked[:wanted]):
+                candidate = candidates.setdefault(
+                    (number, row), _Candidate(segments[number].chunks[row])
+                )
+                candidate.dense, candidate.dense_rank = score, rank
+
+        if terms:
+            ceiling = sum(snapshot.stats.idf(term) for term in terms) * (K1 + 1.0)
+            lexical_ranked: list[tuple[float, int, int]] = []
+            for number, segment in enumerate(segments):
+                rows, scores = segment.lexical.scores(
+                    terms, snapshot.stats, top=wanted + len(snapshot.retired_rows)
+                )
+                for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+                    if number == 0 and row in snapshot.retired_rows:
+                        continue
+                    lexical_ranked.append((score / ceiling if ceiling else 0.0, number, row))
+            lexical_ranked.sort(key=lambda item: -item[0])
+            for rank, (score, number, row) in enumerate(lexical_ranked[:wanted]):
+                candidate = candidates.setdefault(
+                    (number, row), _Candidate(segments[number].chunks[row])
+                )
+                candidate.lexical, candidate.lexical_rank = score, rank
+            if mode is RetrievalMode.HYBRID:
+                # A passage found by words only still gets its exact cosine.
+                for (number, row), candidate in candidates.items():
+                    if candidate.dense_rank is None:
+                        vector = segments[number].vectors[row]
+                        candidate.dense = float(vector @ query)
+
+        best: dict[str, tuple[float, _Candidate]] = {}
+        for candidate in candidates.values():
+            score = self._fused(candidate, mode)
+            held = best.get(candidate.chunk.article_id)
+            if held is None or score > held[0]:
+                best[candidate.chunk.article_id] = (score, candidate)
+        ordered = sorted(best.values(), key=lambda item: (-item[0], item[1].chunk.article_id))
+        return [
+            SearchHit(
+                article_id=candidate.chunk.article_id,
+                title=candidate.chunk.article_title,
+                passage=best_passage(candidate.chunk.text, terms),
+                heading=candidate.chunk.heading,
+                score=round(score, 4),
+                path=snapshot.paths.get(candidate.chunk.article_id, ""),
+                dense_score=round(candidate.dense, 4),
+                lexical_score=round(candidate.lexical, 4),
+            )
+            for score, candidate in ordered[:limit]
+        ]
+
+    def _fused(self, candidate: _Candidate, mode: RetrievalMode) -> float:
+        if mode is RetrievalMode.DENSE:
+            return candidate.dense
+        if mode is RetrievalMode.LEXICAL:
+            return candidate.lexical
+        if self.fusion is Fusion.RRF:
+            return sum(
+                1.0 / (RRF_K + rank + 1)
+                for rank in (candidate.dense_rank, candidate.lexical_rank)
+                if rank is not None
+            )
+        weight = self.dense_weight
+        return weight * candidate.dense + (1.0 - weight) * candidate.lexical
+
+    # -- incremental updates ------------------------------------------------------------
+
+    def add_or_update(self, article: Article, embedder: Embedder | None = None) -> bool:
+        """Index one added or edited article; False when it is already indexed as it is.
+
+        Searches running meanwhile see the index before or after, never in between.
+        `save(index_dir)` persists the change (only the small delta is written).
+        """
+        if self._snapshot.fingerprints.get(article.id) == article.fingerprint:
+            if self._snapshot.paths.get(article.id) == str(article.path):
+                return False
+            with self._writer:  # a moved file keeps its passages and vectors
+                current = self._snapshot
+                self._snapshot = _Snapshot(
+                    current.base,
+                    current.delta,
+                    current.retired_rows,
+                    current.fingerprints,
+                    current.paths | {article.id: str(article.path)},
+                    current.stats,
+                    current.dead_mask,
+                )
+            return True
+        embedder = embedder or self.embedder
+        if embedder is None:
+            raise ValueError("add_or_update needs the embedder the index was built with")
+        chunks = chunk_article(article)
+        vectors = embedder.embed([chunk.embedding_text for chunk in chunks])
+        with self._writer:
+            self._replace_articles(
+                {article.id: (chunks, vectors)},
+                fingerprints={article.id: article.fingerprint},
+                paths={article.id: str(article.path)},
+            )
+        return True
+
+    def retire(self, article_id: str) -> bool:
+        """Take one article out of search; False when it was not in the index."""
+        with self._writer:
+            if article_id not in self._snapshot.fingerprints:
+                return False
+            self._replace_articles({article_id: None}, fingerprints={}, paths={})
+        return True
+
+    def _replace_articles(
+        self,
+        replacements: dict[str, tuple[list[Chunk], Vectors] | None],
+        fingerprints: dict[str, str],
+        paths: dict[str, str],
+    ) -> None:
+        current = self._snapshot
+        retired = set(current.retired_rows)
+        for article_id in replacements:
+            retired.update(current.base.rows_of.get(article_id, ()))
+        kept_rows = [
+            row
+            for row, chunk in enumerate(current.delta.chunks)
+            if chunk.article_id not in replacements
+        ]
+        delta_chunks = [current.delta.chunks[row] for row in kept_rows]
+        delta_vectors = [current.delta.vectors[kept_rows]]
+        for replacement in replacements.values():
+            if replacement is not None:
+                delta_chunks.extend(replacement[0])
+                delta_vectors.append(np.asarray(replacement[1], dtype=np.float32))
+        new_fingerprints = {
+            k: v for k, v in current.fingerprints.items() if k not in replacements
+        } | fingerprints
+        new_paths = {k: v for k, v in current.paths.items() if k not in replacements} | paths
+        delta = Segment(delta_chunks, np.vstack(delta_vectors).astype(np.float32))
+        base = current.base
+        if delta.size > max(COMPACT_MIN_PASSAGES, COMPACT_SHARE * base.size):
+            snapshot = _snapshot(base, delta, frozenset(retired), new_fingerprints, new_paths)
+            base = Segment(snapshot.live_chunks(), snapshot.live_vectors(), approximate=None)
+            delta, retired = _empty_segment(self.dimension), set()
+        self._snapshot = _snapshot(base, delta, frozenset(retired), new_fingerprints, new_paths)
+
+    # -- persistence --------------------------------------------------------------------
 
     def save(self, index_dir: Path) -> Path:
+        """Write this index as a new build and make it CURRENT atomically; old builds go."""
+        snapshot = self._snapshot
         index_dir.mkdir(parents=True, exist_ok=True)
+        with _index_lock(index_dir):
+            return self._save_locked(snapshot, index_dir)
+
+    def _save_locked(self, snapshot: _Snapshot, index_dir: Path) -> Path:
+        base = snapshot.base
+        if base.name is None or not (index_dir / base.name / "chunks.json").exists():
+            name = f"segment-{uuid.uuid4().hex[:12]}"
+            staging = index_dir / f"{name}.tmp"
+            base.save(staging)
+            staging.replace(index_dir / name)
+            base.name = name
         build = index_dir / f"build-{uuid.uuid4().hex[:12]}"
-        build.mkdir()
-        np.save(build / "vectors.npy", self.vectors)
+        staging = build.with_name(build.name + ".tmp")
+        staging.mkdir()
+        np.save(staging / "delta_vectors.npy", snapshot.delta.vectors)
         manifest = {
             "format": INDEX_FORMAT_VERSION,
             "embedder": self.embedder_name,
-            "articles": self.article_fingerprints,
-            "paths": self.article_paths,
-            "chunks": [asdict(chunk) for chunk in self.chunks],
+            "base": base.name,
+            "retired_rows": sorted(snapshot.retired_rows),
+            "delta_chunks": [asdict(chunk) for chunk in snapshot.delta.chunks],
+            "articles": snapshot.fingerprints,
+            "paths": snapshot.paths,
+            "fusion": self.fusion.value,
+            "dense_weight": self.dense_weight,
+            "calibration": self.calibration,
         }
-        (build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        (staging / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        staging.replace(build)
         pointer = index_dir / f"CURRENT.{uuid.uuid4().hex[:8]}.tmp"
         pointer.write_text(build.name, encoding="utf-8")
         previous = _current_build(index_dir)
         pointer.replace(index_dir / "CURRENT")
-        if previous is not None and previous != build:
-            shutil.rmtree(previous, ignore_errors=True)
+        keep = {build.name, base.name} | ({previous.name} if previous is not None else set())
+        sweep_index_dir(index_dir, keep=keep)
         return build
 
     @classmethod
     def load(cls, index_dir: Path) -> KnowledgeIndex | None:
-        build = _current_build(index_dir)
-        if build is None:
-            return None
-        try:
-            manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
-            vectors = np.load(build / "vectors.npy")
-        except (OSError, ValueError):
-            return None
+        for _ in range(5):  # CURRENT may move on while we read; try the newer build
+            build = _current_build(index_dir)
+            if build is None:
+                return None
+            try:
+                return cls._load_build(index_dir, build)
+            except FileNotFoundError:
+                time.sleep(0.05)
+                continue
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+                return None  # a damaged index: the caller rebuilds
+        return None
+
+    @classmethod
+    def _load_build(cls, index_dir: Path, build: Path) -> KnowledgeIndex | None:
+        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
         if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT_VERSION:
             return None
-        try:
-            return cls(
-                chunks=[Chunk(**chunk) for chunk in manifest["chunks"]],
-                vectors=np.asarray(vectors, dtype=np.float32),
-                article_fingerprints=dict(manifest["articles"]),
-                article_paths=dict(manifest.get("paths", {})),
-                embedder_name=str(manifest["embedder"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None  # a damaged manifest: the caller rebuilds
+        base = Segment.load(index_dir / str(manifest["base"]))
+        delta_chunks = [Chunk(**chunk) for chunk in manifest["delta_chunks"]]
+        delta_vectors = np.asarray(np.load(build / "delta_vectors.npy"), dtype=np.float32)
+        if delta_vectors.shape[0] != len(delta_chunks):
+            raise ValueError("delta vectors do not match the delta passages")
+        if not delta_chunks:
+            delta_vectors = np.zeros((0, base.vectors.shape[1]), dtype=np.float32)
+        index = cls.__new__(cls)
+        index._init(
+            base,
+            Segment(delta_chunks, delta_vectors),
+            frozenset(int(row) for row in manifest["retired_rows"]),
+            dict(manifest["articles"]),
+            dict(manifest["paths"]),
+            str(manifest["embedder"]),
+        )
+        index.fusion = Fusion(manifest.get("fusion", Fusion.WEIGHTED.value))
+        index.dense_weight = float(manifest.get("dense_weight", DENSE_WEIGHT))
+        index.calibration = manifest.get("calibration")
+        return index
 
 
 def _current_build(index_dir: Path) -> Path | None:
     pointer = index_dir / "CURRENT"
-    if not pointer.exists():
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except OSError:
         return None
-    build = index_dir / pointer.read_text(encoding="utf-8").strip()
-    return build if build.is_dir() else None
+    build = index_dir / name
+    return build if name and build.is_dir() else None
+
+
+def sweep_index_dir(
+    index_dir: Path,
+    keep: set[str],
+    stale_after: float = STALE_BUILD_SECONDS,
+) -> None:
+    """Remove builds and segments that are neither kept nor in progress.
+
+    `keep` names the current build and the one it replaced (a reader may still be
+    loading that one) and their segments. Staging folders (`*.tmp`) of a crashed
+    writer go once they are `stale_after` old; a younger one may still be in use.
+    Callers hold the index folder's lock, so no other writer is between steps.
+    """
+    now = time.time()
+    wanted_segments = set(keep)
+    for name in keep:
+        try:
+            manifest = json.loads((index_dir / name / "manifest.json").read_text("utf-8"))
+            wanted_segments.add(str(manifest.get("base")))
+        except (OSError, ValueError):
+            continue
+    for path in index_dir.iterdir():
+        name = path.name
+        if name in wanted_segments or not name.startswith(("build-", "segment-", "CURRENT.")):
+            continue
+        if name.endswith(".tmp"):
+            try:
+                if now - path.stat().st_mtime <= stale_after:
+                    continue
+            except OSError:
+                continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _index_lock(index_dir: Path) -> Iterator[None]:
+    """One writer at a time per index folder, across processes (the bot and `tier0 kb`)."""
+    with open(index_dir / ".lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_index(
@@ -158,23 +745,23 @@ def build_index(
     embedder: Embedder,
     embedder_name: str,
     previous: KnowledgeIndex | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    approximate: bool | None = None,
 ) -> KnowledgeIndex:
     """Chunk and embed the articles, reusing the vectors of articles that did not change."""
     reusable: dict[str, list[tuple[Chunk, npt.NDArray[np.float32]]]] = {}
     if previous is not None and previous.embedder_name == embedder_name:
         for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
-            if previous.article_fingerprints.get(chunk.article_id) is not None:
-                reusable.setdefault(chunk.article_id, []).append((chunk, vector))
+            reusable.setdefault(chunk.article_id, []).append((chunk, vector))
+    fingerprints = previous.article_fingerprints if previous is not None else {}
 
     chunks: list[Chunk] = []
     vectors: list[npt.NDArray[np.float32] | None] = []
     to_embed: list[int] = []
     for article in articles:
         kept = reusable.get(article.id)
-        unchanged = previous is not None and (
-            previous.article_fingerprints.get(article.id) == article.fingerprint
-        )
-        if kept and unchanged:
+        if kept and fingerprints.get(article.id) == article.fingerprint:
             for chunk, vector in kept:
                 chunks.append(chunk)
                 vectors.append(vector)
@@ -184,38 +771,77 @@ def build_index(
             chunks.append(chunk)
             vectors.append(None)
 
-    fresh = embedder.embed([chunks[i].embedding_text for i in to_embed])
-    for row, position in enumerate(to_embed):
-        vectors[position] = fresh[row]
-    dimension = embedder.dimension
+    batch = 512
+    for start in range(0, len(to_embed), batch):
+        positions = to_embed[start : start + batch]
+        fresh = embedder.embed([chunks[i].embedding_text for i in positions])
+        for row, position in enumerate(positions):
+            vectors[position] = fresh[row]
+        if progress is not None:
+            progress(min(start + batch, len(to_embed)), len(to_embed))
     matrix = (
         np.vstack([v for v in vectors if v is not None]).astype(np.float32)
         if chunks
-        else np.zeros((0, dimension), dtype=np.float32)
+        else np.zeros((0, embedder.dimension), dtype=np.float32)
     )
-    return KnowledgeIndex(
+    index = KnowledgeIndex(
         chunks=chunks,
         vectors=matrix,
         article_fingerprints={article.id: article.fingerprint for article in articles},
         article_paths={article.id: str(article.path) for article in articles},
         embedder_name=embedder_name,
+        approximate=approximate,
     )
+    if previous is not None:
+        index.fusion, index.dense_weight = previous.fusion, previous.dense_weight
+    index.calibration = _bundled_calibration()
+    index.embedder = embedder
+    return index
+
+
+def _bundled_calibration() -> dict[str, Any] | None:
+    calibration = load_calibration()
+    return calibration.as_dict() if calibration is not None else None
 
 
 def load_or_build_index(
     articles: Sequence[Article], index_dir: Path, embedder: Embedder, embedder_name: str
 ) -> tuple[KnowledgeIndex, bool]:
-    """The persisted index when it matches the articles; otherwise a rebuilt one (and True)."""
+    """The persisted index brought in line with the articles (and True when anything changed).
+
+    A few changed articles are applied incrementally; many, or another embedder, mean a
+    full build (which still reuses the vectors of unchanged articles).
+    """
     current = KnowledgeIndex.load(index_dir)
-    wanted = {article.id: article.fingerprint for article in articles}
-    paths = {article.id: str(article.path) for article in articles}
-    if (
-        current is not None
-        and current.embedder_name == embedder_name
-        and current.article_fingerprints == wanted
-        and current.article_paths == paths  # a moved file keeps its vectors, not its old path
-    ):
+    if current is not None:
+        current.embedder = embedder
+    wanted = {article.id: article for article in articles}
+    if current is None or current.embedder_name != embedder_name:
+        index = build_index(articles, embedder, embedder_name, previous=current)
+        index.save(index_dir)
+        return index, True
+    fingerprints, paths = current.article_fingerprints, current.article_paths
+    changed = [
+        article
+        for article in articles
+        if fingerprints.get(article.id) != article.fingerprint
+        or paths.get(article.id) != str(article.path)
+    ]
+    gone = [article_id for article_id in fingerprints if article_id not in wanted]
+    calibration = _bundled_calibration()
+    if not changed and not gone:
+        if current.calibration != calibration:  # a newer tuning ships with tier0
+            current.calibration = calibration
+            current.save(index_dir)
         return current, False
-    index = build_index(articles, embedder, embedder_name, previous=current)
+    if len(changed) + len(gone) > max(20, len(articles) // 10):
+        index = build_index(articles, embedder, embedder_name, previous=current)
+    else:
+        index = current
+        for article_id in gone:
+            index.retire(article_id)
+        for article in changed:
+            index.add_or_update(article, embedder)
+        index.calibration = calibration
     index.save(index_dir)
     return index, True

@@ -116,3 +116,47 @@ def test_a_hashtag_without_a_space_is_text() -> None:
     assert [(chunk.heading, chunk.text) for chunk in chunks] == [
         ("", "#it-help is the channel to ask in.")
     ]
+
+
+def test_a_tilde_fenced_block_keeps_its_hash_lines() -> None:
+    body = """
+        ## Check the proxy
+        ~~~sh
+        # show the proxy settings
+        env | grep -i proxy
+        ~~~
+        ## Next
+        Post in #it-help.
+    """
+
+    chunks = chunk_article(article(body, title="Proxy"))
+
+    assert [chunk.heading for chunk in chunks] == ["Check the proxy", "Next"]
+    assert "# show the proxy settings" in chunks[0].text
+
+
+def test_a_backtick_line_inside_a_tilde_fence_does_not_close_it() -> None:
+    body = "## A\n~~~\n```\n# not a heading\n~~~\n## B\ntext"
+
+    chunks = chunk_article(article(body, title="Fences"))
+
+    assert [chunk.heading for chunk in chunks] == ["A", "B"]
+    assert "# not a heading" in chunks[0].text
+
+
+def test_one_paragraph_longer_than_a_passage_is_cut_between_sentences() -> None:
+    sentences = [f"Sentence number {n} explains one more step of the setup." for n in range(40)]
+    body = "## Setup\n\n" + " ".join(sentences)
+
+    chunks = chunk_article(article(body, title="Long paragraph"))
+
+    assert len(chunks) > 1
+    assert all(len(chunk.text) <= MAX_CHUNK_CHARS for chunk in chunks)
+    assert all(chunk.text.endswith(".") for chunk in chunks)
+    assert " ".join(chunk.text for chunk in chunks) == " ".join(sentences)
+
+
+def test_text_without_any_break_is_still_cut_under_the_limit() -> None:
+    chunks = chunk_article(article("x" * (3 * MAX_CHUNK_CHARS + 5), title="Blob"))
+
+    assert [len(chunk.text) for chunk in chunks] == [MAX_CHUNK_CHARS] * 3 + [5]

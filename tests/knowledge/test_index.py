@@ -239,11 +239,18 @@ def test_current_always_names_one_complete_build(kb: Path, index_dir: Path) -> N
 
     current = (index_dir / "CURRENT").read_text().strip()
     assert current != first_build
-    assert build_dirs(index_dir) == [current]  # the old build was removed after the swap
-    assert sorted(path.name for path in index_dir.iterdir()) == ["CURRENT", current]
     manifest = json.loads((index_dir / current / "manifest.json").read_text())
-    vectors = np.load(index_dir / current / "vectors.npy")
-    assert vectors.shape[0] == len(manifest["chunks"])
+    # the replaced build stays for readers still loading it, until the next swap
+    assert sorted(path.name for path in index_dir.iterdir()) == sorted(
+        [".lock", "CURRENT", current, first_build, manifest["base"]]
+    )
+    write_article(kb, "wifi.md", "wifi", "Join the office Wi-Fi", "Pick the corp network.")
+    load_or_build_index(load_articles(kb), index_dir, embedder, EMBEDDER_NAME)
+    assert not (index_dir / first_build).exists()
+    base_chunks = json.loads((index_dir / manifest["base"] / "chunks.json").read_text())
+    assert np.load(index_dir / manifest["base"] / "vectors.npy").shape[0] == len(base_chunks)
+    delta = np.load(index_dir / current / "delta_vectors.npy")
+    assert delta.shape[0] == len(manifest["delta_chunks"]) == 1  # only the edited article
     assert set(manifest["articles"]) == {"vpn", "printer", "password", "wifi"}
 
 

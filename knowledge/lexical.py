@@ -1,0 +1,164 @@
+"""BM25 over passages, kept as term frequencies so one article can be added or retired alone.
+
+bm25s's own index folds each term's IDF into the stored scores, so changing one article
+would mean re-indexing the whole corpus. Here a segment keeps raw term frequencies
+(a sparse passage × term matrix); IDF and length normalisation are applied at query time
+from statistics the caller passes in, which stay exact across segments and retirements.
+Tokenising (lower case, bm25s's English stop words, Snowball stemming) is shared by
+passages and questions, so "printing" finds "printer" and "the" finds nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+import numpy as np
+import numpy.typing as npt
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+from scipy import sparse
+
+K1 = 1.2
+B = 0.75
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_STOPWORDS = frozenset(STOPWORDS_EN)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+    return list(_stemmer().stemWords(words))
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What BM25 needs about the live corpus as a whole: size, mean length, term counts."""
+
+    passages: int
+    total_length: int
+    document_frequency: dict[str, int]
+
+    @property
+    def mean_length(self) -> float:
+        return self.total_length / self.passages if self.passages else 1.0
+
+    def idf(self, term: str) -> float:
+        df = self.document_frequency.get(term, 0)
+        return math.log(1.0 + (self.passages - df + 0.5) / (df + 0.5))
+
+
+class LexicalSegment:
+    """Term frequencies of a fixed list of passages (rows), searchable by BM25."""
+
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        frequencies: sparse.csc_matrix,
+        lengths: npt.NDArray[np.int32],
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.frequencies = frequencies
+        self.lengths = lengths
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> LexicalSegment:
+        return cls.from_tokens(tokenize(text) for text in texts)
+
+    @classmethod
+    def from_tokens(cls, token_lists: Iterable[Sequence[str]]) -> LexicalSegment:
+        vocabulary: dict[str, int] = {}
+        rows: list[int] = []
+        columns: list[int] = []
+        counts: list[int] = []
+        lengths: list[int] = []
+        for row, tokens in enumerate(token_lists):
+            lengths.append(len(tokens))
+            for term, count in Counter(tokens).items():
+                rows.append(row)
+                columns.append(vocabulary.setdefault(term, len(vocabulary)))
+                counts.append(count)
+        shape = (len(lengths), max(len(vocabulary), 1))
+        matrix = sparse.csc_matrix(
+            (np.asarray(counts, dtype=np.float32), (rows, columns)), shape=shape
+        )
+        return cls(vocabulary, matrix, np.asarray(lengths, dtype=np.int32))
+
+    @property
+    def size(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def document_frequency(self) -> dict[str, int]:
+        return dict(self._document_frequency)
+
+    @cached_property
+    def _document_frequency(self) -> dict[str, int]:
+        per_term = np.diff(self.frequencies.indptr)
+        return {term: int(per_term[column]) for term, column in self.vocabulary.items()}
+
+    @cached_property
+    def _by_row(self) -> sparse.csr_matrix:
+        return self.frequencies.tocsr()
+
+    @cached_property
+    def _terms(self) -> list[str]:
+        names = [""] * self.frequencies.shape[1]
+        for term, column in self.vocabulary.items():
+            names[column] = term
+        return names
+
+    def term_counts(self, rows: Iterable[int]) -> Counter[str]:
+        """How many of these passages contain each term (to take them out of the stats)."""
+        counts: Counter[str] = Counter()
+        matrix = self._by_row
+        for row in rows:
+            for column in matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]:
+                counts[self._terms[column]] += 1
+        return counts
+
+    def scores(
+        self, query_terms: Sequence[str], stats: CorpusStats, top: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(rows, BM25 scores) of the passages sharing a term with the query; with `top`,
+        only that many of the best (in no particular order)."""
+        total: npt.NDArray[np.float32] | None = None
+        mean_length = stats.mean_length
+        for term, repeats in Counter(query_terms).items():
+            column = self.vocabulary.get(term)
+            if column is None:
+                continue
+            start, end = self.frequencies.indptr[column], self.frequencies.indptr[column + 1]
+            if start == end:
+                continue
+            rows = self.frequencies.indices[start:end]
+            tf = self.frequencies.data[start:end]
+            norm = K1 * (1.0 - B + B * self.lengths[rows] / mean_length)
+            weight = stats.idf(term) * repeats
+            if total is None:
+                total = np.zeros(self.size, dtype=np.float32)
+            total[rows] += (weight * tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
+        if total is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        hit = np.flatnonzero(total)
+        if top is not None and hit.size > top:
+            hit = hit[np.argpartition(-total[hit], top - 1)[:top]]
+        return hit.astype(np.int64), total[hit]
+
+
+def expand_query(text: str, normalized: str) -> str:
+    """The question as typed plus the canonical spellings its synonyms map to.
+
+    Replacing "2fa" by "mfa" would lose an article that says "2FA"; adding "mfa"
+    keeps both, and BM25 matches whichever the article uses.
+    """
+    typed = set(tokenize(text))
+    extra = [term for term in normalized.split() if not set(tokenize(term)) <= typed]
+    return f"{text} {' '.join(extra)}" if extra else text
