@@ -170,6 +170,8 @@ def sync_folder(settings: Settings, author: str) -> tuple[SyncReport, GoldenRepo
     ):
         if ids:
             console.print(f"  {label}: {escape(', '.join(ids))}")
+    if golden.checked and golden.passed:
+        console.print(f"Golden questions: all {golden.checked} find their article first.")
     for failure in golden.failures:
         warn(f"golden question regressed: {failure.describe()}")
     if golden.failures:
@@ -479,8 +481,10 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
             )
             return
         table = Table(title="article feedback")
-        for column in ("id", "title", "shown", "helpful", "not helpful", "helpful %", "tickets"):
-            table.add_column(column, justify="right" if column[0] in "shnt%" else "left")
+        table.add_column("id")
+        table.add_column("title")
+        for column in ("shown", "helpful", "not helpful", "helpful %", "tickets"):
+            table.add_column(column, justify="right")
         for row in rows:
             rate = "-" if row.helpful_rate is None else f"{row.helpful_rate:.0%}"
             table.add_row(

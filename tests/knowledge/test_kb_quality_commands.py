@@ -164,6 +164,22 @@ def test_stale_notify_messages_slack_owners_and_names_those_slack_cannot_reach(
     assert "it-workplace@northwind.example is an email, not reachable by Slack" in result.output
 
 
+def test_stale_notify_reports_an_owner_slack_would_not_message(
+    editor: Editor, fake_slack: FakeSlackApi
+) -> None:
+    make_stale(editor, "vpn-connect")
+
+    result = editor.kb_command(
+        "stale",
+        "--notify",
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        TIER0_SLACK_API_URL=fake_slack.base_url,
+    )
+
+    assert result.exit_code == 2
+    assert "could not DM U0NETWORK1: invalid_auth" in result.output
+
+
 def test_stale_notify_without_slack_is_a_clear_error(editor: Editor) -> None:
     make_stale(editor, "vpn-connect")
 
