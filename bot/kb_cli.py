@@ -49,6 +49,14 @@ ERROR_EXIT_CODE = 2
 AuthorOption = Annotated[
     str, typer.Option("--author", help="Who made the change (kept with each version).")
 ]
+SyncAuthorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--author",
+        help="Who made the changes. Default: for a file committed in git, its last commit's "
+        "author; otherwise you.",
+    ),
+]
 CURRENT_USER = getpass.getuser()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -144,14 +152,22 @@ def run_golden_check(
 # -- sync -----------------------------------------------------------------------------
 
 
-def sync_folder(settings: Settings, author: str) -> tuple[SyncReport, GoldenReport]:
-    """Store versions for what changed, rebuild the index, then ask the golden questions."""
+def sync_folder(settings: Settings, author: str | None) -> tuple[SyncReport, GoldenReport]:
+    """Store versions for what changed, rebuild the index, then ask the golden questions.
+
+    Without an explicit author, a changed file committed in git is credited to its last
+    commit's author, and anything else to the person running the sync."""
+    from knowledge.authors import git_author
     from knowledge.versions import VersionError
 
     articles = folder_articles(settings)
     versions = open_versions(settings)
     try:
-        report = versions.sync(articles, author)
+        report = versions.sync(
+            articles,
+            author or CURRENT_USER,
+            author_of=None if author else (lambda article: git_author(article.path)),
+        )
     except VersionError as error:
         fail(str(error))
     # Rebuilt aside and swapped in whole: a bot answering meanwhile keeps its index.
@@ -170,6 +186,8 @@ def sync_folder(settings: Settings, author: str) -> tuple[SyncReport, GoldenRepo
     ):
         if ids:
             console.print(f"  {label}: {escape(', '.join(ids))}")
+    if golden.checked and golden.passed:
+        console.print(f"Golden questions: all {golden.checked} find their article first.")
     for failure in golden.failures:
         warn(f"golden question regressed: {failure.describe()}")
     if golden.failures:
@@ -181,7 +199,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
     """Add the editors' commands to the `tier0 kb` group."""
 
     @kb_app.command("sync")
-    def kb_sync(author: AuthorOption = CURRENT_USER) -> None:
+    def kb_sync(author: SyncAuthorOption = None) -> None:
         """Bring the store in line with the folder (added, changed, retired), keeping every
         version; rebuild the index; warn about golden questions that no longer pass."""
         sync_folder(Settings(), author)
@@ -479,8 +497,10 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
             )
             return
         table = Table(title="article feedback")
-        for column in ("id", "title", "shown", "helpful", "not helpful", "helpful %", "tickets"):
-            table.add_column(column, justify="right" if column[0] in "shnt%" else "left")
+        table.add_column("id")
+        table.add_column("title")
+        for column in ("shown", "helpful", "not helpful", "helpful %", "tickets"):
+            table.add_column(column, justify="right")
         for row in rows:
             rate = "-" if row.helpful_rate is None else f"{row.helpful_rate:.0%}"
             table.add_row(

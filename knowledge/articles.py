@@ -15,6 +15,9 @@ REQUIRED_FIELDS = ("id", "title")
 STATUSES = ("draft", "published", "retired")
 # An article without a status was written before statuses existed: it is live.
 DEFAULT_STATUS = "published"
+# Far beyond any real help article (the longest sample one is ~2k characters); a file this
+# big is an export gone wrong or a pasted log, and would drown search in one article.
+MAX_ARTICLE_CHARS = 500_000
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*(?:\n|\Z)(?P<body>.*)\Z", re.DOTALL)
 _ARTICLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
@@ -61,6 +64,11 @@ class Article:
 def parse_article(text: str, path: Path) -> Article:
     # Editors on Windows may save a byte-order mark before the `---`.
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    if len(text) > MAX_ARTICLE_CHARS:
+        raise ArticleError(
+            f"{path}: the article is {len(text):,} characters, more than the "
+            f"{MAX_ARTICLE_CHARS:,} allowed; split it into several articles"
+        )
     match = _FRONT_MATTER.match(text)
     if match is None:
         raise ArticleError(f"{path}: no YAML front matter (the file must start with a `---` block)")

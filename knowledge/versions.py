@@ -165,19 +165,33 @@ class ArticleVersions:
 
     # -- writing ------------------------------------------------------------------------
 
-    def sync(self, articles: Sequence[Article], author: str) -> SyncReport:
+    def sync(
+        self,
+        articles: Sequence[Article],
+        author: str,
+        *,
+        author_of: Callable[[Article], str | None] | None = None,
+    ) -> SyncReport:
         """Record a version for every article that differs from its newest stored version,
-        and retire every stored article whose file is gone. One transaction: another sync
-        running at the same moment makes this one fail rather than interleave."""
+        and retire every stored article whose file is gone. `author_of` may name who wrote
+        a changed article (e.g. from git); `author` is who ran the sync, the fallback.
+        One transaction: another sync running at the same moment makes this one fail
+        rather than interleave."""
         try:
             with self._session_factory.begin() as session:
-                return self._sync(session, articles, author)
+                return self._sync(session, articles, author, author_of)
         except IntegrityError as error:
             raise VersionError(
                 "another `kb sync` recorded versions at the same moment; run it again"
             ) from error
 
-    def _sync(self, session: Session, articles: Sequence[Article], author: str) -> SyncReport:
+    def _sync(
+        self,
+        session: Session,
+        articles: Sequence[Article],
+        author: str,
+        author_of: Callable[[Article], str | None] | None,
+    ) -> SyncReport:
         now = self._clock()
         report = SyncReport()
         newest = {
@@ -200,7 +214,7 @@ class ArticleVersions:
                     path=str(article.path),
                     content=article.source,
                     content_hash=article.content_hash,
-                    author=author,
+                    author=(author_of(article) if author_of else None) or author,
                     created_at=now,
                 )
             )

@@ -269,3 +269,12 @@ def test_the_sample_knowledge_base_has_owners_review_dates_and_golden_questions(
     assert all(article.owner and article.review_by for article in articles)
     assert all(article.status == "published" for article in articles)
     assert sum(len(article.questions) for article in articles) >= 10
+
+
+def test_a_huge_file_is_refused_by_name() -> None:
+    huge = LIFECYCLE_ARTICLE + "A pasted log line.\n" * 40_000
+
+    with pytest.raises(ArticleError, match="more than the 500,000 allowed") as caught:
+        parse_article(huge, Path("kb/pasted-log.md"))
+
+    assert "kb/pasted-log.md" in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,33 @@ def test_editing_the_bundled_sample_is_refused(editor: Editor) -> None:
 
     assert result.exit_code == 2
     assert "bundled sample knowledge base is read-only" in result.output
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+
+
+def test_in_a_git_folder_a_version_is_credited_to_the_commit_author(editor: Editor) -> None:
+    git(editor.kb, "init", "-q")
+    git(editor.kb, "add", ".")
+    git(
+        editor.kb,
+        "-c",
+        "user.name=Alice Ng",
+        "-c",
+        "user.email=alice@northwind.example",
+        "commit",
+        "-qm",
+        "articles",
+    )
+    editor.kb_command("sync")
+    vpn = editor.file("vpn-connect")
+    vpn.write_text(vpn.read_text().replace("GlobalProtect", "GP"))  # not committed yet
+
+    editor.kb_command("sync")
+
+    assert [v["author"] for v in history_of(editor, "vpn-connect")] == [
+        "Alice Ng <alice@northwind.example>",
+        editor_default_author(),
+    ]
+    assert history_of(editor, "printer-jam")[0]["author"] == "Alice Ng <alice@northwind.example>"

@@ -164,6 +164,22 @@ def test_stale_notify_messages_slack_owners_and_names_those_slack_cannot_reach(
     assert "it-workplace@northwind.example is an email, not reachable by Slack" in result.output
 
 
+def test_stale_notify_reports_an_owner_slack_would_not_message(
+    editor: Editor, fake_slack: FakeSlackApi
+) -> None:
+    make_stale(editor, "vpn-connect")
+
+    result = editor.kb_command(
+        "stale",
+        "--notify",
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        TIER0_SLACK_API_URL=fake_slack.base_url,
+    )
+
+    assert result.exit_code == 2
+    assert "could not DM U0NETWORK1: invalid_auth" in result.output
+
+
 def test_stale_notify_without_slack_is_a_clear_error(editor: Editor) -> None:
     make_stale(editor, "vpn-connect")
 
@@ -221,3 +237,25 @@ def test_gaps_with_nothing_escalated_and_with_a_bad_window(editor: Editor) -> No
     bad = editor.kb_command("gaps", "--since", "last week")
     assert bad.exit_code == 2
     assert "write a number and h, d or w" in bad.output
+
+
+def test_gaps_count_general_tickets_opened_outside_a_conversation_but_not_requests(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    tier0 = build_tier0(make_settings(editor.home, TIER0_KB_DIR=str(editor.kb)), embedder)
+    # An agent logs two phone calls about the same thing, and a hardware request.
+    tier0.tickets.open_ticket(
+        requester="carl", title="How do I book a meeting room?", description=""
+    )
+    tier0.tickets.open_ticket(requester="dina", title="reserve a conference room", description="")
+    tier0.tickets.open_ticket(
+        requester="erik", title="laptop screen cracked", description="", category="hardware"
+    )
+
+    result = editor.kb_command("gaps", "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["questions"] == 2
+    (rooms,) = report["gaps"]
+    assert rooms["volume"] == 2 and rooms["reasons"] == {"ticket": 2}
