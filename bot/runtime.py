@@ -18,6 +18,7 @@ from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+from tickets.outbox_sink import OutboxSink
 from tickets.service import TicketService
 
 # Cosine similarity of a question to an article passage (all-MiniLM-L6-v2). Below the
@@ -82,7 +83,8 @@ def build_tier0(
     engine = create_store_engine(settings.resolved_database_url)
     upgrade_schema(engine)
     session_factory = make_session_factory(engine)
-    tickets = TicketService(session_factory)
+    # Notifications go to the outbox in the change's transaction; the worker delivers them.
+    tickets = TicketService(session_factory, notifications=OutboxSink())
 
     knowledge, rebuilt = build_knowledge(settings, embedder)
     nlu_data = load_nlu_data(settings)

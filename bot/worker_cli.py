@@ -1,7 +1,8 @@
-"""`tier0 worker` and `tier0 outbox`: the background side of tier0."""
+"""`tier0 worker`, `tier0 mail` and `tier0 outbox`: the background side of tier0."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -67,12 +68,43 @@ def worker() -> None:
     stopping = threading.Event()
     _stop_on_sigterm(stopping)
     thread = scheduler.start_in_background()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         while thread.is_alive() and not stopping.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     scheduler.stop()
+
+
+def mail(
+    port: Annotated[int | None, typer.Option(help="Port to listen on (TIER0_MAIL_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+) -> None:
+    """Receive mail over SMTP: new mail opens tickets, replies become comments."""
+    from bot.background import mail_desk
+    from tickets.mail import make_mail_server
+
+    _log_to_console()
+    settings = Settings()
+    listen_port = port if port is not None else settings.mail_port
+    if not 0 < listen_port < 65536:
+        _fail(f"--port must be between 1 and 65535, not {listen_port}")
+    listen_host = host or settings.mail_host
+    server = make_mail_server(
+        mail_desk(settings, open_store(settings)).receive,
+        host=listen_host,
+        port=listen_port,
+        max_bytes=settings.mail_max_bytes,
+    )
+    try:
+        server.start()
+    except (OSError, RuntimeError) as error:
+        _fail(f"cannot listen for mail on {listen_host}:{listen_port}: {error}")
+    console.print(f"tier0 receiving mail on {listen_host}:{listen_port} (Ctrl-C stops)")
+    stopping = threading.Event()
+    _stop_on_sigterm(stopping)
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stopping.wait(0.5):
+            pass
+    server.stop()
 
 
 @outbox_app.command("status")
@@ -120,4 +152,5 @@ def outbox_retry() -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(worker)
+    app.command()(mail)
     app.add_typer(outbox_app, name="outbox")
