@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import threading
-from typing import Annotated, Any
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,10 +20,24 @@ console = Console()
 outbox_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     from bot.cli import _fail as fail
 
     fail(message)
+
+
+def load_settings() -> Settings:
+    """The settings, or a one-line error naming the variable that is wrong."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        _fail(f"invalid setting: {problems}")
 
 
 def open_store(settings: Settings) -> sessionmaker[Session]:
@@ -60,7 +74,7 @@ def worker() -> None:
     from bot.background import build_scheduler
 
     _log_to_console()
-    settings = Settings()
+    settings = load_settings()
     scheduler = build_scheduler(settings, open_store(settings))
     console.print(
         "tier0 worker running: " + ", ".join(job.name for job in scheduler.jobs) + " (Ctrl-C stops)"
@@ -83,7 +97,7 @@ def mail(
     from tickets.mail import make_mail_server
 
     _log_to_console()
-    settings = Settings()
+    settings = load_settings()
     listen_port = port if port is not None else settings.mail_port
     if not 0 < listen_port < 65536:
         _fail(f"--port must be between 1 and 65535, not {listen_port}")
@@ -114,7 +128,7 @@ def outbox_status(
     """How many notifications are pending, being sent, delivered or given up."""
     from tickets.outbox import OutboxStatus, list_messages, outbox_counts
 
-    session_factory = open_store(Settings())
+    session_factory = open_store(load_settings())
     counts = outbox_counts(session_factory)
     console.print(
         "  ".join(f"{status.value}: [bold]{counts[status]}[/bold]" for status in OutboxStatus)
@@ -146,7 +160,7 @@ def outbox_retry() -> None:
     from tickets.models import utc_now
     from tickets.outbox import retry_dead
 
-    count = retry_dead(open_store(Settings()), now=utc_now())
+    count = retry_dead(open_store(load_settings()), now=utc_now())
     console.print(f"{count} notification(s) queued again.")
 
 
