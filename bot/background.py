@@ -21,8 +21,11 @@ from tickets.delivery import (
     SmtpSettings,
     make_slack_client,
 )
+from tickets.mail import MailDesk
 from tickets.models import utc_now
 from tickets.outbox import OutboxChannel
+from tickets.outbox_sink import OutboxSink
+from tickets.service import TicketService
 from tickets.worker import Job, Scheduler, delivery_job
 
 logger = logging.getLogger(__name__)
@@ -71,8 +74,22 @@ def build_scheduler(
     extra_jobs: Iterable[Job] = (),
     clock: Callable[[], datetime] = utc_now,
 ) -> Scheduler:
-    """The worker's scheduler: outbox delivery plus ``extra_jobs``."""
+    """The worker's scheduler: outbox delivery, SLA checks, auto-close, ``extra_jobs``."""
     delivery = OutboxDelivery(session_factory, senders_from_settings(settings), clock=clock)
     for note in missing_channels(delivery.channels):
         logger.warning(note)
-    return Scheduler([delivery_job(delivery, settings.worker_delivery_interval), *extra_jobs])
+    # The jobs' own notifications (SLA warnings, closures) go through the outbox too.
+    tickets = TicketService(session_factory, clock=clock, notifications=OutboxSink(clock=clock))
+    return Scheduler(
+        [
+            delivery_job(delivery, settings.worker_delivery_interval),
+            Job("sla checks", settings.worker_sla_interval, tickets.run_sla_checks),
+            Job("auto-close", settings.worker_auto_close_interval, tickets.auto_close_resolved),
+            *extra_jobs,
+        ]
+    )
+
+
+def mail_desk(settings: Settings, session_factory: sessionmaker[Session]) -> MailDesk:
+    """What `tier0 mail` hands each mail to: tickets and comments, notified by outbox."""
+    return MailDesk(TicketService(session_factory, notifications=OutboxSink()), session_factory)

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     worker_delivery_interval: float = Field(
         default=5.0, gt=0, alias="TIER0_WORKER_DELIVERY_INTERVAL"
     )
+    worker_sla_interval: float = Field(default=60.0, gt=0, alias="TIER0_WORKER_SLA_INTERVAL")
+    worker_auto_close_interval: float = Field(
+        default=3600.0, gt=0, alias="TIER0_WORKER_AUTO_CLOSE_INTERVAL"
+    )
     worker_in_run: bool = Field(default=True, alias="TIER0_WORKER_IN_RUN")
 
     @property

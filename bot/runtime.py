@@ -22,6 +22,7 @@ from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+from tickets.outbox_sink import OutboxSink
 from tickets.service import TicketService
 
 # Without a calibration (knowledge/calibration.json, see bench/eval_kb.py) the
@@ -122,7 +123,8 @@ def build_tier0(
     engine = create_store_engine(settings.resolved_database_url)
     upgrade_schema(engine)
     session_factory = make_session_factory(engine)
-    tickets = TicketService(session_factory)
+    # Notifications go to the outbox in the change's transaction; the worker delivers them.
+    tickets = TicketService(session_factory, notifications=OutboxSink())
 
     knowledge, rebuilt = build_knowledge(settings, embedder)
     nlu_data = load_nlu_data(settings)

@@ -1,11 +1,12 @@
-"""`tier0 worker` and `tier0 outbox`: the background side of tier0."""
+"""`tier0 worker`, `tier0 mail` and `tier0 outbox`: the background side of tier0."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-from typing import Annotated, Any
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,10 +20,24 @@ console = Console()
 outbox_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     from bot.cli import _fail as fail
 
     fail(message)
+
+
+def load_settings() -> Settings:
+    """The settings, or a one-line error naming the variable that is wrong."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        _fail(f"invalid setting: {problems}")
 
 
 def open_store(settings: Settings) -> sessionmaker[Session]:
@@ -59,7 +74,7 @@ def worker() -> None:
     from bot.background import build_scheduler
 
     _log_to_console()
-    settings = Settings()
+    settings = load_settings()
     scheduler = build_scheduler(settings, open_store(settings))
     console.print(
         "tier0 worker running: " + ", ".join(job.name for job in scheduler.jobs) + " (Ctrl-C stops)"
@@ -67,12 +82,43 @@ def worker() -> None:
     stopping = threading.Event()
     _stop_on_sigterm(stopping)
     thread = scheduler.start_in_background()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         while thread.is_alive() and not stopping.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     scheduler.stop()
+
+
+def mail(
+    port: Annotated[int | None, typer.Option(help="Port to listen on (TIER0_MAIL_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+) -> None:
+    """Receive mail over SMTP: new mail opens tickets, replies become comments."""
+    from bot.background import mail_desk
+    from tickets.mail import make_mail_server
+
+    _log_to_console()
+    settings = load_settings()
+    listen_port = port if port is not None else settings.mail_port
+    if not 0 < listen_port < 65536:
+        _fail(f"--port must be between 1 and 65535, not {listen_port}")
+    listen_host = host or settings.mail_host
+    server = make_mail_server(
+        mail_desk(settings, open_store(settings)).receive,
+        host=listen_host,
+        port=listen_port,
+        max_bytes=settings.mail_max_bytes,
+    )
+    try:
+        server.start()
+    except (OSError, RuntimeError) as error:
+        _fail(f"cannot listen for mail on {listen_host}:{listen_port}: {error}")
+    console.print(f"tier0 receiving mail on {listen_host}:{listen_port} (Ctrl-C stops)")
+    stopping = threading.Event()
+    _stop_on_sigterm(stopping)
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stopping.wait(0.5):
+            pass
+    server.stop()
 
 
 @outbox_app.command("status")
@@ -82,7 +128,7 @@ def outbox_status(
     """How many notifications are pending, being sent, delivered or given up."""
     from tickets.outbox import OutboxStatus, list_messages, outbox_counts
 
-    session_factory = open_store(Settings())
+    session_factory = open_store(load_settings())
     counts = outbox_counts(session_factory)
     console.print(
         "  ".join(f"{status.value}: [bold]{counts[status]}[/bold]" for status in OutboxStatus)
@@ -114,10 +160,11 @@ def outbox_retry() -> None:
     from tickets.models import utc_now
     from tickets.outbox import retry_dead
 
-    count = retry_dead(open_store(Settings()), now=utc_now())
+    count = retry_dead(open_store(load_settings()), now=utc_now())
     console.print(f"{count} notification(s) queued again.")
 
 
 def register(app: typer.Typer) -> None:
     app.command()(worker)
+    app.command()(mail)
     app.add_typer(outbox_app, name="outbox")

@@ -116,6 +116,12 @@ class FakeSlackApi:
                 "bot_id": "BTIER0",
             }
         channel = CHANNEL_IDS.get(str(args.get("channel")), args.get("channel"))
+        if isinstance(channel, str) and channel.startswith(("U", "W")):
+            # As Slack does: a message "to a user" goes to the DM with them.
+            channel = "D" + channel[1:]
+        if method == "conversations.open":
+            user = str(args.get("users", "")).split(",")[0]
+            return {"ok": True, "channel": {"id": "D" + user[1:]}}
         if method == "chat.postMessage":
             ts = self._message_ts()
             message = {"ts": ts, **args}

@@ -144,9 +144,14 @@ class SlackSender:
         payload = entry.payload
         oldest = f"{(entry.created_at - _LOOKUP_MARGIN).timestamp():.6f}"
         try:
+            channel = str(payload["channel"])
+            if channel.startswith(("U", "W")):
+                # A message to a user went to the DM with them, which has its own id.
+                opened = self._client.conversations_open(users=channel)
+                channel = str((opened.get("channel") or {}).get("id") or channel)
             if payload.get("thread_ts"):
                 response = self._client.conversations_replies(
-                    channel=payload["channel"],
+                    channel=channel,
                     ts=payload["thread_ts"],
                     oldest=oldest,
                     include_all_metadata=True,
@@ -154,7 +159,7 @@ class SlackSender:
                 )
             else:
                 response = self._client.conversations_history(
-                    channel=payload["channel"],
+                    channel=channel,
                     oldest=oldest,
                     include_all_metadata=True,
                     limit=200,

@@ -2,8 +2,9 @@
 
 A mail whose subject names a ticket ("Re: [T-1001] VPN drops") becomes a comment on that
 ticket; any other mail opens a ticket with the sender's address as the requester. What
-is stored is the new text only: quoted earlier messages and signatures are cut, and
-secrets are redacted before anything is stored.
+is stored is the new text only: quoted earlier messages and signatures are cut. Secrets
+are redacted by the ticket service before anything is stored, which also tells the
+sender to rotate them (so the text is handed over as written, never logged here).
 
 Every refusal is an SMTP reply the sender's mail server turns into a bounce they can
 read: too big (552), unreadable (554), nothing to act on (550). A fault on tier0's side
@@ -31,7 +32,13 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any, cast
 
-from tickets.redaction import redact_secrets
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tickets.directory import ensure_user
+from tickets.errors import InvalidTransition, TicketNotFound
+from tickets.models import TicketSource, User
+from tickets.service import TicketService
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ class InboundMail:
     sender: str  # the From address, lower-cased
     sender_name: str
     subject: str
-    text: str  # the new text: quotes and signature cut, secrets redacted
+    text: str  # the new text: quotes and signature cut (the service redacts secrets)
     message_id: str | None
     ticket_number: str | None  # "T-1001" when the subject names one
     attachments: tuple[str, ...]
@@ -112,12 +119,12 @@ def parse_mail(content: bytes, *, envelope_sender: str | None = None) -> Inbound
         raise
     except (MessageError, HeaderParseError, ValueError, LookupError, TypeError) as error:
         raise MailRejected(f"554 5.6.0 tier0 cannot read this mail: {error}") from None
-    text = redact_secrets(strip_quoted_reply(body)).strip()
+    text = strip_quoted_reply(body).strip()
     match = _SUBJECT_TICKET.search(subject)
     return InboundMail(
         sender=sender,
         sender_name=sender_name,
-        subject=redact_secrets(subject),
+        subject=subject,
         text=text,
         message_id=message_id,
         ticket_number=None if match is None else f"T-{int(match.group(1))}",
@@ -193,6 +200,66 @@ def _is_automatic(message: EmailMessage, sender: str) -> bool:
         or "List-Id" in message
         or local_part in {"mailer-daemon", "postmaster", "noreply", "no-reply"}
     )
+
+
+# -- what a mail becomes ------------------------------------------------------------------
+
+
+class MailDesk:
+    """Turns mail into tickets and comments through the ticket service.
+
+    The sender is the requester: the user whose email address it is, or else a new
+    employee named by the address. A reply naming a ticket the sender may comment on
+    becomes a public comment (a requester's reply resumes a ticket waiting on them); a
+    reply to a closed ticket, or naming one the sender cannot see, opens a new ticket, as
+    a mail that names no ticket does.
+    """
+
+    def __init__(self, tickets: TicketService, session_factory: sessionmaker[Session]) -> None:
+        self._tickets = tickets
+        self._session_factory = session_factory
+
+    def receive(self, mail: InboundMail) -> str:
+        requester = self._requester(mail)
+        if mail.ticket_number is not None:
+            try:
+                commented = self._tickets.comment(
+                    mail.ticket_number,
+                    mail.text,
+                    as_user=requester,
+                    via=TicketSource.EMAIL,
+                    idempotency_key=mail.idempotency_key,
+                )
+            except TicketNotFound:
+                pass  # the same answer as "not yours": open a ticket of their own
+            except InvalidTransition:
+                return self._open(mail, requester, follow_up_of=mail.ticket_number)
+            else:
+                return f"Added to {commented.number}"
+        return self._open(mail, requester)
+
+    def _open(self, mail: InboundMail, requester: str, follow_up_of: str | None = None) -> str:
+        description = mail.description
+        if follow_up_of is not None:
+            description = f"{description}\n\n(Follow-up to {follow_up_of}, which is closed.)"
+        opened = self._tickets.open_ticket(
+            requester=requester,
+            title=mail.title,
+            description=description.strip(),
+            source=TicketSource.EMAIL,
+            idempotency_key=mail.idempotency_key,
+        )
+        return f"Opened {opened.number}"
+
+    def _requester(self, mail: InboundMail) -> str:
+        with self._session_factory.begin() as session:
+            known = session.scalars(select(User).where(User.email == mail.sender)).one_or_none()
+            if known is not None:
+                return known.handle
+            user = ensure_user(session, mail.sender)
+            if mail.sender_name and user.name == mail.sender:
+                user.name = " ".join(mail.sender_name.split())[:200]
+            return user.handle
 
 
 # -- the SMTP endpoint --------------------------------------------------------------------

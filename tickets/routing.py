@@ -91,15 +91,16 @@ def pick_assignee(session: Session, team: Team) -> str | None:
             chosen = agents[0]
         team.last_assignee = chosen
         return chosen
-    load = dict(
-        session.execute(
+    load: dict[str | None, int] = {
+        assignee: count
+        for assignee, count in session.execute(
             select(Ticket.assignee, func.count())
             .where(
                 Ticket.assignee.in_(agents),
                 Ticket.status.in_([status.value for status in OPEN_STATUSES]),
             )
             .group_by(Ticket.assignee)
-        ).tuples()
-    )
+        )
+    }
     # Fewest open tickets wins; ties go to the agent listed first, so the choice is stable.
     return min(agents, key=lambda agent: (load.get(agent, 0), agents.index(agent)))

@@ -262,6 +262,13 @@ class TicketService:
         self.notifications: NotificationSink = notifications or RecordingSink()
         self._enforce_roles = enforce_roles
 
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        return self._session_factory
+
+    def now(self) -> datetime:
+        return self._clock()
+
     # -- opening ---------------------------------------------------------------------
 
     def open_ticket(
@@ -328,7 +335,7 @@ class TicketService:
                     existing = _ticket_by_idempotency_key(session, ticket.idempotency_key)
                     if existing is not None:
                         return TicketView.of(existing)
-                self._open_in(session, ticket, intent=intent, asset=asset, now=now)
+                self.open_in_session(session, ticket, intent=intent, asset=asset, now=now)
                 redact_and_warn(
                     session,
                     self.notifications,
@@ -351,7 +358,7 @@ class TicketService:
                 return TicketView.of(winner)
         return opened
 
-    def _open_in(
+    def open_in_session(
         self,
         session: Session,
         ticket: Ticket,
@@ -405,9 +412,9 @@ class TicketService:
         start_clocks(session, ticket, now)
         if not route or ticket.approval_state == ApprovalState.PENDING.value:
             return
-        self._announce_new(session, ticket, team, now)
+        self.announce_new(session, ticket, team, now)
 
-    def _announce_new(
+    def announce_new(
         self, session: Session, ticket: Ticket, team: Team | None, now: datetime
     ) -> None:
         assignee = None

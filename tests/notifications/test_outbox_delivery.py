@@ -451,3 +451,29 @@ def test_a_sender_bug_is_retried_like_an_outage_and_the_others_still_go_out(
     assert (outcome.delivered, outcome.retrying) == (1, 1)
     [failed] = list_messages(session_factory, status=OutboxStatus.PENDING)
     assert failed.last_error == "KeyError: 'channel'"
+
+
+def test_a_direct_message_interrupted_by_a_crash_is_found_in_the_dm_not_sent_again(
+    session_factory: sessionmaker[Session],
+    slack_api: FakeSlackApi,
+    slack_sender: SlackSender,
+    clock: FakeClock,
+) -> None:
+    owe_slack_message(session_factory, clock, "assigned:T-1001", channel="UAGENT1")
+
+    class CrashesAfterSending:
+        def deliver(self, entry: OutboxEntry) -> Delivery:
+            slack_sender.deliver(entry)
+            raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        OutboxDelivery(
+            session_factory, {OutboxChannel.SLACK: CrashesAfterSending()}, clock=clock
+        ).deliver_due()
+    clock.advance(minutes=6)
+
+    assert delivery(session_factory, slack_sender, clock).deliver_due().delivered == 1
+    [post] = slack_api.calls_to("chat.postMessage")
+    assert slack_api.calls_to("conversations.open")[0].args["users"] == "UAGENT1"
+    [message] = list_messages(session_factory)
+    assert message.delivery_ref == post.response["ts"]
