@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-slack lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/ask_latency.py
 	$(BIN)/python bench/answer_threshold.py
 	$(BIN)/python bench/decisions.py
+
+# Signed events at rising rates against `tier0 serve --http` and a mock Slack Web API.
+bench-slack: $(STAMP)
+	$(BIN)/python bench/slack_load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

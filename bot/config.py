@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     kb_dir: Path | None = Field(default=None, alias="TIER0_KB_DIR")
     nlu_data: Path | None = Field(default=None, alias="TIER0_NLU_DATA")
     triage_channel: str = Field(default="it-triage", alias="TIER0_TRIAGE_CHANNEL")
+    # Slack user ids of the agents (comma-separated): who may claim, assign and resolve,
+    # and who is pinged when someone asks for a person. Empty: the triage channel's members.
+    agents: str = Field(default="", alias="TIER0_AGENTS")
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
@@ -29,6 +32,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'tier0.db').resolve()}"
+
+    @property
+    def agent_ids(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.agents.split(",") if part.strip())
 
     @property
     def imported_kb_dir(self) -> Path:

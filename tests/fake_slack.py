@@ -1,7 +1,8 @@
 """A local HTTP server that plays Slack's Web API, so the real slack_sdk client is exercised.
 
 It records every call (method and arguments) and answers the way Slack does, enough
-for tier0: `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`.
+for tier0: `auth.test`, `chat.*`, `conversations.open|replies|members`, `views.*`, and a
+slash command's `response_url` (recorded as the method `response_url`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class FakeSlackApi:
     def __init__(self, token: str) -> None:
         self.token = token
         self.calls: list[SlackCall] = []
+        # Messages tier0 may read back (conversations.replies), by (channel, ts).
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        # Members of each channel (conversations.members).
+        self.members: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._ts = count(1)
         fake = self
@@ -46,10 +51,13 @@ class FakeSlackApi:
                     args = json.loads(raw or "{}")
                 else:
                     args = {key: values[0] for key, values in parse_qs(raw).items()}
-                for key in ("blocks", "attachments"):
+                for key in ("blocks", "attachments", "view"):
                     if isinstance(args.get(key), str):
                         args[key] = json.loads(args[key])
-                authorized = self.headers.get("Authorization") == f"Bearer {fake.token}"
+                # A slash command's response_url needs no token, as at Slack.
+                authorized = method == "response_url" or (
+                    self.headers.get("Authorization") == f"Bearer {fake.token}"
+                )
                 response = (
                     fake.respond(method, args)
                     if authorized
@@ -101,6 +109,20 @@ class FakeSlackApi:
             return {"ok": True, "channel": channel, "ts": args.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000{next(self._ts):03d}.000200"}
+        if method == "conversations.open":
+            user = str(args.get("users", "")).split(",")[0]
+            return {"ok": True, "channel": {"id": "D" + user.removeprefix("U")}}
+        if method == "conversations.replies":
+            found = self.messages.get((str(channel), str(args.get("ts"))))
+            if found is None:
+                return {"ok": False, "error": "thread_not_found"}
+            return {"ok": True, "messages": [found], "has_more": False}
+        if method == "conversations.members":
+            return {"ok": True, "members": self.members.get(str(channel), [])}
+        if method in ("views.open", "views.publish", "views.update"):
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {"ok": True, "view": {"id": f"V{next(self._ts):05d}", **(view or {})}}
         return {"ok": True}
 
     # -- what tests look at --------------------------------------------------------------

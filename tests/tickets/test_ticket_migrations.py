@@ -17,7 +17,8 @@ from tickets import (
     upgrade_schema,
 )
 
-STORE_TABLES = {"tickets", "ticket_events", "conversations", "processed_events"}
+NEWEST_REVISION = "0002_slack_inbox"
+STORE_TABLES = {"tickets", "ticket_events", "conversations", "processed_events", "slack_inbox"}
 
 
 def schema_differences(engine: Engine, metadata: MetaData = Base.metadata) -> list[object]:
@@ -62,7 +63,7 @@ def test_upgrading_an_up_to_date_database_changes_nothing(engine: Engine) -> Non
     upgrade_schema(engine)
 
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == NEWEST_REVISION
 
 
 def test_a_sqlite_store_lives_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
