@@ -409,9 +409,22 @@ class SlackDesk:
 
     # -- agents ------------------------------------------------------------------------
 
+    def refuse_non_agent(self, client: WebClient, channel: str, user: str) -> bool:
+        """True (after telling them so, privately) when `user` may not act as an agent."""
+        if self.is_agent(client, user):
+            return False
+        client.chat_postEphemeral(
+            channel=channel,
+            user=user,
+            text="Only IT agents can do that. If you need help, ask me in a direct message.",
+        )
+        return True
+
     def claim(self, client: WebClient, body: dict[str, Any]) -> None:
         agent, number = body["user"]["id"], body["actions"][0]["value"]
         channel = body["channel"]["id"]
+        if self.refuse_non_agent(client, channel, agent):
+            return
         try:
             ticket = self.tier0.tickets.claim(number, agent)
         except TicketAlreadyClaimed as taken:

@@ -191,6 +191,8 @@ class SlackDesk:
 @pytest.fixture
 def slack_api() -> Iterator[FakeSlackApi]:
     api = FakeSlackApi(TEST_BOT_TOKEN).start()
+    # The agents: without TIER0_AGENTS, whoever is in the triage channel.
+    api.members["CTRIAGE"] = [AGENT, OTHER_AGENT, *(f"UAGENT{n:02d}" for n in range(8))]
     yield api
     api.stop()
 

@@ -236,3 +236,16 @@ def test_the_create_ticket_shortcut_opens_a_ticket_for_the_messages_author(
     )
     [refusal] = slack.api.wait_for("chat.postEphemeral")
     assert refusal.args["user"] == AGENT
+
+
+def test_only_agents_may_claim_and_others_are_told_privately(slack: SlackDesk) -> None:
+    slack.direct_message("my laptop screen is cracked, please send someone", ts="1700000206.000001")
+    posts = slack.api.wait_for("chat.postMessage", count=2)
+    triage = next(p for p in posts if p.args["channel"] == "it-triage")
+
+    slack.click(COLLEAGUE, as_shown(triage), "CTRIAGE", button(triage.args, "claim_ticket"))
+    [refusal] = slack.api.wait_for("chat.postEphemeral")
+    assert refusal.args["user"] == COLLEAGUE and "Only IT agents" in refusal.args["text"]
+    [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert ticket.assignee is None
+    assert slack.api.calls_to("chat.update") == []
