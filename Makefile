@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench eval lint clean rasa bench-nlu bench-nlu-rasa
+.PHONY: install run test bench eval lint clean rasa bench-nlu bench-nlu-rasa bench-slack
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench-nlu: $(STAMP)
 # Answer quality on the dev question sets of the sample KB and ../shared/data/it-kb.
 eval: $(STAMP)
 	$(BIN)/python bench/eval_kb.py
+
+# Signed events at rising rates against `tier0 serve --http` and a mock Slack Web API.
+bench-slack: $(STAMP)
+	$(BIN)/python bench/slack_load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -192,7 +192,7 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
 ) -> None:
     """Run the Slack bot: Socket Mode by default, the Events API over HTTP with --http."""
-    from bot.slack.app import create_slack_app
+    from bot.slack.app import build_slack_service
     from bot.slack.http import EVENTS_PATH, make_http_server
 
     settings = Settings()
@@ -207,10 +207,17 @@ def serve(
 
     tier0 = _build()
     try:
-        slack_app = create_slack_app(tier0)  # checks the bot token with auth.test
+        slack = build_slack_service(tier0)  # checks the bot token with auth.test
     except (BoltError, SlackApiError, OSError) as error:
         reason = getattr(error, "reason", None) or error
         _fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
+    slack_app = slack.app
+    slack.start_sweeper()
+    import torch
+
+    # Several Slack workers embed one short message each at a time: torch's own
+    # threads per call would only oversubscribe the cores the acks need.
+    torch.set_num_threads(1)
     if http:
         server = make_http_server(slack_app, port=port)
         console.print(f"tier0 serving Slack at http://0.0.0.0:{port}{EVENTS_PATH}")

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     nlu_backend: str = Field(default="builtin", alias="TIER0_NLU_BACKEND")
     rasa_url: str = Field(default="http://localhost:5005", alias="TIER0_RASA_URL")
     rasa_token: str | None = Field(default=None, alias="TIER0_RASA_TOKEN")
+    # Slack user ids of the agents (comma-separated): who may claim, assign and resolve,
+    # and who is pinged when someone asks for a person. Empty: the triage channel's members.
+    agents: str = Field(default="", alias="TIER0_AGENTS")
 
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
@@ -54,6 +57,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'tier0.db').resolve()}"
+
+    @property
+    def agent_ids(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.agents.split(",") if part.strip())
 
     @property
     def imported_kb_dir(self) -> Path:

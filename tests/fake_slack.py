@@ -1,9 +1,10 @@
 """A local HTTP server that plays Slack's Web API, so the real slack_sdk client is exercised.
 
 It records every call (method and arguments) and answers the way Slack does, enough
-for tier0: `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`, and
-`conversations.history` / `conversations.replies` over the messages posted to it. It can
-also play an outage: answer 500, or 429 with a Retry-After, until told to recover.
+for tier0: `auth.test`, `chat.*`, `conversations.open|history|replies|members` (over the
+messages posted to it or seeded with `seed_message`), `views.*`, and a slash command's
+`response_url` (recorded as the method `response_url`). It can also play an outage:
+answer 500, or 429 with a Retry-After, until told to recover.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class FakeSlackApi:
         self._ts = count(1)
         # Messages posted, per channel id, oldest first (what conversations.history reads).
         self.messages: dict[str, list[dict[str, Any]]] = {}
+        # Members of each channel (conversations.members).
+        self.members: dict[str, list[str]] = {}
         # While set: (HTTP status, error code, Retry-After seconds) every call answers with.
         self._outage: tuple[int, str, int | None] | None = None
         self.refused_calls = 0
@@ -59,13 +62,16 @@ class FakeSlackApi:
                     args = json.loads(raw or "{}")
                 else:
                     args = {key: values[0] for key, values in parse_qs(raw).items()}
-                for key in ("blocks", "attachments", "metadata"):
+                for key in ("blocks", "attachments", "metadata", "view"):
                     if isinstance(args.get(key), str):
                         args[key] = json.loads(args[key])
                 self._answer(method, args)
 
             def _answer(self, method: str, args: dict[str, Any]) -> None:
-                authorized = self.headers.get("Authorization") == f"Bearer {fake.token}"
+                # A slash command's response_url needs no token, as at Slack.
+                authorized = method == "response_url" or (
+                    self.headers.get("Authorization") == f"Bearer {fake.token}"
+                )
                 status, headers = 200, {}
                 outage = fake._outage
                 if outage is not None and authorized:
@@ -134,7 +140,18 @@ class FakeSlackApi:
             return {"ok": True, "channel": channel, "ts": args.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000{next(self._ts):03d}.000200"}
+        if method == "conversations.members":
+            return {"ok": True, "members": self.members.get(str(channel), [])}
+        if method in ("views.open", "views.publish", "views.update"):
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {"ok": True, "view": {"id": f"V{next(self._ts):05d}", **(view or {})}}
         return {"ok": True}
+
+    def seed_message(self, channel: str, message: dict[str, Any]) -> None:
+        """A message someone else wrote earlier, for tier0 to read back."""
+        with self._lock:
+            self.messages.setdefault(channel, []).append(message)
 
     def _message_ts(self) -> str:
         """A ts like Slack's: the posting time, unique within the channel."""
@@ -149,11 +166,16 @@ class FakeSlackApi:
         with self._lock:
             found = [m for m in self.messages.get(channel, []) if float(m["ts"]) >= oldest]
         if method == "conversations.replies":
-            found = [m for m in found if m.get("thread_ts") == args.get("ts")]
+            # As at Slack: the thread's parent first, then its replies, oldest first.
+            parent = [m for m in found if m["ts"] == args.get("ts")]
+            replies = [m for m in found if m.get("thread_ts") == args.get("ts") and m not in parent]
+            found = parent + replies
+        else:  # conversations.history: newest first
+            found = list(reversed(found))
         with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
         shown = [
             {key: value for key, value in m.items() if with_metadata or key != "metadata"}
-            for m in reversed(found)
+            for m in found
         ]
         return {"ok": True, "channel": channel, "messages": shown, "has_more": False}
 

@@ -509,6 +509,29 @@ class Question(Base):
     asked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
 
 
+class SlackInboxEvent(Base):
+    """A Slack event, stored before it is acknowledged and worked on after.
+
+    Slack does not redeliver an event it saw acknowledged, so the event itself is kept
+    until it has been handled: a replica that dies mid-handling leaves the row
+    ``processing`` with a lease that runs out, and another replica takes it over.
+    The primary key is Slack's event id, so a redelivery (``X-Slack-Retry-Num``) is
+    recognised however many replicas receive it.
+    """
+
+    __tablename__ = "slack_inbox"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The request body exactly as Slack signed it, to dispatch again after a crash.
+    body: Mapped[str] = mapped_column(Text)
+    # received → processing → done | failed
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # The knowledge base keeps its article versions and feedback in the same store; importing
 # its tables here puts them in Base.metadata wherever the ticket models are used (Alembic).
 from knowledge import records as _knowledge_records  # noqa: E402, F401

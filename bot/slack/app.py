@@ -1,16 +1,90 @@
-"""The bolt app: the same app serves Socket Mode and the HTTP Events API."""
+"""The bolt app: the same app serves Socket Mode and the HTTP Events API.
+
+Every request is acknowledged at once; the work runs afterwards on a bounded worker
+pool. Events are kept in the inbox before the ack, so a redelivery is recognised and a
+crash mid-handling is recovered by the sweeper.
+"""
 
 from __future__ import annotations
 
-from slack_bolt import App
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.runtime import Tier0
-from bot.slack.desk import SlackDesk
+from bot.slack.desk import REDRIVE_CLAIMED, SlackDesk
+from bot.slack.inbox import SlackInbox
 from bot.slack.listeners import register_listeners
+from bot.slack.workers import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+# Two cores: more threads than this only queue for the GIL and the embedding model.
+DEFAULT_WORKERS = 3
+# Acks must not wait behind embeddings: the workers run at a lower CPU priority.
+WORKER_NICENESS = 10
+SWEEP_INTERVAL_SECONDS = 10.0
+# An event received this long ago and never started is picked up by the sweeper.
+UNSTARTED_GRACE = timedelta(seconds=30)
 
 
-def create_slack_app(tier0: Tier0, *, process_before_response: bool = False) -> App:
+@dataclass
+class SlackService:
+    """The bolt app with the parts that outlive a request: workers, inbox, sweeper."""
+
+    app: App
+    desk: SlackDesk
+    inbox: SlackInbox
+    workers: WorkerPool
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def redrive_stale_events(self, waiting_longer_than: timedelta = UNSTARTED_GRACE) -> int:
+        """Dispatch again the events nobody is working on; returns how many."""
+        redriven = 0
+        for stale in self.inbox.stale(waiting_longer_than=waiting_longer_than):
+            if not self.inbox.claim(stale.event_id):
+                continue
+            logger.warning("handling Slack event %s again: it was never finished", stale.event_id)
+            self.app.dispatch(
+                BoltRequest(
+                    body=json.loads(stale.body),
+                    mode="socket_mode",  # already verified when it first arrived
+                    context={REDRIVE_CLAIMED: stale.event_id},
+                )
+            )
+            redriven += 1
+        return redriven
+
+    def start_sweeper(self, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+        def sweep() -> None:
+            while not self._stop.wait(interval):
+                if self.workers.backlog:
+                    continue  # busy: what waits in the inbox will still be there
+                try:
+                    self.redrive_stale_events()
+                except Exception:
+                    logger.exception("the Slack inbox sweep failed")
+
+        threading.Thread(target=sweep, name="slack-inbox-sweeper", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.workers.stop()
+
+
+def build_slack_service(
+    tier0: Tier0,
+    *,
+    process_before_response: bool = False,
+    workers: int = DEFAULT_WORKERS,
+) -> SlackService:
     settings = tier0.settings
     base_url = (
         settings.slack_api_url
@@ -25,5 +99,40 @@ def create_slack_app(tier0: Tier0, *, process_before_response: bool = False) -> 
         # Socket Mode needs no signing secret; bolt still wants one to build the app.
         request_verification_enabled=bool(settings.slack_signing_secret),
     )
-    register_listeners(app, SlackDesk(tier0))
-    return app
+    inbox = SlackInbox(tier0.session_factory)
+    pool = WorkerPool(workers=workers, niceness=WORKER_NICENESS)
+    desk = SlackDesk(tier0, inbox=inbox, workers=pool)
+    app.use(_keep_events_in(inbox))
+    register_listeners(app, desk)
+    return SlackService(app, desk, inbox, pool)
+
+
+def create_slack_app(tier0: Tier0, *, process_before_response: bool = False) -> App:
+    return build_slack_service(tier0, process_before_response=process_before_response).app
+
+
+def _keep_events_in(inbox: SlackInbox) -> Callable[..., BoltResponse | None]:
+    """Store each event before bolt acknowledges it; answer a redelivery without acting.
+
+    Runs after bolt's signature check, so a forged or stale request stores nothing.
+    """
+
+    def keep_event(req: BoltRequest, resp: BoltResponse, next: Callable[[], Any]) -> Any:
+        body: dict[str, Any] = req.body
+        event_id = body.get("event_id")
+        if body.get("type") != "event_callback" or not isinstance(event_id, str):
+            return next()
+        if req.context.get(REDRIVE_CLAIMED) == event_id:
+            return next()
+        if inbox.receive(event_id, _as_json(body)):
+            return next()
+        retry = (req.headers.get("x-slack-retry-num") or ["0"])[0]
+        reason = (req.headers.get("x-slack-retry-reason") or ["-"])[0]
+        logger.info("Slack event %s delivered again (retry %s, %s)", event_id, retry, reason)
+        return BoltResponse(status=200, body="")
+
+    return keep_event
+
+
+def _as_json(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))

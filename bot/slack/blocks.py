@@ -23,6 +23,7 @@ from tickets.service import TicketView
 SOLVED_ACTION = "feedback_solved"
 NEED_HELP_ACTION = "feedback_need_help"
 OPEN_TICKET_ACTION = "open_ticket"
+TALK_TO_PERSON_ACTION = "talk_to_person"
 CLAIM_ACTION = "claim_ticket"
 TRANSCRIPT_EXCERPT_TURNS = 8
 
@@ -55,7 +56,12 @@ def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
                             action_id=OPEN_TICKET_ACTION,
                             value=conversation_key,
                             style="primary",
-                        )
+                        ),
+                        ButtonElement(
+                            text="👤 Talk to a person",
+                            action_id=TALK_TO_PERSON_ACTION,
+                            value=conversation_key,
+                        ),
                     ],
                 )
             )
@@ -85,6 +91,11 @@ def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
                 ),
                 ButtonElement(
                     text="🙋 I still need help", action_id=NEED_HELP_ACTION, value=conversation_key
+                ),
+                ButtonElement(
+                    text="👤 Talk to a person",
+                    action_id=TALK_TO_PERSON_ACTION,
+                    value=conversation_key,
                 ),
             ],
         )

@@ -8,9 +8,12 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
@@ -23,15 +26,39 @@ from bot.slack.blocks import (
     triage_blocks,
     triage_text,
 )
-from bot.slack.markup import escape_mrkdwn, user_mention
+from bot.slack.inbox import SlackInbox
+from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
+from bot.slack.popular import popular_articles
+from bot.slack.views import (
+    CATEGORIES,
+    URGENCIES,
+    home_view,
+    new_request_modal,
+    submitted_values,
+    ticket_list_blocks,
+)
+from bot.slack.workers import Job, WorkerPool
 from tickets.idempotency import first_delivery
 from tickets.service import TicketAlreadyClaimed, TicketError, TicketView
 
 logger = logging.getLogger(__name__)
+# In a request's bolt context: the sweeper has already claimed this event id for it.
+REDRIVE_CLAIMED = "tier0_redrive_claimed"
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
 SORRY = (
     "Sorry, something went wrong on my side and I couldn't finish that. "
     "Please try again in a minute; if it keeps failing, ask in the IT help channel."
+)
+
+
+Respond = Callable[..., Any]
+MY_TICKETS = re.compile(r"^\s*(my\s+)?(open\s+)?tickets?\s*$", re.IGNORECASE)
+AGENTS_CACHE_SECONDS = 60.0
+HELPDESK_USAGE = (
+    "*/helpdesk* opens a new request form.\n"
+    "*/helpdesk your question* answers it in our direct messages.\n"
+    "*/helpdesk my tickets* lists your open tickets.\n"
+    "Agents: */helpdesk queue*, */helpdesk stats*."
 )
 
 
@@ -45,23 +72,52 @@ def readable_text(slack_text: str) -> str:
 
 
 class SlackDesk:
-    def __init__(self, tier0: Tier0) -> None:
+    def __init__(self, tier0: Tier0, *, inbox: SlackInbox, workers: WorkerPool) -> None:
         self.tier0 = tier0
         self.assistant = tier0.assistant
         self.triage_channel = tier0.settings.triage_channel
+        self.inbox = inbox
+        self.workers = workers
 
     def first_delivery(self, delivery_id: str) -> bool:
         return first_delivery(self.tier0.session_factory, delivery_id)
 
+    # -- running work after the ack --------------------------------------------------
+
+    def handle_event(self, context: dict[str, Any], event_id: str | None, work: Job) -> None:
+        """Run an event's work on the pool, once: the inbox claim decides who runs it."""
+        if not event_id:
+            self.later(work)
+            return
+        already_claimed = context.get(REDRIVE_CLAIMED) == event_id
+
+        def job() -> None:
+            if not already_claimed and not self.inbox.claim(event_id):
+                return
+            try:
+                work()
+            except Exception:
+                self.inbox.fail(event_id)
+                raise
+            self.inbox.finish(event_id)
+
+        if not self.workers.submit(job):
+            logger.warning("worker queue full: event %s waits in the inbox", event_id)
+
+    def skip_event(self, event_id: str | None) -> None:
+        """An event tier0 has nothing to do for (its own post, an edit) is settled at once."""
+        if event_id:
+            self.inbox.finish(event_id)
+
+    def later(self, work: Job) -> None:
+        """Interaction work after its ack; with the queue full, run it here rather than drop it."""
+        if not self.workers.submit(work):
+            work()
+
     # -- employees ---------------------------------------------------------------------
 
-    def answer_message(
-        self, client: WebClient, event: dict[str, Any], event_id: str | None
-    ) -> None:
-        """A DM or an @mention: answer in its thread (once, however often Slack delivers it)."""
-        if event_id and not self.first_delivery(f"slack-event:{event_id}"):
-            logger.info("ignoring a repeated delivery of event %s", event_id)
-            return
+    def answer_message(self, client: WebClient, event: dict[str, Any]) -> None:
+        """A DM or an @mention: answer in its thread."""
         channel, user = event["channel"], event.get("user", "")
         thread_ts = event.get("thread_ts") or event["ts"]
         key = conversation_key(channel, thread_ts)
@@ -105,11 +161,20 @@ class SlackDesk:
         if reply.decision is Decision.TICKET and reply.ticket is not None:
             self.announce_ticket(client, reply.ticket, channel, thread_ts)
             return
+        if reply.decision is Decision.STATUS and reply.tickets:
+            blocks = ticket_list_blocks(reply.tickets, "*Your tickets*")
+            not_found = [line for line in reply.text.splitlines() if line.startswith("I can't")]
+            if not_found:
+                blocks.append(
+                    SectionBlock(text=MarkdownTextObject(text=escape_mrkdwn("\n".join(not_found))))
+                )
+        else:
+            blocks = reply_blocks(reply, key)
         client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,
             text=escape_mrkdwn(reply.text),
-            blocks=as_payload(reply_blocks(reply, key)),
+            blocks=as_payload(blocks),
             unfurl_links=False,
         )
 
@@ -118,7 +183,13 @@ class SlackDesk:
         self.assistant.mark_helpful(key, user)
         self._close_feedback(client, body, f"✅ Marked as solved by {user_mention(user)}. Thanks!")
 
-    def escalate_from_button(self, client: WebClient, body: dict[str, Any]) -> None:
+    def talk_to_a_person(self, client: WebClient, body: dict[str, Any]) -> None:
+        """ "Talk to a person": a ticket at once, and the on-duty agents pinged."""
+        self.escalate_from_button(client, body, wants_a_person=True)
+
+    def escalate_from_button(
+        self, client: WebClient, body: dict[str, Any], *, wants_a_person: bool = False
+    ) -> None:
         """ "I still need help" or "Open a ticket": the conversation becomes a ticket."""
         user, key = body["user"]["id"], body["actions"][0]["value"]
         channel = body["channel"]["id"]
@@ -126,7 +197,7 @@ class SlackDesk:
         message = IncomingMessage(
             conversation_key=key,
             requester=user,
-            text="🙋 I still need help",
+            text="🙋 I want to talk to a person" if wants_a_person else "🙋 I still need help",
             source="slack",
             requester_channel=channel,
             requester_thread_ts=thread_ts,
@@ -136,6 +207,10 @@ class SlackDesk:
             return
         self._close_feedback(client, body, f"🙋 Passed to the IT team as {reply.ticket.number}.")
         self.announce_ticket(client, reply.ticket, channel, thread_ts)
+        if wants_a_person and self.first_delivery(f"person-asked:{reply.ticket.number}"):
+            self.ping_agents(
+                client, reply.ticket, f"{user_mention(user)} asked to talk to a person"
+            )
 
     def announce_ticket(
         self, client: WebClient, ticket: TicketView, channel: str, thread_ts: str
@@ -146,6 +221,9 @@ class SlackDesk:
         client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=ticket_opened_text(ticket)
         )
+        self.post_to_triage(client, ticket)
+
+    def post_to_triage(self, client: WebClient, ticket: TicketView) -> None:
         posted = client.chat_postMessage(
             channel=self.triage_channel,
             text=triage_text(ticket),
@@ -153,6 +231,170 @@ class SlackDesk:
             unfurl_links=False,
         )
         self.tier0.tickets.record_triage_message(ticket.number, posted["channel"], posted["ts"])
+
+    def ping_agents(self, client: WebClient, ticket: TicketView, why: str) -> None:
+        """Mention the on-duty agents in the ticket's triage thread."""
+        current = self.tier0.tickets.get(ticket.number)
+        agents = sorted(self.tier0.settings.agent_ids)
+        who = " ".join(f"<@{agent}>" for agent in agents) if agents else "<!here>"
+        client.chat_postMessage(
+            channel=current.triage_channel or self.triage_channel,
+            thread_ts=current.triage_ts,
+            reply_broadcast=True,
+            text=f"🚨 {who} {why}: {current.number} needs someone now.",
+        )
+
+    # -- employees: /helpdesk, the request form, App Home --------------------------------
+
+    def helpdesk_command(
+        self, client: WebClient, command: dict[str, Any], respond: Respond
+    ) -> None:
+        """`/helpdesk [question | my tickets | help]` after its ack."""
+        text = readable_text(command.get("text") or "").strip()
+        user = command["user_id"]
+        if text.lower() in ("help", "?"):
+            respond(text=HELPDESK_USAGE, response_type="ephemeral")
+        elif MY_TICKETS.match(text):
+            mine = self.tier0.tickets.list_for_requester(user)
+            if not mine:
+                respond(text="You have no open tickets.", response_type="ephemeral")
+                return
+            respond(
+                text=f"You have {len(mine)} open ticket(s).",
+                blocks=as_payload(ticket_list_blocks(mine, "*Your open tickets*")),
+                response_type="ephemeral",
+            )
+        else:
+            self.answer_in_direct_message(client, user, text)
+
+    def answer_in_direct_message(self, client: WebClient, user: str, question: str) -> None:
+        """A question asked with /helpdesk is answered in tier0's DM with the person, in a
+        thread under it, where the conversation can go on like any other."""
+        channel = client.conversations_open(users=user)["channel"]["id"]
+        asked = client.chat_postMessage(
+            channel=channel, text=f"You asked with /helpdesk:\n{quote(question, 2000)}"
+        )
+        ts = asked["ts"]
+        self.answer_message(
+            client, {"channel": channel, "user": user, "text": question, "ts": ts, "thread_ts": ts}
+        )
+
+    def open_new_request(self, client: WebClient, trigger_id: str, **prefill: str) -> None:
+        client.views_open(trigger_id=trigger_id, view=new_request_modal(**prefill).to_dict())
+
+    def request_errors(self, view: dict[str, Any]) -> dict[str, str]:
+        """What is wrong with a submitted request form, by block (Slack shows it inline)."""
+        values = submitted_values(view)
+        errors: dict[str, str] = {}
+        if not values.get("title", "").strip():
+            errors["title"] = "Say in a few words what you need."
+        if values.get("category") not in CATEGORIES:
+            errors["category"] = "Pick a category."
+        if values.get("urgency") not in URGENCIES:
+            errors["urgency"] = "Pick how urgent it is."
+        return errors
+
+    def submit_new_request(self, client: WebClient, body: dict[str, Any]) -> None:
+        """The request form, submitted: a ticket, its number in a DM thread, the triage post."""
+        view, user = body["view"], body["user"]["id"]
+        values = submitted_values(view)
+        title = values["title"].strip()
+        details = values.get("description", "").strip()
+        asset = values.get("asset", "").strip()
+        description = "\n\n".join(
+            part
+            for part in (details, f"Affected device or system: {asset}" if asset else "")
+            if part
+        )
+        _urgency, priority = URGENCIES[values["urgency"]]
+        channel = client.conversations_open(users=user)["channel"]["id"]
+        root = client.chat_postMessage(
+            channel=channel,
+            text=f"📝 Your request: *{escape_mrkdwn(clip(title, 150))}*",
+        )
+        ticket = self.tier0.tickets.open_ticket(
+            requester=user,
+            title=title,
+            description=description or title,
+            transcript=[{"role": "requester", "text": description or title}],
+            category=values["category"],
+            priority=priority,
+            source="slack",
+            idempotency_key=f"slack-view:{view['id']}",
+            requester_channel=channel,
+            requester_thread_ts=root["ts"],
+        )
+        self.announce_ticket(client, ticket, channel, root["ts"])
+
+    def publish_home(self, client: WebClient, user: str) -> None:
+        mine = self.tier0.tickets.list_for_requester(user)
+        popular = popular_articles(self.tier0.session_factory, self.tier0.knowledge.titles())
+        client.views_publish(user_id=user, view=home_view(user, mine, popular).to_dict())
+
+    # -- employees: a message in a help channel becomes a ticket --------------------------
+
+    def ticket_from_message(
+        self,
+        client: WebClient,
+        *,
+        channel: str,
+        ts: str,
+        reported_by: str,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        """The 🎫 reaction or the "Create ticket" shortcut: the message's author is the
+        requester, the ticket is announced in the message's thread."""
+        if message is None:
+            found = client.conversations_replies(channel=channel, ts=ts, limit=1, inclusive=True)
+            messages = found.get("messages") or []
+            if not messages:
+                logger.info("no message %s in %s to open a ticket from", ts, channel)
+                return
+            message = messages[0]
+        author = message.get("user")
+        text = readable_text(message.get("text") or "").strip()
+        if not author or message.get("bot_id") or not text:
+            client.chat_postEphemeral(
+                channel=channel,
+                user=reported_by,
+                text="I can only open a ticket from a message a person wrote.",
+            )
+            return
+        thread_ts = message.get("thread_ts") or message.get("ts") or ts
+        transcript = [{"role": "requester", "text": text}]
+        if reported_by != author:
+            transcript.append(
+                {
+                    "role": "assistant",
+                    "text": f"Ticket requested by {reported_by} for this message.",
+                }
+            )
+        ticket = self.tier0.tickets.open_ticket(
+            requester=author,
+            title=text,
+            description=text,
+            transcript=transcript,
+            source="slack",
+            idempotency_key=f"slack-message:{channel}:{message.get('ts') or ts}",
+            requester_channel=channel,
+            requester_thread_ts=thread_ts,
+        )
+        self.announce_ticket(client, ticket, channel, thread_ts)
+
+    # -- who may act as an agent ----------------------------------------------------------
+
+    def is_agent(self, client: WebClient, user: str) -> bool:
+        """An agent is listed in TIER0_AGENTS; without that list, a member of the triage channel."""
+        listed = self.tier0.settings.agent_ids
+        if listed:
+            return user in listed
+        now = time.monotonic()
+        cached = getattr(self, "_triage_members", None)
+        if cached is None or now - cached[0] > AGENTS_CACHE_SECONDS:
+            members = client.conversations_members(channel=self.triage_channel).get("members")
+            cached = (now, frozenset(members or []))
+            self._triage_members = cached
+        return user in cached[1]
 
     def _close_feedback(self, client: WebClient, body: dict[str, Any], outcome: str) -> None:
         message = body.get("message") or {}
@@ -167,9 +409,22 @@ class SlackDesk:
 
     # -- agents ------------------------------------------------------------------------
 
+    def refuse_non_agent(self, client: WebClient, channel: str, user: str) -> bool:
+        """True (after telling them so, privately) when `user` may not act as an agent."""
+        if self.is_agent(client, user):
+            return False
+        client.chat_postEphemeral(
+            channel=channel,
+            user=user,
+            text="Only IT agents can do that. If you need help, ask me in a direct message.",
+        )
+        return True
+
     def claim(self, client: WebClient, body: dict[str, Any]) -> None:
         agent, number = body["user"]["id"], body["actions"][0]["value"]
         channel = body["channel"]["id"]
+        if self.refuse_non_agent(client, channel, agent):
+            return
         try:
             ticket = self.tier0.tickets.claim(number, agent)
         except TicketAlreadyClaimed as taken:

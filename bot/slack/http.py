@@ -22,6 +22,9 @@ EVENTS_PATH = "/slack/events"
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of Slack deliveries would be
+    # refused at the socket (connection reset) before a thread could accept them.
+    request_queue_size = 1024
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.runtime import Tier0
-from bot.slack.app import create_slack_app
+from bot.slack.app import SlackService, build_slack_service
 from bot.slack.http import EVENTS_PATH, make_http_server
 from tests.conftest import TEST_BOT_TOKEN, TEST_SIGNING_SECRET
 from tests.fake_slack import FakeSlackApi, SlackCall
@@ -45,6 +45,7 @@ class SlackDesk:
     tier0: Tier0
     api: FakeSlackApi
     _event_ids: Any
+    service: SlackService
 
     def post(self, body: str, content_type: str, headers: dict[str, str]) -> tuple[int, str]:
         request = urllib.request.Request(
@@ -92,6 +93,75 @@ class SlackDesk:
         }
         return self.send_event(event, **kwargs)
 
+    def send_form(self, payload: dict[str, Any]) -> tuple[int, str]:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post(body, "application/x-www-form-urlencoded", sign(body))
+
+    def command(
+        self, text: str, *, user: str = EMPLOYEE, channel: str = "CGENERAL"
+    ) -> tuple[int, str]:
+        """`/helpdesk text` typed by `user` in `channel`."""
+        body = urlencode(
+            {
+                "token": "legacy-unused",
+                "team_id": "TNORTHWIND",
+                "channel_id": channel,
+                "user_id": user,
+                "command": "/helpdesk",
+                "text": text,
+                "api_app_id": "ATIER0",
+                "response_url": self.api.base_url + "response_url",
+                "trigger_id": f"trigger-{next(self._event_ids)}",
+            }
+        )
+        return self.post(body, "application/x-www-form-urlencoded", sign(body))
+
+    def submit_view(
+        self, view: dict[str, Any], values: dict[str, Any], *, user: str = EMPLOYEE
+    ) -> tuple[int, str]:
+        """Submit a modal tier0 opened, with `values` by block id: a string for a text
+        input, ("select", value) for a static select, ("user", id) for a users select."""
+        state: dict[str, Any] = {}
+        for block_id, value in values.items():
+            if isinstance(value, tuple) and value[0] == "select":
+                state[block_id] = {
+                    "value": {"type": "static_select", "selected_option": {"value": value[1]}}
+                }
+            elif isinstance(value, tuple) and value[0] == "user":
+                state[block_id] = {"value": {"type": "users_select", "selected_user": value[1]}}
+            else:
+                state[block_id] = {"value": {"type": "plain_text_input", "value": value}}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "TNORTHWIND"},
+            "user": {"id": user},
+            "api_app_id": "ATIER0",
+            "trigger_id": "trigger-view",
+            "view": {
+                **view,
+                "id": view.get("id") or f"V{next(self._event_ids):05d}",
+                "state": {"values": state},
+            },
+        }
+        return self.send_form(payload)
+
+    def shortcut(
+        self, callback_id: str, user: str, channel: str, message: dict[str, Any]
+    ) -> tuple[int, str]:
+        return self.send_form(
+            {
+                "type": "message_action",
+                "callback_id": callback_id,
+                "team": {"id": "TNORTHWIND"},
+                "user": {"id": user},
+                "channel": {"id": channel},
+                "message": message,
+                "message_ts": message["ts"],
+                "trigger_id": "trigger-shortcut",
+                "response_url": self.api.base_url + "response_url",
+            }
+        )
+
     def click(
         self, user: str, message: dict[str, Any], channel: str, action: dict[str, Any]
     ) -> tuple[int, str]:
@@ -121,6 +191,8 @@ class SlackDesk:
 @pytest.fixture
 def slack_api() -> Iterator[FakeSlackApi]:
     api = FakeSlackApi(TEST_BOT_TOKEN).start()
+    # The agents: without TIER0_AGENTS, whoever is in the triage channel.
+    api.members["CTRIAGE"] = [AGENT, OTHER_AGENT, *(f"UAGENT{n:02d}" for n in range(8))]
     yield api
     api.stop()
 
@@ -141,14 +213,24 @@ def slack_on_each_store(
 
 def serve_slack(tier0: Tier0, slack_api: FakeSlackApi) -> Iterator[SlackDesk]:
     # The production default: bolt acks at once and the listener works in a thread.
-    app = create_slack_app(tier0)
-    server = make_http_server(app, host="127.0.0.1", port=0)
+    service = build_slack_service(tier0)
+    server = make_http_server(service.app, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}{EVENTS_PATH}"
-    yield SlackDesk(url, tier0, slack_api, count(1))
+    yield SlackDesk(url, tier0, slack_api, count(1), service)
     server.shutdown()
     server.server_close()
+    service.stop()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Work runs after the ack: wait until `check` holds (the store caught up)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the expected state never came about")
+        time.sleep(0.02)
 
 
 def button(message_args: dict[str, Any], action_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from tests.slack.conftest import (
     SlackDesk,
     as_shown,
     button,
+    eventually,
 )
 
 
@@ -60,7 +61,7 @@ def test_still_need_help_opens_one_ticket_and_posts_it_to_triage(slack: SlackDes
     assert "T-1001" in triage_blocks and f"<@{EMPLOYEE}>" in triage_blocks
     assert "vpn-connect" in triage_blocks  # the articles already tried
     assert button(triage.args, "claim_ticket")["value"] == "T-1001"
-    assert slack.tier0.tickets.get("T-1001").triage_ts == triage.response["ts"]
+    eventually(lambda: slack.tier0.tickets.get("T-1001").triage_ts == triage.response["ts"])
 
     # The answer's buttons are replaced by what the requester chose.
     [updated] = slack.api.wait_for("chat.update")

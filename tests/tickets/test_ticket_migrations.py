@@ -20,7 +20,7 @@ from tickets import (
 )
 from tickets.db import MIGRATIONS_DIR
 
-STORE_TABLES = {"tickets", "ticket_events", "conversations", "processed_events"}
+STORE_TABLES = {"tickets", "ticket_events", "conversations", "processed_events", "slack_inbox"}
 SERVICE_DESK_TABLES = {
     "users",
     "teams",

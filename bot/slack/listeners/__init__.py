@@ -5,9 +5,12 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.slack.desk import SlackDesk
-from bot.slack.listeners import actions, events
+from bot.slack.listeners import actions, commands, events, shortcuts, views
 
 
 def register_listeners(app: App, desk: SlackDesk) -> None:
     events.register(app, desk)
     actions.register(app, desk)
+    commands.register(app, desk)
+    shortcuts.register(app, desk)
+    views.register(app, desk)

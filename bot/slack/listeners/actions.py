@@ -9,28 +9,50 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.slack.blocks import CLAIM_ACTION, NEED_HELP_ACTION, OPEN_TICKET_ACTION, SOLVED_ACTION
+from bot.slack.blocks import (
+    CLAIM_ACTION,
+    NEED_HELP_ACTION,
+    OPEN_TICKET_ACTION,
+    SOLVED_ACTION,
+    TALK_TO_PERSON_ACTION,
+)
 from bot.slack.desk import SORRY, SlackDesk
+from bot.slack.views import NEW_REQUEST_ACTION
 
 Handler = Callable[[WebClient, dict[str, Any]], None]
 
 
-def _acknowledged(handler: Handler) -> Callable[..., None]:
+def acknowledged(desk: SlackDesk, handler: Handler) -> Callable[..., None]:
+    """Ack the click at once; do the work on the desk's pool and apologise if it fails."""
+
     def listener(ack: Ack, body: dict[str, Any], client: WebClient, logger: Logger) -> None:
         ack()
-        try:
-            handler(client, body)
-        except Exception:
-            logger.exception("failed to handle %s", body.get("actions", [{}])[0].get("action_id"))
-            channel, user = body.get("channel", {}).get("id"), body.get("user", {}).get("id")
-            if channel and user:
-                client.chat_postEphemeral(channel=channel, user=user, text=SORRY)
+
+        def work() -> None:
+            try:
+                handler(client, body)
+            except Exception:
+                action = (body.get("actions") or [{}])[0].get("action_id", body.get("type"))
+                logger.exception("failed to handle %s", action)
+                channel = (body.get("channel") or {}).get("id")
+                user = (body.get("user") or {}).get("id")
+                if channel and user:
+                    client.chat_postEphemeral(channel=channel, user=user, text=SORRY)
+
+        desk.later(work)
 
     return listener
 
 
 def register(app: App, desk: SlackDesk) -> None:
-    app.action(SOLVED_ACTION)(_acknowledged(desk.mark_solved))
-    app.action(NEED_HELP_ACTION)(_acknowledged(desk.escalate_from_button))
-    app.action(OPEN_TICKET_ACTION)(_acknowledged(desk.escalate_from_button))
-    app.action(CLAIM_ACTION)(_acknowledged(desk.claim))
+    app.action(SOLVED_ACTION)(acknowledged(desk, desk.mark_solved))
+    app.action(NEED_HELP_ACTION)(acknowledged(desk, desk.escalate_from_button))
+    app.action(OPEN_TICKET_ACTION)(acknowledged(desk, desk.escalate_from_button))
+    app.action(TALK_TO_PERSON_ACTION)(acknowledged(desk, desk.talk_to_a_person))
+    app.action(CLAIM_ACTION)(acknowledged(desk, desk.claim))
+
+    def new_request_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        desk.open_new_request(client, body["trigger_id"])  # the trigger expires in 3 s
+
+    app.action(NEW_REQUEST_ACTION)(new_request_button)

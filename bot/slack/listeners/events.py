@@ -1,41 +1,73 @@
-"""Messages to tier0: direct messages and @mentions in help channels."""
+"""Messages to tier0: direct messages and @mentions in help channels.
+
+Each listener only decides whether the event is for tier0 and queues the work; bolt
+has acknowledged the request already.
+"""
 
 from __future__ import annotations
 
-from logging import Logger
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot.slack.desk import SlackDesk
 
+# 🎫 is :ticket:; :admission_tickets: is the other ticket emoji people reach for.
+TICKET_REACTIONS = {"ticket", "admission_tickets"}
 # Edits, deletions, joins and bot posts are not questions from a person.
 _IGNORED_SUBTYPES = {"message_changed", "message_deleted", "bot_message", "channel_join"}
 
 
+def _from_a_person(event: dict[str, Any]) -> bool:
+    return not event.get("bot_id") and event.get("subtype") not in _IGNORED_SUBTYPES
+
+
 def register(app: App, desk: SlackDesk) -> None:
     def direct_message(
-        body: dict[str, Any], event: dict[str, Any], client: WebClient, logger: Logger
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
     ) -> None:
-        if event.get("channel_type") != "im" or event.get("bot_id"):
+        event_id = body.get("event_id")
+        if event.get("channel_type") != "im" or not _from_a_person(event):
+            desk.skip_event(event_id)
             return
-        if event.get("subtype") in _IGNORED_SUBTYPES:
-            return
-        try:
-            desk.answer_message(client, event, body.get("event_id"))
-        except Exception:
-            logger.exception("failed to handle a direct message")
+        desk.handle_event(context, event_id, lambda: desk.answer_message(client, event))
 
     def mention(
-        body: dict[str, Any], event: dict[str, Any], client: WebClient, logger: Logger
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
     ) -> None:
-        if event.get("bot_id"):
+        event_id = body.get("event_id")
+        if not _from_a_person(event):
+            desk.skip_event(event_id)
             return
-        try:
-            desk.answer_message(client, event, body.get("event_id"))
-        except Exception:
-            logger.exception("failed to handle a mention")
+        desk.handle_event(context, event_id, lambda: desk.answer_message(client, event))
+
+    def home_opened(
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
+        event_id = body.get("event_id")
+        if event.get("tab") != "home":
+            desk.skip_event(event_id)
+            return
+        desk.handle_event(context, event_id, lambda: desk.publish_home(client, event["user"]))
+
+    def reaction(
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
+        event_id = body.get("event_id")
+        item = event.get("item") or {}
+        if event.get("reaction") not in TICKET_REACTIONS or item.get("type") != "message":
+            desk.skip_event(event_id)
+            return
+        desk.handle_event(
+            context,
+            event_id,
+            lambda: desk.ticket_from_message(
+                client, channel=item["channel"], ts=item["ts"], reported_by=event["user"]
+            ),
+        )
 
     app.event("message")(direct_message)
     app.event("app_mention")(mention)
+    app.event("app_home_opened")(home_opened)
+    app.event("reaction_added")(reaction)

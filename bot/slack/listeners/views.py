@@ -1,0 +1,36 @@
+"""Modal submissions: the new request form."""
+
+from __future__ import annotations
+
+from logging import Logger
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.slack.desk import SORRY, SlackDesk
+from bot.slack.views import NEW_REQUEST_VIEW
+
+
+def register(app: App, desk: SlackDesk) -> None:
+    def new_request(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+    ) -> None:
+        errors = desk.request_errors(view)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        user = body["user"]["id"]
+
+        def work() -> None:
+            try:
+                desk.submit_new_request(client, body)
+            except Exception:
+                logger.exception("failed to open a ticket from the request form")
+                channel = client.conversations_open(users=user)["channel"]["id"]
+                client.chat_postMessage(channel=channel, text=SORRY)
+
+        desk.later(work)
+
+    app.view(NEW_REQUEST_VIEW)(new_request)

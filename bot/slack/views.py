@@ -1,0 +1,192 @@
+"""Modals and the App Home tab, built with slack_sdk.models so Slack's limits are checked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.slack.markup import clip, escape_mrkdwn, user_mention
+from tickets.service import TicketView
+
+NEW_REQUEST_VIEW = "new_request"
+NEW_REQUEST_ACTION = "home_new_request"
+
+# Categories an employee can pick; the agents' teams are routed by them.
+CATEGORIES = {
+    "general": "Something else",
+    "access": "Access and accounts",
+    "hardware": "Laptop, phone or other hardware",
+    "software": "Software and licences",
+    "network": "Network, Wi-Fi and VPN",
+    "email": "Email and calendar",
+}
+# How urgent it is for the requester, and the priority that follows until impact is known.
+URGENCIES = {
+    "low": ("Low — it can wait a few days", "P4"),
+    "medium": ("Medium — it slows me down", "P3"),
+    "high": ("High — I cannot work properly", "P2"),
+    "critical": ("Critical — I cannot work at all", "P1"),
+}
+TITLE_MAX_CHARS = 150
+DESCRIPTION_MAX_CHARS = 3000
+ASSET_MAX_CHARS = 100
+HOME_TICKETS_SHOWN = 10
+
+
+def _options(choices: dict[str, str]) -> list[Option]:
+    return [Option(value=value, text=label) for value, label in choices.items()]
+
+
+def new_request_modal(
+    *, title: str = "", description: str = "", private_metadata: str = ""
+) -> View:
+    """The "new request" form: title, description, category, urgency, affected asset."""
+    return View(
+        type="modal",
+        callback_id=NEW_REQUEST_VIEW,
+        title=PlainTextObject(text="New IT request"),
+        submit=PlainTextObject(text="Open ticket"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            InputBlock(
+                block_id="title",
+                label="What do you need help with?",
+                element=PlainTextInputElement(
+                    action_id="value",
+                    initial_value=clip(title, TITLE_MAX_CHARS) or None,
+                    max_length=TITLE_MAX_CHARS,
+                    placeholder="e.g. My laptop will not charge",
+                ),
+            ),
+            InputBlock(
+                block_id="description",
+                label="Details",
+                element=PlainTextInputElement(
+                    action_id="value",
+                    multiline=True,
+                    initial_value=clip(description, DESCRIPTION_MAX_CHARS) or None,
+                    max_length=DESCRIPTION_MAX_CHARS,
+                    placeholder="What happened, since when, what you already tried",
+                ),
+            ),
+            InputBlock(
+                block_id="category",
+                label="Category",
+                element=StaticSelectElement(
+                    action_id="value",
+                    options=_options(CATEGORIES),
+                    initial_option=Option(value="general", text=CATEGORIES["general"]),
+                ),
+            ),
+            InputBlock(
+                block_id="urgency",
+                label="Urgency",
+                element=StaticSelectElement(
+                    action_id="value",
+                    options=_options({key: label for key, (label, _) in URGENCIES.items()}),
+                    initial_option=Option(value="medium", text=URGENCIES["medium"][0]),
+                ),
+            ),
+            InputBlock(
+                block_id="asset",
+                label="Affected device or system",
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id="value",
+                    max_length=ASSET_MAX_CHARS,
+                    placeholder="e.g. laptop NW-0423, or Salesforce",
+                ),
+            ),
+        ],
+    )
+
+
+def submitted_values(view: dict[str, Any]) -> dict[str, str]:
+    """A submitted modal's values by block id (text inputs and selects alike)."""
+    values: dict[str, str] = {}
+    for block_id, actions in (view.get("state") or {}).get("values", {}).items():
+        for action in actions.values():
+            if action.get("type") == "static_select":
+                selected = action.get("selected_option") or {}
+                values[block_id] = str(selected.get("value") or "")
+            elif action.get("type") == "users_select":
+                values[block_id] = str(action.get("selected_user") or "")
+            else:
+                values[block_id] = str(action.get("value") or "")
+    return values
+
+
+def ticket_line(ticket: TicketView) -> str:
+    """One ticket in a list: number, status, assignee, title (and SLA due when known)."""
+    owner = user_mention(ticket.assignee) if ticket.assignee else "waiting for an agent"
+    due = getattr(ticket, "resolution_due", None)
+    sla = f" · due {due:%a %d %b %H:%M} UTC" if due else ""
+    return (
+        f"*{ticket.number}* · {ticket.status.replace('_', ' ')} · {owner}{sla}\n"
+        f"{escape_mrkdwn(clip(ticket.title, 200))}"
+    )
+
+
+def ticket_list_blocks(tickets: Sequence[TicketView], heading: str) -> list[Block]:
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=heading))]
+    shown = tickets[:HOME_TICKETS_SHOWN]
+    blocks += [SectionBlock(text=MarkdownTextObject(text=ticket_line(t))) for t in shown]
+    if len(tickets) > len(shown):
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"…and {len(tickets) - len(shown)} more")]
+            )
+        )
+    return blocks
+
+
+def home_view(user: str, tickets: Sequence[TicketView], popular: Sequence[tuple[str, str]]) -> View:
+    """App Home: what I have open, what others read most, and the ways to ask."""
+    blocks: list[Block] = [
+        HeaderBlock(text="IT help desk"),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"Hi {user_mention(user)}! Ask me anything in the *Messages* tab, "
+                "or open a request here."
+            )
+        ),
+        ActionsBlock(
+            block_id="home",
+            elements=[
+                ButtonElement(text="📝 New request", action_id=NEW_REQUEST_ACTION, style="primary"),
+            ],
+        ),
+        DividerBlock(),
+    ]
+    if tickets:
+        blocks += ticket_list_blocks(tickets, "*Your open tickets*")
+    else:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text="*Your open tickets*\nNone — all good."))
+        )
+    blocks.append(DividerBlock())
+    if popular:
+        lines = "\n".join(
+            f"• {escape_mrkdwn(title)} (`{escape_mrkdwn(article_id)}`)"
+            for article_id, title in popular
+        )
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Popular articles*\n{lines}")))
+    return View(type="home", blocks=blocks)
