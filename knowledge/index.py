@@ -52,6 +52,8 @@ COMPACT_MIN_PASSAGES = 2_000
 DENSE_WEIGHT = 0.5
 RRF_K = 60
 STALE_BUILD_SECONDS = 600.0
+# How long a reader keeps following CURRENT while writers replace builds under it.
+LOAD_PATIENCE_SECONDS = 10.0
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -643,18 +645,20 @@ class KnowledgeIndex:
 
     @classmethod
     def load(cls, index_dir: Path) -> KnowledgeIndex | None:
-        for _ in range(5):  # CURRENT may move on while we read; try the newer build
+        deadline = time.monotonic() + LOAD_PATIENCE_SECONDS
+        while True:
             build = _current_build(index_dir)
             if build is None:
                 return None
             try:
                 return cls._load_build(index_dir, build)
-            except FileNotFoundError:
-                time.sleep(0.05)
-                continue
             except (OSError, ValueError, KeyError, TypeError, RuntimeError):
-                return None  # a damaged index: the caller rebuilds
-        return None
+                # Writers keep the build they replaced, not the one before: a slow reader
+                # can see its build swept away mid-read. That is not damage while CURRENT
+                # has moved on, so read the newer build; an error on the build that is
+                # still current is damage, and the caller rebuilds.
+                if _current_build(index_dir) == build or time.monotonic() > deadline:
+                    return None
 
     @classmethod
     def _load_build(cls, index_dir: Path, build: Path) -> KnowledgeIndex | None:
