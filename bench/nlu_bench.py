@@ -26,6 +26,7 @@ Usage: python bench/nlu_bench.py [clinc150 banking77 hwu64]
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import tempfile
@@ -48,8 +49,9 @@ from nlu.evaluation import entity_report  # noqa: E402
 from nlu.understanding import Interpreter  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "nlu.json"
-EMBED_SAMPLE = 512
-LATENCY_SAMPLE = 300
+# Smaller samples make a quicker (noisier) run on a busy machine.
+EMBED_SAMPLE = int(os.environ.get("TIER0_BENCH_EMBED_SAMPLE", "512"))
+LATENCY_SAMPLE = int(os.environ.get("TIER0_BENCH_LATENCY_SAMPLE", "300"))
 
 
 def run(benchmark: Benchmark) -> dict[str, Any]:

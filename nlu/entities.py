@@ -198,14 +198,26 @@ class EntityExtractor:
 
     @classmethod
     def from_training_data(cls, data: TrainingData, *, builtins: bool = True) -> EntityExtractor:
-        """The data's regexes and lookup tables; what its examples annotate is looked up too
-        (an example saying `install [Figma](software)` makes "Figma" known software)."""
+        """The data's regexes and lookup tables, and the values its examples annotate (an
+        example saying `install [Figma](software)` makes "Figma" known software) -- but
+        only a value annotated at least half the times it appears in the examples, so a
+        word that is an entity only now and then ("today", "me") is not always taken."""
         lookups = {name: list(entries) for name, entries in data.lookups.items()}
+        annotated: dict[tuple[str, str], int] = {}
         for example in data.examples:
             for annotation in example.entities:
-                lookups.setdefault(annotation.entity, []).append(
-                    example.text[annotation.start : annotation.end]
-                )
+                surface = example.text[annotation.start : annotation.end].lower()
+                key = (annotation.entity, surface)
+                annotated[key] = annotated.get(key, 0) + 1
+        if annotated:
+            appearances: dict[str, int] = {}
+            everything = _Vocabulary("any", {surface: surface for _, surface in annotated})
+            for example in data.examples:
+                for _, _, surface in everything.find(example.text):
+                    appearances[surface] = appearances.get(surface, 0) + 1
+            for (entity, surface), count in annotated.items():
+                if 2 * count >= appearances.get(surface, count):
+                    lookups.setdefault(entity, []).append(surface)
         return cls(
             regexes=data.regexes,
             lookups={name: sorted(set(entries)) for name, entries in lookups.items()},

@@ -158,3 +158,31 @@ def test_rasa_shaped_entity() -> None:
         "value": "T-1042",
         "extractor": BUILTIN_EXTRACTOR,
     }
+
+
+def test_values_annotated_in_the_examples_are_recognised_when_they_are_reliable() -> None:
+    data = parse_nlu_yaml(
+        textwrap.dedent(
+            """
+            nlu:
+            - intent: request_software
+              examples: |
+                - install [Figma](software) please
+                - I need [Figma](software) on my mac
+                - can I get [Miro](software)
+                - set an alarm for [today](date)
+                - what happened today
+                - today is a bad day
+            """
+        ),
+        "nlu.yml",
+    )
+
+    extractor = EntityExtractor.from_training_data(data, builtins=False)
+
+    assert found(extractor, "please install figma and miro") == [
+        ("software", "figma", "figma"),
+        ("software", "miro", "miro"),
+    ]
+    # "today" is annotated once in three appearances: too unreliable to look up.
+    assert found(extractor, "remind me today") == []
