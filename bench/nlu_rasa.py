@@ -241,7 +241,7 @@ def merge_results(name: str, result: dict[str, Any]) -> None:
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
     results.setdefault("rasa", {})[name] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    staging = RESULTS.with_suffix(".rasa.tmp")
+    staging = RESULTS.with_suffix(f".rasa-{os.getpid()}.tmp")
     staging.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     staging.replace(RESULTS)
 
