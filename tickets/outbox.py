@@ -198,12 +198,15 @@ def enqueue(
     purpose: str | None = None,
     ticket_number: str | None = None,
     now: datetime | None = None,
+    fresh_key: bool = False,
 ) -> OutboxEntry:
     """Add a message to the outbox in ``session``'s transaction; commit is the caller's.
 
     Idempotent by ``dedupe_key``: if a message with this key exists, it is returned and
     nothing is added. A savepoint keeps a concurrent duplicate from spoiling the caller's
-    transaction.
+    transaction. ``fresh_key=True`` says the key was just made up (a random id), so the
+    look-up and the savepoint are skipped: the cheap path for notifications that exist
+    only through the transaction writing them.
     """
     key = dedupe_key.strip()
     if not key:
@@ -215,7 +218,7 @@ def enqueue(
         stored_payload = json.loads(json.dumps(dict(payload)))
     except (TypeError, ValueError) as error:
         raise OutboxError(f"the notification payload is not JSON: {error}") from None
-    existing = _by_dedupe_key(session, key)
+    existing = None if fresh_key else _by_dedupe_key(session, key)
     if existing is not None:
         return OutboxEntry.of(existing)
     at = now or utc_now()
@@ -231,6 +234,10 @@ def enqueue(
         next_attempt_at=at,
         created_at=at,
     )
+    if fresh_key:
+        session.add(message)
+        session.flush()  # the id, for the entry handed back
+        return OutboxEntry.of(message)
     try:
         with session.begin_nested():
             session.add(message)
@@ -254,6 +261,7 @@ def enqueue_slack_message(
     purpose: str | None = None,
     ticket_number: str | None = None,
     now: datetime | None = None,
+    fresh_key: bool = False,
 ) -> OutboxEntry:
     """Owe a Slack message (``chat.postMessage``), delivered by the worker.
 
@@ -279,6 +287,7 @@ def enqueue_slack_message(
         purpose=purpose,
         ticket_number=ticket_number,
         now=now,
+        fresh_key=fresh_key,
     )
 
 
@@ -293,6 +302,7 @@ def enqueue_slack_update(
     purpose: str | None = None,
     ticket_number: str | None = None,
     now: datetime | None = None,
+    fresh_key: bool = False,
 ) -> OutboxEntry:
     """Owe an edit of a message tier0 posted (``chat.update`` of ``ts`` in ``channel``).
 
@@ -316,6 +326,7 @@ def enqueue_slack_update(
         purpose=purpose,
         ticket_number=ticket_number,
         now=now,
+        fresh_key=fresh_key,
     )
 
 
@@ -329,6 +340,7 @@ def enqueue_email(
     ticket_number: str | None = None,
     purpose: str | None = None,
     now: datetime | None = None,
+    fresh_key: bool = False,
 ) -> OutboxEntry:
     """Owe a plain-text mail to ``to``; with ``ticket_number`` it threads with the ticket's
     other mails and its subject carries the number, so replies come back to the ticket."""
@@ -347,6 +359,7 @@ def enqueue_email(
         purpose=purpose,
         ticket_number=ticket_number,
         now=now,
+        fresh_key=fresh_key,
     )
 
 

@@ -39,9 +39,11 @@ class OutboxSink:
     def notify(self, session: Session, notification: Notification) -> None:
         # A notification is written once, by the transaction of its change; a key of its
         # own is enough unless the caller names one (to merge repeats of one event).
-        dedupe_key = str(notification.detail.get("dedupe_key") or "") or ":".join(
+        named_key = str(notification.detail.get("dedupe_key") or "")
+        dedupe_key = named_key or ":".join(
             (notification.kind.value, notification.ticket_number or "-", uuid.uuid4().hex)
         )
+        fresh_key = not named_key
         if notification.channel is NotificationChannel.EMAIL:
             enqueue_email(
                 session,
@@ -52,20 +54,29 @@ class OutboxSink:
                 ticket_number=notification.ticket_number,
                 purpose=notification.kind.value,
                 now=self._clock(),
+                fresh_key=fresh_key,
             )
             return
         blocks = self._slack_renderer(notification) if self._slack_renderer else None
         enqueue_slack_message(
             session,
             channel=notification.slack_channel or notification.recipient,
-            text=notification.text,
+            # Notification text is plain: what people wrote (a comment, a mail) must reach
+            # Slack as text, never as a <!channel> ping or a disguised link.
+            text=escape_slack_text(notification.text),
             blocks=blocks,
             thread_ts=notification.slack_thread_ts if notification.slack_channel else None,
             dedupe_key=dedupe_key,
             ticket_number=notification.ticket_number,
             purpose=notification.kind.value,
             now=self._clock(),
+            fresh_key=fresh_key,
         )
+
+
+def escape_slack_text(text: str) -> str:
+    """Escape the three characters Slack reads as markup (``<``, ``>``, ``&``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def email_subject(notification: Notification) -> str:

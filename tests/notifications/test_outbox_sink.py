@@ -89,3 +89,27 @@ def test_a_notification_named_twice_by_its_caller_is_stored_once(
             sink.notify(session, warning)
 
     assert len(list_messages(session_factory)) == 1
+
+
+def test_what_people_wrote_reaches_slack_as_text_not_as_a_channel_ping(
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+    slack_api: FakeSlackApi,
+    slack_sender: SlackSender,
+) -> None:
+    hostile = Notification(
+        kind=NotificationKind.COMMENT_ADDED,
+        recipient="CSERVICEDESK",
+        text="ana@northwind.test on T-1001: <!channel> see <https://evil.test|the fix> & more",
+        ticket_number="T-1001",
+    )
+    with session_factory.begin() as session:
+        OutboxSink(clock=clock).notify(session, hostile)
+
+    OutboxDelivery(session_factory, {OutboxChannel.SLACK: slack_sender}, clock=clock).deliver_due()
+
+    [post] = slack_api.calls_to("chat.postMessage")
+    assert post.args["text"] == (
+        "ana@northwind.test on T-1001: &lt;!channel&gt; see "
+        "&lt;https://evil.test|the fix&gt; &amp; more"
+    )
