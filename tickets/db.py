@@ -6,11 +6,13 @@ replicas share in production. Both get their schema from the same Alembic migrat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,14 +76,41 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision`` (the newest by default)."""
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), revision)
+    _migrate(engine, lambda config: command.upgrade(config, revision))
 
 
 def downgrade_schema(engine: Engine, revision: str = "base") -> None:
     """Run the Alembic migrations down to ``revision`` (an empty database by default)."""
-    with engine.begin() as connection:
-        command.downgrade(_alembic_config(connection), revision)
+    _migrate(engine, lambda config: command.downgrade(config, revision))
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _migrate(engine: Engine, run: Callable[[Config], None]) -> None:
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by rebuilding it, dropping the old one while other
+            # tables still point at it. Foreign keys are off for the migration (which
+            # SQLite only allows outside a transaction) and checked once it is done.
+            connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA foreign_keys=OFF"
+            )
+        try:
+            with connection.begin():
+                run(_alembic_config(connection))
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA foreign_keys=ON"
+                )
 
 
 def _alembic_config(connection: Connection) -> Config:

@@ -89,3 +89,37 @@ def _redact_unless_problem_word(match: re.Match[str]) -> str:
     if value.strip(".,;:!?").lower() in _PROBLEM_WORDS:
         return match.group(0)
     return match.group("keep") + REDACTED
+
+
+# What each redaction looked like, in words a requester understands, for the rotate notice.
+_SECRET_NAMES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_PRIVATE_KEY_BLOCK, "a private key"),
+    (_JWT, "a signed token (JWT)"),
+    (_SLACK_TOKEN, "a Slack token"),
+    (_GITHUB_TOKEN, "a GitHub token"),
+    (_AWS_ACCESS_KEY, "an AWS access key"),
+    (_BEARER_TOKEN, "a bearer token"),
+    (_URL_CREDENTIALS, "a password inside a link"),
+    (_KEYWORD_WITH_SEPARATOR, "a password or API key"),
+)
+
+
+def secrets_found(text: str) -> list[str]:
+    """What kinds of secret ``text`` contains (empty if none), e.g. ["a GitHub token"].
+
+    Whatever ``redact_secrets`` would change counts: if nothing more specific matches,
+    the secret is reported as "a password".
+    """
+    if redact_secrets(text) == text:
+        return []
+    found = [name for pattern, name in _SECRET_NAMES if pattern.search(text)]
+    return list(dict.fromkeys(found)) or ["a password"]
+
+
+def rotate_notice(kinds: list[str]) -> str:
+    """The message telling a requester their pasted secret was removed and must be changed."""
+    what = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    return (
+        f"You pasted what looks like {what}. tier0 removed it before storing or passing on "
+        "your message, but it has left your hands: please change (rotate) it now."
+    )

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.tickets.conftest import Desk, open_incident
 from tickets import (
     ConversationStore,
     Ticket,
@@ -18,6 +20,7 @@ from tickets import (
     TicketService,
     TicketView,
 )
+from tickets.notifications import NotificationKind
 
 Outcome = TypeVar("Outcome")
 
@@ -95,3 +98,32 @@ def test_replicas_appending_to_one_conversation_at_once_lose_no_turn(
     record = conversations.load("slack:C0HELP:1700000000.0001")
     assert record is not None
     assert sorted(int(turn["text"]) for turn in record.transcript) == list(range(12))
+
+
+@pytest.mark.postgres
+def test_a_hundred_agents_claiming_on_postgresql_give_exactly_one_winner(
+    desk: Desk, store_url: str
+) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("row locks under real concurrency: PostgreSQL only")
+    agents = [f"agent{index:03d}" for index in range(100)]
+    for agent in agents:
+        desk.directory.register_user(agent, roles=["agent"], team="Service Desk L1")
+    number = open_incident(desk).number
+
+    def claim_as(index: int) -> TicketView | TicketAlreadyClaimed:
+        try:
+            return desk.tickets.claim(number, agents[index])
+        except TicketAlreadyClaimed as lost:
+            return lost
+
+    outcomes = all_at_once(len(agents), claim_as)
+
+    winners = {o.assignee for o in outcomes if isinstance(o, TicketView)}
+    losers = [o for o in outcomes if isinstance(o, TicketAlreadyClaimed)]
+    assert len(winners) == 1 and len(losers) == 99
+    assert {loss.assignee for loss in losers} == winners
+    events = desk.tickets.events(number)
+    assert [e.actor for e in events if e.kind == "claimed"] == list(winners)
+    # The requester hears about the claim once, from the one winner.
+    assert len(desk.sink.of_kind(NotificationKind.TICKET_ASSIGNED)) == 1

@@ -132,7 +132,7 @@ def test_a_messy_title_is_tidied_and_a_long_one_cut(ticket_service: TicketServic
         ({"title": "  \n "}, "needs a title"),
         ({"requester": ""}, "requester must not be empty"),
         ({"priority": "urgent"}, "priority must be P1, P2, P3 or P4"),
-        ({"source": "email"}, "unknown ticket source"),
+        ({"source": "fax"}, "unknown ticket source"),
         ({"transcript": [{"role": "boss", "text": "hi"}]}, "unknown transcript role"),
         ({"articles_tried": [{"id": "KB-1"}]}, "needs an 'id', a 'title' and a numeric 'score'"),
     ],

@@ -6,7 +6,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.tickets.conftest import Desk
 from tickets import ConversationStore, Ticket, TicketService, redact_secrets
+from tickets.notifications import NotificationKind
+from tickets.redaction import rotate_notice, secrets_found
 
 PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -128,3 +131,54 @@ def test_a_conversation_stores_no_pasted_secret(conversations: ConversationStore
 
     assert record is not None
     assert record.transcript == [{"role": "requester", "text": "token [redacted]"}]
+
+
+@pytest.mark.parametrize(
+    ("pasted", "named"),
+    [
+        ("token xoxb-123456789012-1234567890123-AbCdEfGhIjKl", "a Slack token"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "a GitHub token"),
+        ("AKIAIOSFODNN7EXAMPLE", "an AWS access key"),
+        (PRIVATE_KEY, "a private key"),
+        ("my password is Tr0ub4dor&3", "a password"),
+        ("api_key=sk_live_abcdef123456", "a password or API key"),
+    ],
+)
+def test_the_requester_is_told_what_was_removed_and_to_rotate_it(pasted: str, named: str) -> None:
+    kinds = secrets_found(f"help: {pasted}")
+
+    assert named in kinds
+    assert "rotate" in rotate_notice(kinds)
+    assert named in rotate_notice(kinds)
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    ["my password is expired", "I use a password manager", "the bearer of bad news", ""],
+)
+def test_ordinary_help_requests_raise_no_rotate_notice(harmless: str) -> None:
+    assert secrets_found(harmless) == []
+
+
+def test_a_pasted_secret_is_kept_out_of_the_store_and_the_requester_warned_to_rotate(
+    desk: Desk,
+) -> None:
+    token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    ticket = desk.tickets.open_ticket(
+        requester="UALICE",
+        title="git push fails",
+        description=f"I used {token}",
+        source="email",
+    )
+    desk.tickets.claim(ticket.number, "ann")
+    desk.tickets.comment(ticket.number, f"also tried {token}", as_user="UALICE")
+
+    stored = desk.tickets.get(ticket.number)
+    comments = desk.tickets.comments(ticket.number, as_user="ann")
+    assert token not in stored.description and token not in comments[0].body
+    warnings = desk.sink.of_kind(NotificationKind.SECRET_REDACTED)
+    assert len(warnings) == 2
+    assert all("GitHub token" in w.text and "rotate" in w.text for w in warnings)
+    assert all(token not in n.text for n in desk.sink.sent)
+    audit = [e for e in desk.tickets.events(ticket.number) if e.kind == "secret_redacted"]
+    assert [e.detail["kinds"] for e in audit] == [["a GitHub token"], ["a GitHub token"]]

@@ -1,7 +1,7 @@
 """The Slack inbox: events kept from their acknowledgement until they are handled.
 
-Revision ID: 0002_slack_inbox
-Revises: 0001
+Revision ID: 0003_slack_inbox
+Revises: 0002_itsm
 Create Date: 2026-11-23
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_slack_inbox"
-down_revision: str | None = "0001"
+revision: str = "0003_slack_inbox"
+down_revision: str | None = "0002_itsm"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

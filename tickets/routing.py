@@ -1,0 +1,106 @@
+"""Routing rules: how urgent a ticket is, which team works it, and who on that team gets it.
+
+* priority follows from impact × urgency (the ITIL matrix below);
+* the assistant's intent gives a category, the category gives a team;
+* a team with an assignment strategy hands each new ticket to one of its agents, either in
+  turn (round robin) or to whoever has the fewest open tickets (least loaded).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tickets.lifecycle import OPEN_STATUSES
+from tickets.models import Role, RoutingRule, Team, Ticket, User
+
+
+class Level(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Assignment(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    LEAST_LOADED = "least_loaded"
+
+
+# (impact, urgency) → priority. Widespread and urgent is P1; one person, can wait, P4.
+PRIORITY_MATRIX: dict[tuple[Level, Level], str] = {
+    (Level.HIGH, Level.HIGH): "P1",
+    (Level.HIGH, Level.MEDIUM): "P2",
+    (Level.MEDIUM, Level.HIGH): "P2",
+    (Level.HIGH, Level.LOW): "P3",
+    (Level.MEDIUM, Level.MEDIUM): "P3",
+    (Level.LOW, Level.HIGH): "P3",
+    (Level.MEDIUM, Level.LOW): "P4",
+    (Level.LOW, Level.MEDIUM): "P4",
+    (Level.LOW, Level.LOW): "P4",
+}
+
+
+def checked_level(value: str, name: str) -> Level:
+    try:
+        return Level(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"{name} must be high, medium or low, not {value!r}") from None
+
+
+def priority_for(impact: str, urgency: str) -> str:
+    return PRIORITY_MATRIX[(checked_level(impact, "impact"), checked_level(urgency, "urgency"))]
+
+
+def category_for_intent(session: Session, intent: str) -> str | None:
+    """The category whose routing rule lists ``intent``; None if no rule does."""
+    for rule in session.scalars(select(RoutingRule).order_by(RoutingRule.category)):
+        if intent in rule.intents:
+            return rule.category
+    return None
+
+
+def team_for_category(session: Session, category: str) -> Team | None:
+    """The team a category routes to, else the first-line team (L1) with the lowest id."""
+    rule = session.get(RoutingRule, category)
+    if rule is not None:
+        return session.get(Team, rule.team_id)
+    return session.scalars(select(Team).where(Team.tier == "L1").order_by(Team.id)).first()
+
+
+def pick_assignee(session: Session, team: Team) -> str | None:
+    """The agent the team's strategy hands the next ticket to; None leaves it in the queue.
+
+    The caller holds the team row lock (round robin moves its cursor), so two tickets
+    opened at once do not both go to the same agent by accident.
+    """
+    if team.assignment is None:
+        return None
+    agents = [
+        user.handle
+        for user in session.scalars(select(User).where(User.team_id == team.id).order_by(User.id))
+        if Role.AGENT.value in user.roles
+    ]
+    if not agents:
+        return None
+    if team.assignment == Assignment.ROUND_ROBIN:
+        if team.last_assignee in agents:
+            chosen = agents[(agents.index(team.last_assignee) + 1) % len(agents)]
+        else:
+            chosen = agents[0]
+        team.last_assignee = chosen
+        return chosen
+    load: dict[str | None, int] = {
+        assignee: count
+        for assignee, count in session.execute(
+            select(Ticket.assignee, func.count())
+            .where(
+                Ticket.assignee.in_(agents),
+                Ticket.status.in_([status.value for status in OPEN_STATUSES]),
+            )
+            .group_by(Ticket.assignee)
+        )
+    }
+    # Fewest open tickets wins; ties go to the agent listed first, so the choice is stable.
+    return min(agents, key=lambda agent: (load.get(agent, 0), agents.index(agent)))
