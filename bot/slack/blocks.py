@@ -25,6 +25,9 @@ NEED_HELP_ACTION = "feedback_need_help"
 OPEN_TICKET_ACTION = "open_ticket"
 TALK_TO_PERSON_ACTION = "talk_to_person"
 CLAIM_ACTION = "claim_ticket"
+RESOLVE_ACTION = "resolve_ticket"
+# One action id per score (csat_1 … csat_5): Slack wants them unique within a block.
+CSAT_ACTION = "csat"
 TRANSCRIPT_EXCERPT_TURNS = 8
 
 
@@ -165,23 +168,43 @@ def triage_blocks(ticket: TicketView) -> list[Block]:
         ]
         blocks.append(_section("*Conversation*\n" + "\n".join(lines)))
     blocks.append(DividerBlock())
-    if ticket.assignee is None and ticket.is_open:
-        blocks.append(
-            ActionsBlock(
-                block_id="triage",
-                elements=[
-                    ButtonElement(
-                        text="🙋 Claim",
-                        action_id=CLAIM_ACTION,
-                        value=ticket.number,
-                        style="primary",
-                    )
-                ],
-            )
-        )
-    else:
+    if ticket.assignee is not None:
         blocks.append(_context(f"Claimed by {user_mention(ticket.assignee)}"))
+    if ticket.is_open:
+        buttons = [ButtonElement(text="✅ Resolve…", action_id=RESOLVE_ACTION, value=ticket.number)]
+        if ticket.assignee is None:
+            buttons.insert(
+                0,
+                ButtonElement(
+                    text="🙋 Claim", action_id=CLAIM_ACTION, value=ticket.number, style="primary"
+                ),
+            )
+        blocks.append(ActionsBlock(block_id="triage", elements=buttons))
+    elif ticket.resolution:
+        blocks.append(_section(f"*Resolution*\n{quote(ticket.resolution, 1500)}"))
     return blocks
+
+
+def resolved_blocks(ticket: TicketView, agent: str) -> list[Block]:
+    """What the requester reads when their ticket is resolved, and the CSAT question."""
+    return [
+        _section(
+            f"✅ {user_mention(agent)} resolved *{ticket.number}*:\n"
+            f"{quote(ticket.resolution or '', 2000)}"
+        ),
+        _section("How did we do? 1 is very unhappy, 5 very happy."),
+        ActionsBlock(
+            block_id="csat",
+            elements=[
+                ButtonElement(
+                    text=str(score),
+                    action_id=f"{CSAT_ACTION}_{score}",
+                    value=f"{ticket.number}:{score}",
+                )
+                for score in range(1, 6)
+            ],
+        ),
+    ]
 
 
 def triage_text(ticket: TicketView) -> str:

@@ -6,6 +6,7 @@ The listeners are thin; they hand each request here with the bolt `WebClient`.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import time
@@ -22,6 +23,7 @@ from bot.slack.blocks import (
     failure_blocks,
     feedback_given_blocks,
     reply_blocks,
+    resolved_blocks,
     ticket_opened_text,
     triage_blocks,
     triage_text,
@@ -29,15 +31,19 @@ from bot.slack.blocks import (
 from bot.slack.inbox import SlackInbox
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
 from bot.slack.popular import popular_articles
+from bot.slack.threads import ticket_of_thread
 from bot.slack.views import (
     CATEGORIES,
     URGENCIES,
     home_view,
     new_request_modal,
+    resolve_modal,
     submitted_values,
     ticket_list_blocks,
 )
 from bot.slack.workers import Job, WorkerPool
+from tickets.directory import find_user
+from tickets.directory import is_agent as has_agent_role
 from tickets.idempotency import first_delivery
 from tickets.service import TicketAlreadyClaimed, TicketError, TicketView
 
@@ -142,6 +148,65 @@ class SlackDesk:
             )
             return
         self.post_reply(client, channel, thread_ts, reply, key)
+
+    def on_direct_message(self, client: WebClient, event: dict[str, Any]) -> None:
+        """A reply in a DM thread that holds a ticket goes to the agents; the rest is a question."""
+        if self._is_thread_reply(event) and self.relay_thread_message(client, event):
+            return
+        self.answer_message(client, event)
+
+    def on_channel_reply(self, client: WebClient, event: dict[str, Any]) -> None:
+        """A thread reply in a channel: relayed if the thread is a ticket's, else not ours."""
+        self.relay_thread_message(client, event)
+
+    @staticmethod
+    def _is_thread_reply(event: dict[str, Any]) -> bool:
+        thread_ts = event.get("thread_ts")
+        return bool(thread_ts) and thread_ts != event.get("ts")
+
+    def relay_thread_message(self, client: WebClient, event: dict[str, Any]) -> bool:
+        """Carry a message between a ticket's two threads; False if it is in neither.
+
+        In the triage thread an agent's message becomes a public comment relayed to the
+        requester, unless it starts with `//` (an internal note, kept from the requester).
+        In the requester's thread their reply becomes a comment posted to the agents.
+        """
+        channel, user, ts = event["channel"], event.get("user", ""), event["ts"]
+        ticket = ticket_of_thread(self.tier0.session_factory, channel, event["thread_ts"])
+        text = readable_text(event.get("text") or "").strip()
+        if ticket is None or not text:
+            return False
+        from_triage = (channel, event["thread_ts"]) == (ticket.triage_channel, ticket.triage_ts)
+        if not from_triage and user != ticket.requester:
+            return False  # a colleague chiming in under someone else's request
+        internal = from_triage and text.startswith("//")
+        body = text.removeprefix("//").strip() if internal else text
+        try:
+            self.tier0.tickets.comment(
+                ticket.number,
+                body,
+                as_user=user,
+                internal=internal,
+                via="slack",
+                idempotency_key=f"slack-message:{channel}:{ts}",
+            )
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
+            return True
+        if internal:
+            return True
+        if from_triage:
+            target = (ticket.requester_channel, ticket.requester_thread_ts)
+            relayed = f"{user_mention(user)} (IT): {escape_mrkdwn(body)}"
+        else:
+            target = (ticket.triage_channel, ticket.triage_ts)
+            relayed = f"💬 {user_mention(user)} on {ticket.number}: {escape_mrkdwn(body)}"
+        if target[0] and target[1]:
+            client.chat_postMessage(
+                channel=target[0], thread_ts=target[1], text=clip(relayed), unfurl_links=False
+            )
+        return True
 
     def _keep_unanswered(self, message: IncomingMessage) -> None:
         """A message tier0 failed to answer still goes into its conversation, when the
@@ -381,10 +446,66 @@ class SlackDesk:
         )
         self.announce_ticket(client, ticket, channel, thread_ts)
 
+    # -- agents: resolving, and the requester's rating ----------------------------------
+
+    def open_resolve_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        agent, number = body["user"]["id"], body["actions"][0]["value"]
+        channel = body["channel"]["id"]
+        if self.refuse_non_agent(client, channel, agent):
+            return
+        where = json.dumps({"number": number, "channel": channel, "ts": body["message"]["ts"]})
+        client.views_open(
+            trigger_id=body["trigger_id"], view=resolve_modal(number, where).to_dict()
+        )
+
+    def resolve_from_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        """The resolution note submitted: resolve, update the triage post, tell the requester."""
+        agent = body["user"]["id"]
+        where = json.loads(body["view"]["private_metadata"])
+        note = submitted_values(body["view"]).get("resolution", "")
+        try:
+            ticket = self.tier0.tickets.resolve(where["number"], agent, note)
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(
+                channel=where["channel"], user=agent, text=escape_mrkdwn(message)
+            )
+            return
+        client.chat_update(
+            channel=where["channel"],
+            ts=where["ts"],
+            text=triage_text(ticket),
+            blocks=as_payload(triage_blocks(ticket)),
+        )
+        if ticket.requester_channel and ticket.requester_thread_ts:
+            client.chat_postMessage(
+                channel=ticket.requester_channel,
+                thread_ts=ticket.requester_thread_ts,
+                text=f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
+                blocks=as_payload(resolved_blocks(ticket, agent)),
+            )
+
+    def rate(self, client: WebClient, body: dict[str, Any]) -> None:
+        """A CSAT button: the score is kept once, and the buttons give way to a thank-you."""
+        user = body["user"]["id"]
+        number, score = body["actions"][0]["value"].rsplit(":", 1)
+        channel = body["channel"]["id"]
+        try:
+            self.tier0.tickets.rate(number, int(score), as_user=user)
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
+            return
+        self._close_feedback(client, body, f"Thanks! You rated {number} {int(score)}/5.")
+
     # -- who may act as an agent ----------------------------------------------------------
 
     def is_agent(self, client: WebClient, user: str) -> bool:
-        """An agent is listed in TIER0_AGENTS; without that list, a member of the triage channel."""
+        """An agent by the desk's directory (role `agent`), or listed in TIER0_AGENTS;
+        with neither set up, a member of the triage channel."""
+        with self.tier0.session_factory() as session:
+            if has_agent_role(find_user(session, user)):
+                return True
         listed = self.tier0.settings.agent_ids
         if listed:
             return user in listed

@@ -27,6 +27,8 @@ from tickets.service import TicketView
 
 NEW_REQUEST_VIEW = "new_request"
 NEW_REQUEST_ACTION = "home_new_request"
+RESOLVE_VIEW = "resolve_ticket"
+RESOLUTION_MAX_CHARS = 3000
 
 # Categories an employee can pick; the agents' teams are routed by them.
 CATEGORIES = {
@@ -115,6 +117,27 @@ def new_request_modal(
                     placeholder="e.g. laptop NW-0423, or Salesforce",
                 ),
             ),
+        ],
+    )
+
+
+def resolve_modal(number: str, private_metadata: str) -> View:
+    """The agent's resolution note; the requester reads it with the CSAT question."""
+    return View(
+        type="modal",
+        callback_id=RESOLVE_VIEW,
+        title=PlainTextObject(text=f"Resolve {number}"),
+        submit=PlainTextObject(text="Resolve"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            InputBlock(
+                block_id="resolution",
+                label="What fixed it? (the requester sees this)",
+                element=PlainTextInputElement(
+                    action_id="value", multiline=True, max_length=RESOLUTION_MAX_CHARS
+                ),
+            )
         ],
     )
 

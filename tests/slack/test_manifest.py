@@ -35,6 +35,7 @@ def test_manifest_subscribes_to_exactly_the_events_tier0_listens_to() -> None:
     assert sorted(settings["event_subscriptions"]["bot_events"]) == [
         "app_home_opened",
         "app_mention",
+        "message.channels",
         "message.im",
         "reaction_added",
     ]

@@ -11,8 +11,10 @@ from slack_sdk import WebClient
 
 from bot.slack.blocks import (
     CLAIM_ACTION,
+    CSAT_ACTION,
     NEED_HELP_ACTION,
     OPEN_TICKET_ACTION,
+    RESOLVE_ACTION,
     SOLVED_ACTION,
     TALK_TO_PERSON_ACTION,
 )
@@ -50,6 +52,15 @@ def register(app: App, desk: SlackDesk) -> None:
     app.action(OPEN_TICKET_ACTION)(acknowledged(desk, desk.escalate_from_button))
     app.action(TALK_TO_PERSON_ACTION)(acknowledged(desk, desk.talk_to_a_person))
     app.action(CLAIM_ACTION)(acknowledged(desk, desk.claim))
+
+    for score in range(1, 6):
+        app.action(f"{CSAT_ACTION}_{score}")(acknowledged(desk, desk.rate))
+
+    def resolve_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        desk.open_resolve_form(client, body)  # the trigger expires in 3 s
+
+    app.action(RESOLVE_ACTION)(resolve_button)
 
     def new_request_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()

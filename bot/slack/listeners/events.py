@@ -24,14 +24,20 @@ def _from_a_person(event: dict[str, Any]) -> bool:
 
 
 def register(app: App, desk: SlackDesk) -> None:
-    def direct_message(
+    def message(
         body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
     ) -> None:
+        """A DM is a question (or a ticket-thread reply); in a channel, only replies in a
+        ticket's thread concern tier0 (@mentions come as app_mention)."""
         event_id = body.get("event_id")
-        if event.get("channel_type") != "im" or not _from_a_person(event):
+        if not _from_a_person(event):
             desk.skip_event(event_id)
-            return
-        desk.handle_event(context, event_id, lambda: desk.answer_message(client, event))
+        elif event.get("channel_type") == "im":
+            desk.handle_event(context, event_id, lambda: desk.on_direct_message(client, event))
+        elif event.get("thread_ts") and event.get("thread_ts") != event.get("ts"):
+            desk.handle_event(context, event_id, lambda: desk.on_channel_reply(client, event))
+        else:
+            desk.skip_event(event_id)
 
     def mention(
         body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
@@ -67,7 +73,7 @@ def register(app: App, desk: SlackDesk) -> None:
             ),
         )
 
-    app.event("message")(direct_message)
+    app.event("message")(message)
     app.event("app_mention")(mention)
     app.event("app_home_opened")(home_opened)
     app.event("reaction_added")(reaction)

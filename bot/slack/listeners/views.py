@@ -9,7 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.slack.desk import SORRY, SlackDesk
-from bot.slack.views import NEW_REQUEST_VIEW
+from bot.slack.views import NEW_REQUEST_VIEW, RESOLVE_VIEW, submitted_values
 
 
 def register(app: App, desk: SlackDesk) -> None:
@@ -34,3 +34,23 @@ def register(app: App, desk: SlackDesk) -> None:
         desk.later(work)
 
     app.view(NEW_REQUEST_VIEW)(new_request)
+
+    def resolution(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+    ) -> None:
+        if not submitted_values(view).get("resolution", "").strip():
+            ack(
+                response_action="errors", errors={"resolution": "Tell the requester what fixed it."}
+            )
+            return
+        ack()
+
+        def work() -> None:
+            try:
+                desk.resolve_from_form(client, body)
+            except Exception:
+                logger.exception("failed to resolve from the form")
+
+        desk.later(work)
+
+    app.view(RESOLVE_VIEW)(resolution)
