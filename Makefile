@@ -6,6 +6,13 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
+# Rasa Open Source 3.6 runs on Python <= 3.10 only, so it gets a virtualenv of its own
+# (about 2.7 GB with TensorFlow); tier0 calls its `rasa` command and never imports it.
+RASA_VERSION := 3.6.21
+RASA_PYTHON ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.10.13/bin/python3.10
+RASA_VENV := .venv-rasa
+RASA_STAMP := $(RASA_VENV)/.installed-$(RASA_VERSION)
+
 .PHONY: install run test bench eval lint clean rasa bench-nlu bench-nlu-rasa bench-slack
 
 install: $(STAMP)
@@ -22,7 +29,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tier0 run
 
-test: $(STAMP)
+# The tests include a real Rasa server (required under CI), so Rasa's virtualenv is
+# prepared too: the README's one test command does all the set-up.
+test: $(STAMP) $(RASA_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -53,12 +62,6 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .tier0
 
-# Rasa Open Source 3.6 runs on Python <= 3.10 only, so it gets a virtualenv of its own
-# (about 2.7 GB with TensorFlow); tier0 calls its `rasa` command and never imports it.
-RASA_VERSION := 3.6.21
-RASA_PYTHON ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.10.13/bin/python3.10
-RASA_VENV := .venv-rasa
-RASA_STAMP := $(RASA_VENV)/.installed-$(RASA_VERSION)
 
 rasa: $(RASA_STAMP)
 
