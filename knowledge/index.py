@@ -647,17 +647,18 @@ class KnowledgeIndex:
     def load(cls, index_dir: Path) -> KnowledgeIndex | None:
         deadline = time.monotonic() + LOAD_PATIENCE_SECONDS
         while True:
-            build = _current_build(index_dir)
-            if build is None:
+            name = _current_build_name(index_dir)
+            if name is None:
                 return None
+            build = index_dir / name
             try:
                 return cls._load_build(index_dir, build)
             except (OSError, ValueError, KeyError, TypeError, RuntimeError):
                 # Writers keep the build they replaced, not the one before: a slow reader
-                # can see its build swept away mid-read. That is not damage while CURRENT
-                # has moved on, so read the newer build; an error on the build that is
-                # still current is damage, and the caller rebuilds.
-                if _current_build(index_dir) == build or time.monotonic() > deadline:
+                # can see its build swept away before or while it reads it. That is not
+                # damage while CURRENT has moved on, so read the newer build; an error on
+                # the build that is still current is damage, and the caller rebuilds.
+                if _current_build_name(index_dir) == name or time.monotonic() > deadline:
                     return None
 
     @classmethod
@@ -687,14 +688,18 @@ class KnowledgeIndex:
         return index
 
 
-def _current_build(index_dir: Path) -> Path | None:
-    pointer = index_dir / "CURRENT"
+def _current_build_name(index_dir: Path) -> str | None:
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    build = index_dir / name
-    return build if name and build.is_dir() else None
+    return name or None
+
+
+def _current_build(index_dir: Path) -> Path | None:
+    name = _current_build_name(index_dir)
+    build = index_dir / name if name else None
+    return build if build is not None and build.is_dir() else None
 
 
 def sweep_index_dir(
