@@ -43,6 +43,9 @@ TICKET_INTENTS = {
 # scope): the knowledge base is searched, and a ticket offered if nothing fits, rather
 # than acting on a guess.
 SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT, *OUT_OF_SCOPE_INTENTS}
+# A status request names a ticket, or is read as one with at least this confidence;
+# below it the message is searched like any question.
+UNSURE_STATUS_CONFIDENCE = 0.5
 # Requests that self-service can often settle (the access portal, the software centre):
 # a strong article match is offered first, and the ticket is one "no" away.
 SELF_SERVICE_REQUESTS = {"access_request", "software_request"}
@@ -218,6 +221,14 @@ class Assistant:
         transcript: list[TranscriptTurn],
     ) -> Reply:
         intent = understanding.intent.name
+        if (
+            intent == "ticket_status"
+            and not understanding.ticket_numbers
+            and understanding.intent.confidence < UNSURE_STATUS_CONFIDENCE
+        ):
+            # "You have no open tickets" to a question the model barely read as a status
+            # request is a confident wrong answer: search the articles instead.
+            intent = FALLBACK_INTENT
         if intent in SEARCH_INTENTS and _EXPLICIT_TICKET_REQUEST.search(text):
             intent = "open_ticket"  # "open a ticket: <the problem>" is a wish, not a question
 

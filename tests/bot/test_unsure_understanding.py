@@ -41,3 +41,20 @@ def test_a_confident_message_is_not_second_guessed(tier0: Tier0) -> None:
 
     assert reply.intent == "hardware_broken"
     assert reply.decision is Decision.TICKET
+
+
+def test_a_problem_barely_read_as_a_status_request_is_searched_not_answered_with_tickets(
+    tier0: Tier0,
+) -> None:
+    # The model reads this, weakly, as "ticket status": "You have no open tickets" would be
+    # a confident wrong answer to someone whose expenses were rejected.
+    reply = ask(tier0, "concur rejected my travel expenses")
+
+    assert reply.decision is not Decision.STATUS
+    assert reply.decision in {Decision.ANSWER, Decision.ESCALATE}
+
+
+def test_a_clear_status_request_still_lists_my_tickets(tier0: Tier0) -> None:
+    reply = ask(tier0, "show me my tickets")
+
+    assert reply.decision is Decision.STATUS
