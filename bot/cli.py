@@ -15,6 +15,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.panel import Panel
 
+from bot import desk_cli
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
 
@@ -26,6 +27,7 @@ kb_app = typer.Typer(help="The knowledge base.", no_args_is_help=True)
 nlu_app = typer.Typer(help="Intent understanding.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(nlu_app, name="nlu")
+desk_cli.register(app)
 
 console = Console()
 errors = Console(stderr=True)

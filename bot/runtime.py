@@ -18,6 +18,7 @@ from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+from tickets.seed import ensure_desk_config
 from tickets.service import TicketService
 
 # Cosine similarity of a question to an article passage (all-MiniLM-L6-v2). Below the
@@ -82,6 +83,8 @@ def build_tier0(
     engine = create_store_engine(settings.resolved_database_url)
     upgrade_schema(engine)
     session_factory = make_session_factory(engine)
+    # A fresh store gets the bundled teams, SLA policies and catalog.
+    ensure_desk_config(session_factory)
     tickets = TicketService(session_factory)
 
     knowledge, rebuilt = build_knowledge(settings, embedder)
