@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ask_latency.py
 	$(BIN)/python bench/answer_threshold.py
 	$(BIN)/python bench/decisions.py
+	$(BIN)/python bench/tickets_bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
