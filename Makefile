@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gap_clusters.py
 	$(BIN)/python bench/outbox_delivery.py
 	$(BIN)/python bench/kb_scale.py
+	$(BIN)/python bench/tickets_bench.py
 
 # The public intent benchmarks (CLINC150, BANKING77, HWU64) from ../shared/data;
 # writes bench/results/nlu.json.

@@ -14,7 +14,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.panel import Panel
 
-from bot import worker_cli
+from bot import desk_cli, worker_cli
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.config import Settings
 from bot.kb_cli import register_kb_commands
@@ -33,6 +33,7 @@ app.add_typer(actions_app, name="actions")
 nlu_app.command("rasa-serve")(rasa_serve)
 # The knowledge editors' commands (sync, list, show, add, edit, …) live in their own module.
 register_kb_commands(kb_app)
+desk_cli.register(app)
 
 console = Console()
 errors = Console(stderr=True)

@@ -23,6 +23,7 @@ from nlu.understanding import Interpreter
 from tickets.conversations import ConversationStore
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
 from tickets.outbox_sink import OutboxSink
+from tickets.seed import ensure_desk_config
 from tickets.service import TicketService
 
 # Without a calibration (knowledge/calibration.json, see bench/eval_kb.py) the
@@ -123,6 +124,8 @@ def build_tier0(
     engine = create_store_engine(settings.resolved_database_url)
     upgrade_schema(engine)
     session_factory = make_session_factory(engine)
+    # A fresh store gets the bundled teams, SLA policies and catalog.
+    ensure_desk_config(session_factory)
     # Notifications go to the outbox in the change's transaction; the worker delivers them.
     tickets = TicketService(session_factory, notifications=OutboxSink())
 

@@ -45,6 +45,7 @@ from tickets.models import (
 from tickets.notifications import NotificationKind
 from tickets.redaction import redact_secrets
 from tickets.service import TicketService, TicketView, ticket_title
+from tickets.sla import clear_config_cache
 from tickets.steps import (
     display_name,
     notify_requester,
@@ -495,6 +496,7 @@ class DeskAdmin:
             policy.first_response_minutes = first_response_minutes
             policy.resolution_minutes = resolution_minutes
             policy.business_hours = business_hours
+        clear_config_cache()
 
     def retire_catalog_item(self, key: str, *, as_user: str) -> None:
         with self._session_factory.begin() as session:

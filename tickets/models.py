@@ -19,6 +19,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -182,6 +183,10 @@ class Base(DeclarativeBase):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        # Verified deflection looks for a requester's tickets in the days after a question.
+        Index("ix_tickets_requester_created_at", "requester", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "T-" + (1000 + id). NULL only between the insert flush and the number assignment
@@ -208,9 +213,9 @@ class Ticket(Base):
     requester_thread_ts: Mapped[str | None] = mapped_column(String(64))
     triage_channel: Mapped[str | None] = mapped_column(String(64))
     triage_ts: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # -- service desk (revision 0002) --
     type: Mapped[str] = mapped_column(
         String(20), default=TicketType.INCIDENT.value, server_default=TicketType.INCIDENT.value
@@ -386,7 +391,7 @@ class SlaClock(Base):
     running_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
-    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when stopped: whether the target was met.
@@ -476,7 +481,7 @@ class CsatResponse(Base):
     # 1 (very unhappy) to 5 (very happy).
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
 
 
 class IdempotencyKey(Base):
@@ -495,6 +500,7 @@ class Question(Base):
     deflection metrics count."""
 
     __tablename__ = "questions"
+    __table_args__ = (Index("ix_questions_asker_asked_at", "asker", "asked_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     asker: Mapped[str] = mapped_column(String(200), index=True)

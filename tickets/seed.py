@@ -31,6 +31,7 @@ from tickets.models import (
     Tier,
 )
 from tickets.routing import Assignment
+from tickets.sla import clear_config_cache
 
 BUNDLED_DESK_CONFIG = Path(__file__).resolve().parent / "data" / "desk.yml"
 
@@ -69,6 +70,7 @@ def load_desk_config(
         rules = _load_routing(session, _section(document, "routing"))
         policies = _load_policies(session, _section(document, "sla_policies"))
         items = _load_catalog(session, _section(document, "catalog"))
+    clear_config_cache()
     return LoadSummary(calendars, teams, rules, policies, items)
 
 
@@ -269,3 +271,13 @@ def _load_catalog(session: Session, entries: list[dict[str, Any]]) -> int:
         item.fulfilment_team_id = team.id
         item.active = bool(entry.get("active", True))
     return len(entries)
+
+
+def ensure_desk_config(
+    session_factory: sessionmaker[Session], path: Path = BUNDLED_DESK_CONFIG
+) -> LoadSummary | None:
+    """Load ``path`` into a store that has no teams yet (a fresh install); else nothing."""
+    with session_factory.begin() as session:
+        if session.scalars(select(Team.id).limit(1)).first() is not None:
+            return None
+    return load_desk_config(session_factory, path)

@@ -11,11 +11,14 @@ people who can act.
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tickets.business_time import WorkingCalendar, add_business_minutes, business_minutes_between
@@ -34,28 +37,73 @@ from tickets.models import (
 WARNING_SHARE = 0.75
 
 
+# Calendars and policies change rarely but are read by every ticket step; each process
+# keeps them this long. Loading desk configuration here clears the cache at once.
+CONFIG_CACHE_SECONDS = 30.0
+# Per engine (two in-memory SQLite stores share a URL but not their data).
+_config_cache: weakref.WeakKeyDictionary[Engine, dict[tuple[object, ...], tuple[float, object]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def clear_config_cache() -> None:
+    _config_cache.clear()
+
+
+def _cached(session: Session, key: tuple[object, ...], load: Callable[[], object]) -> object:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    entries = _config_cache.setdefault(engine, {})
+    now = time.monotonic()
+    hit = entries.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = load()
+    entries[key] = (now + CONFIG_CACHE_SECONDS, value)
+    return value
+
+
 def working_calendar(session: Session, calendar_id: int | None) -> WorkingCalendar | None:
     if calendar_id is None:
         return None
-    row = session.get(BusinessCalendar, calendar_id)
-    if row is None:
-        return None
-    holidays = session.scalars(select(Holiday.day).where(Holiday.calendar_id == calendar_id))
-    return WorkingCalendar(
-        timezone=row.timezone,
-        opens_at_minute=row.opens_at_minute,
-        closes_at_minute=row.closes_at_minute,
-        workdays=frozenset(row.workdays),
-        holidays=frozenset(holidays),
-    )
 
-
-def policy_for(session: Session, ticket_type: str, priority: str) -> SlaPolicy | None:
-    return session.scalars(
-        select(SlaPolicy).where(
-            SlaPolicy.ticket_type == ticket_type, SlaPolicy.priority == priority
+    def load() -> WorkingCalendar | None:
+        row = session.get(BusinessCalendar, calendar_id)
+        if row is None:
+            return None
+        holidays = session.scalars(select(Holiday.day).where(Holiday.calendar_id == calendar_id))
+        return WorkingCalendar(
+            timezone=row.timezone,
+            opens_at_minute=row.opens_at_minute,
+            closes_at_minute=row.closes_at_minute,
+            workdays=frozenset(row.workdays),
+            holidays=frozenset(holidays),
         )
-    ).one_or_none()
+
+    return cast(WorkingCalendar | None, _cached(session, ("calendar", calendar_id), load))
+
+
+@dataclass(frozen=True)
+class PolicyTargets:
+    first_response_minutes: int
+    resolution_minutes: int
+    business_hours: bool
+
+
+def policy_for(session: Session, ticket_type: str, priority: str) -> PolicyTargets | None:
+    def load() -> PolicyTargets | None:
+        policy = session.scalars(
+            select(SlaPolicy).where(
+                SlaPolicy.ticket_type == ticket_type, SlaPolicy.priority == priority
+            )
+        ).one_or_none()
+        if policy is None:
+            return None
+        return PolicyTargets(
+            policy.first_response_minutes, policy.resolution_minutes, policy.business_hours
+        )
+
+    return cast(PolicyTargets | None, _cached(session, ("policy", ticket_type, priority), load))
 
 
 def _team_calendar_id(session: Session, ticket: Ticket) -> int | None:

@@ -226,6 +226,7 @@ def upgrade() -> None:
     with op.batch_alter_table("questions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_questions_asked_at"), ["asked_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_questions_asker"), ["asker"], unique=False)
+        batch_op.create_index("ix_questions_asker_asked_at", ["asker", "asked_at"], unique=False)
 
     op.create_table(
         "sla_clocks",
@@ -256,6 +257,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sla_clocks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sla_clocks_due_at"), ["due_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_sla_clocks_stopped_at"), ["stopped_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_sla_clocks_warn_at"), ["warn_at"], unique=False)
 
     op.create_table(
@@ -325,8 +327,18 @@ def upgrade() -> None:
             batch_op.f("fk_tickets_parent_id_tickets"), "tickets", ["parent_id"], ["id"]
         )
 
+    # What the metrics report aggregates over.
+    op.create_index(op.f("ix_tickets_created_at"), "tickets", ["created_at"])
+    op.create_index(op.f("ix_tickets_resolved_at"), "tickets", ["resolved_at"])
+    op.create_index("ix_tickets_requester_created_at", "tickets", ["requester", "created_at"])
+    op.create_index(op.f("ix_csat_responses_created_at"), "csat_responses", ["created_at"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_csat_responses_created_at"), table_name="csat_responses")
+    op.drop_index("ix_tickets_requester_created_at", table_name="tickets")
+    op.drop_index(op.f("ix_tickets_resolved_at"), table_name="tickets")
+    op.drop_index(op.f("ix_tickets_created_at"), table_name="tickets")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_tickets_parent_id_tickets"), type_="foreignkey")
         batch_op.drop_constraint(
@@ -362,10 +374,12 @@ def downgrade() -> None:
     op.drop_table("ticket_articles")
     with op.batch_alter_table("sla_clocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sla_clocks_warn_at"))
+        batch_op.drop_index(batch_op.f("ix_sla_clocks_stopped_at"))
         batch_op.drop_index(batch_op.f("ix_sla_clocks_due_at"))
 
     op.drop_table("sla_clocks")
     with op.batch_alter_table("questions", schema=None) as batch_op:
+        batch_op.drop_index("ix_questions_asker_asked_at")
         batch_op.drop_index(batch_op.f("ix_questions_asker"))
         batch_op.drop_index(batch_op.f("ix_questions_asked_at"))
 

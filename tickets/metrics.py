@@ -1,0 +1,377 @@
+"""Service-desk metrics: how much self-service settles, and how well the desk does the rest.
+
+* **deflection rate**: IT questions answered and confirmed helpful / all IT questions;
+* **verified deflection**: of those, only the ones where the same person opened no ticket
+  and asked nothing similar (same intent or same article) in the next 7 days: the answer
+  really ended the matter;
+* **first-response time** and **MTTR** (mean time to resolve), in wall-clock hours;
+* **SLA compliance**: clocks that met their target / clocks that finished or breached;
+* **reopen rate**: resolved tickets reopened at least once / resolved tickets;
+* **backlog**: tickets open now; **CSAT**: mean score and share of 4s and 5s.
+
+Everything is one aggregate query per figure, computed by the database, so a report over
+millions of rows stays fast; grouping is by team, category or ISO week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from tickets.lifecycle import OPEN_STATUSES
+from tickets.models import CsatResponse, Question, SlaClock, Team, Ticket
+
+VERIFICATION_WINDOW = timedelta(days=7)
+ALL = "all"
+
+
+class GroupBy(StrEnum):
+    NONE = "none"
+    TEAM = "team"
+    CATEGORY = "category"
+    WEEK = "week"
+
+
+@dataclass(frozen=True)
+class DeskMetrics:
+    group: str
+    questions: int
+    deflected: int
+    verified_deflected: int
+    tickets_opened: int
+    first_response_hours: float | None
+    resolved: int
+    mttr_hours: float | None
+    sla_met: int
+    sla_measured: int
+    reopened: int
+    backlog: int
+    csat_responses: int
+    csat_average: float | None
+    csat_satisfied: int
+
+    @property
+    def deflection_rate(self) -> float | None:
+        return _ratio(self.deflected, self.questions)
+
+    @property
+    def verified_deflection_rate(self) -> float | None:
+        return _ratio(self.verified_deflected, self.questions)
+
+    @property
+    def sla_compliance(self) -> float | None:
+        return _ratio(self.sla_met, self.sla_measured)
+
+    @property
+    def reopen_rate(self) -> float | None:
+        return _ratio(self.reopened, self.resolved)
+
+    @property
+    def csat_satisfied_share(self) -> float | None:
+        return _ratio(self.csat_satisfied, self.csat_responses)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in (
+            "deflection_rate",
+            "verified_deflection_rate",
+            "sla_compliance",
+            "reopen_rate",
+            "csat_satisfied_share",
+        ):
+            value = getattr(self, name)
+            data[name] = None if value is None else round(value, 4)
+        for name in ("first_response_hours", "mttr_hours", "csat_average"):
+            if data[name] is not None:
+                data[name] = round(data[name], 2)
+        return data
+
+
+@dataclass(frozen=True)
+class Report:
+    since: datetime
+    until: datetime
+    group_by: GroupBy
+    rows: list[DeskMetrics]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "group_by": self.group_by.value,
+            "rows": [row.as_json() for row in self.rows],
+        }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return None if whole == 0 else part / whole
+
+
+class _Row:
+    """Accumulates one group's figures as the queries come back."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {
+            "questions": 0,
+            "deflected": 0,
+            "verified_deflected": 0,
+            "tickets_opened": 0,
+            "first_response_hours": None,
+            "resolved": 0,
+            "mttr_hours": None,
+            "sla_met": 0,
+            "sla_measured": 0,
+            "reopened": 0,
+            "backlog": 0,
+            "csat_responses": 0,
+            "csat_average": None,
+            "csat_satisfied": 0,
+        }
+
+
+def desk_report(
+    session_factory: sessionmaker[Session],
+    *,
+    since: datetime,
+    until: datetime,
+    group_by: GroupBy = GroupBy.NONE,
+) -> Report:
+    if until <= since:
+        raise ValueError("the report period must end after it starts")
+    rows: dict[str, _Row] = {}
+
+    def row(key: object) -> _Row:
+        name = ALL if group_by is GroupBy.NONE else ("(none)" if key is None else str(key))
+        return rows.setdefault(name, _Row())
+
+    with session_factory.begin() as session:
+        dialect = session.get_bind().dialect.name
+        team_names = {team.id: team.name for team in session.scalars(select(Team))}
+
+        def ticket_group(timestamp: Any) -> Any:
+            if group_by is GroupBy.TEAM:
+                return Ticket.team_id
+            if group_by is GroupBy.CATEGORY:
+                return Ticket.category
+            if group_by is GroupBy.WEEK:
+                return _week(dialect, timestamp)
+            return literal(ALL)
+
+        def label(key: object) -> object:
+            if group_by is GroupBy.TEAM:
+                return team_names.get(key) if isinstance(key, int) else None
+            return key
+
+        # Questions belong to no team; they group by week or count in the total only.
+        if group_by in (GroupBy.NONE, GroupBy.WEEK):
+            q_group = (
+                _week(dialect, Question.asked_at) if group_by is GroupBy.WEEK else literal(ALL)
+            )
+            helpful = and_(Question.answered.is_(true()), Question.helpful.is_(true()))
+            for key, asked, deflected, verified in session.execute(
+                select(
+                    q_group,
+                    func.count(),
+                    func.sum(case((helpful, 1), else_=0)),
+                    func.sum(case((and_(helpful, _verified(dialect)), 1), else_=0)),
+                )
+                .where(Question.asked_at >= since, Question.asked_at < until)
+                .group_by(q_group)
+            ):
+                target = row(key).values
+                target["questions"] = asked
+                target["deflected"] = int(deflected or 0)
+                target["verified_deflected"] = int(verified or 0)
+
+        opened_group = ticket_group(Ticket.created_at)
+        for key, opened, responded_hours in session.execute(
+            select(
+                opened_group,
+                func.count(),
+                func.avg(_hours(dialect, Ticket.created_at, Ticket.first_response_at)),
+            )
+            .where(Ticket.created_at >= since, Ticket.created_at < until)
+            .group_by(opened_group)
+        ):
+            target = row(label(key)).values
+            target["tickets_opened"] = opened
+            target["first_response_hours"] = _float(responded_hours)
+
+        resolved_group = ticket_group(Ticket.resolved_at)
+        for key, resolved, hours, reopened in session.execute(
+            select(
+                resolved_group,
+                func.count(),
+                func.avg(_hours(dialect, Ticket.created_at, Ticket.resolved_at)),
+                func.sum(case((Ticket.reopen_count > 0, 1), else_=0)),
+            )
+            .where(Ticket.resolved_at >= since, Ticket.resolved_at < until)
+            .group_by(resolved_group)
+        ):
+            target = row(label(key)).values
+            target["resolved"] = resolved
+            target["mttr_hours"] = _float(hours)
+            target["reopened"] = int(reopened or 0)
+
+        # A clock counts once it is decided: stopped in the period, or breached in it.
+        decided_at = func.coalesce(SlaClock.stopped_at, SlaClock.breached_at)
+        clock_group = ticket_group(SlaClock.stopped_at)
+        if group_by is GroupBy.WEEK:
+            clock_group = _week(dialect, decided_at)
+        for key, measured, met in session.execute(
+            select(
+                clock_group, func.count(), func.sum(case((SlaClock.met.is_(true()), 1), else_=0))
+            )
+            .join(Ticket, Ticket.id == SlaClock.ticket_id)
+            .where(
+                or_(SlaClock.stopped_at.is_not(None), SlaClock.breached_at.is_not(None)),
+                decided_at >= since,
+                decided_at < until,
+            )
+            .group_by(clock_group)
+        ):
+            target = row(label(key)).values
+            target["sla_measured"] = measured
+            target["sla_met"] = int(met or 0)
+
+        if group_by is not GroupBy.WEEK:
+            backlog_group = ticket_group(Ticket.created_at)
+            for key, backlog in session.execute(
+                select(backlog_group, func.count())
+                .where(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+                .group_by(backlog_group)
+            ):
+                row(label(key)).values["backlog"] = backlog
+
+        csat_group = ticket_group(CsatResponse.created_at)
+        if group_by is GroupBy.WEEK:
+            csat_group = _week(dialect, CsatResponse.created_at)
+        for key, responses, average, satisfied in session.execute(
+            select(
+                csat_group,
+                func.count(),
+                func.avg(cast(CsatResponse.score, Float)),
+                func.sum(case((CsatResponse.score >= 4, 1), else_=0)),
+            )
+            .join(Ticket, Ticket.id == CsatResponse.ticket_id)
+            .where(CsatResponse.created_at >= since, CsatResponse.created_at < until)
+            .group_by(csat_group)
+        ):
+            target = row(label(key)).values
+            target["csat_responses"] = responses
+            target["csat_average"] = _float(average)
+            target["csat_satisfied"] = int(satisfied or 0)
+
+    if not rows:
+        row(None)
+    ordered = sorted(rows.items(), key=lambda item: (item[0] == "(none)", item[0]))
+    return Report(
+        since=since,
+        until=until,
+        group_by=group_by,
+        rows=[DeskMetrics(group=name, **acc.values) for name, acc in ordered],
+    )
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _hours(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 24.0
+    return func.extract("epoch", end - start) / 3600.0
+
+
+def _week(dialect: str, timestamp: Any) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        return func.strftime("%Y-W%W", timestamp)
+    return func.to_char(timestamp, 'IYYY-"W"IW')
+
+
+def _plus_window(dialect: str, timestamp: Any) -> Any:
+    days = VERIFICATION_WINDOW.days
+    if dialect == "sqlite":
+        # Stored as naive UTC text; keep the fraction so comparisons stay in order.
+        return func.strftime("%Y-%m-%d %H:%M:%f", timestamp, f"+{days} days")
+    return timestamp + literal_column(f"interval '{days} days'")
+
+
+def _verified(dialect: str) -> ColumnElement[bool]:
+    """No ticket and no similar question from the asker within the window after asking."""
+    later = aliased(Question)
+    window_end = _plus_window(dialect, Question.asked_at)
+    ticket_after = exists().where(
+        Ticket.requester == Question.asker,
+        Ticket.created_at >= Question.asked_at,
+        Ticket.created_at < window_end,
+    )
+    similar = or_(
+        and_(later.intent.is_not(None), later.intent == Question.intent),
+        and_(later.article_id.is_not(None), later.article_id == Question.article_id),
+    )
+    asked_again = exists().where(
+        later.asker == Question.asker,
+        later.id != Question.id,
+        later.asked_at >= Question.asked_at,
+        later.asked_at < window_end,
+        similar,
+    )
+    return and_(~ticket_after, ~asked_again)
+
+
+def record_question(
+    session_factory: sessionmaker[Session],
+    *,
+    asker: str,
+    text: str,
+    intent: str | None,
+    article_id: str | None,
+    answered: bool,
+    at: datetime,
+) -> int:
+    """Log an IT question the assistant handled; returns its id for ``record_feedback``."""
+    from tickets.redaction import redact_secrets
+
+    with session_factory.begin() as session:
+        question = Question(
+            asker=asker,
+            text=redact_secrets(text)[:4000],
+            intent=intent,
+            article_id=article_id,
+            answered=answered,
+            helpful=None,
+            asked_at=at,
+        )
+        session.add(question)
+        session.flush()
+        return question.id
+
+
+def record_feedback(
+    session_factory: sessionmaker[Session], question_id: int, helpful: bool
+) -> None:
+    """The asker said whether the answer helped."""
+    with session_factory.begin() as session:
+        question = session.get(Question, question_id)
+        if question is None:
+            raise ValueError(f"no question {question_id}")
+        question.helpful = helpful
