@@ -64,8 +64,7 @@ AGENTS_CACHE_SECONDS = 60.0
 HELPDESK_USAGE = (
     "*/helpdesk* opens a new request form.\n"
     "*/helpdesk your question* answers it in our direct messages.\n"
-    "*/helpdesk my tickets* lists your open tickets.\n"
-    "Agents: */helpdesk queue*, */helpdesk stats*."
+    "*/helpdesk my tickets* lists your open tickets."
 )
 
 
