@@ -26,6 +26,7 @@ OPEN_TICKET_ACTION = "open_ticket"
 TALK_TO_PERSON_ACTION = "talk_to_person"
 CLAIM_ACTION = "claim_ticket"
 RESOLVE_ACTION = "resolve_ticket"
+INTERNAL_NOTE_ACTION = "internal_note"
 # One action id per score (csat_1 … csat_5): Slack wants them unique within a block.
 CSAT_ACTION = "csat"
 TRANSCRIPT_EXCERPT_TURNS = 8
@@ -171,7 +172,12 @@ def triage_blocks(ticket: TicketView) -> list[Block]:
     if ticket.assignee is not None:
         blocks.append(_context(f"Claimed by {user_mention(ticket.assignee)}"))
     if ticket.is_open:
-        buttons = [ButtonElement(text="✅ Resolve…", action_id=RESOLVE_ACTION, value=ticket.number)]
+        buttons = [
+            ButtonElement(text="✅ Resolve…", action_id=RESOLVE_ACTION, value=ticket.number),
+            ButtonElement(
+                text="🔒 Internal note…", action_id=INTERNAL_NOTE_ACTION, value=ticket.number
+            ),
+        ]
         if ticket.assignee is None:
             buttons.insert(
                 0,

@@ -36,6 +36,7 @@ from bot.slack.views import (
     CATEGORIES,
     URGENCIES,
     home_view,
+    internal_note_modal,
     new_request_modal,
     resolve_modal,
     submitted_values,
@@ -63,8 +64,7 @@ AGENTS_CACHE_SECONDS = 60.0
 HELPDESK_USAGE = (
     "*/helpdesk* opens a new request form.\n"
     "*/helpdesk your question* answers it in our direct messages.\n"
-    "*/helpdesk my tickets* lists your open tickets.\n"
-    "Agents: */helpdesk queue*, */helpdesk stats*."
+    "*/helpdesk my tickets* lists your open tickets."
 )
 
 
@@ -449,13 +449,45 @@ class SlackDesk:
     # -- agents: resolving, and the requester's rating ----------------------------------
 
     def open_resolve_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        self._open_agent_form(client, body, resolve_modal)
+
+    def open_internal_note_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        self._open_agent_form(client, body, internal_note_modal)
+
+    def _open_agent_form(
+        self, client: WebClient, body: dict[str, Any], form: Callable[[str, str], Any]
+    ) -> None:
         agent, number = body["user"]["id"], body["actions"][0]["value"]
         channel = body["channel"]["id"]
         if self.refuse_non_agent(client, channel, agent):
             return
         where = json.dumps({"number": number, "channel": channel, "ts": body["message"]["ts"]})
-        client.views_open(
-            trigger_id=body["trigger_id"], view=resolve_modal(number, where).to_dict()
+        client.views_open(trigger_id=body["trigger_id"], view=form(number, where).to_dict())
+
+    def add_internal_note(self, client: WebClient, body: dict[str, Any]) -> None:
+        """The internal note form, submitted: a comment agents see, posted in the triage thread."""
+        agent = body["user"]["id"]
+        where = json.loads(body["view"]["private_metadata"])
+        note = submitted_values(body["view"]).get("note", "").strip()
+        try:
+            self.tier0.tickets.comment(
+                where["number"],
+                note,
+                as_user=agent,
+                internal=True,
+                via="slack",
+                idempotency_key=f"slack-view:{body['view']['id']}",
+            )
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(
+                channel=where["channel"], user=agent, text=escape_mrkdwn(message)
+            )
+            return
+        client.chat_postMessage(
+            channel=where["channel"],
+            thread_ts=where["ts"],
+            text=f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
         )
 
     def resolve_from_form(self, client: WebClient, body: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from tickets.service import TicketView
 NEW_REQUEST_VIEW = "new_request"
 NEW_REQUEST_ACTION = "home_new_request"
 RESOLVE_VIEW = "resolve_ticket"
+INTERNAL_NOTE_VIEW = "internal_note"
 RESOLUTION_MAX_CHARS = 3000
 
 # Categories an employee can pick; the agents' teams are routed by them.
@@ -134,6 +135,27 @@ def resolve_modal(number: str, private_metadata: str) -> View:
             InputBlock(
                 block_id="resolution",
                 label="What fixed it? (the requester sees this)",
+                element=PlainTextInputElement(
+                    action_id="value", multiline=True, max_length=RESOLUTION_MAX_CHARS
+                ),
+            )
+        ],
+    )
+
+
+def internal_note_modal(number: str, private_metadata: str) -> View:
+    """A note for the agents only; the requester never sees it."""
+    return View(
+        type="modal",
+        callback_id=INTERNAL_NOTE_VIEW,
+        title=PlainTextObject(text=f"Note on {number}"),
+        submit=PlainTextObject(text="Add note"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            InputBlock(
+                block_id="note",
+                label="Internal note (agents only)",
                 element=PlainTextInputElement(
                     action_id="value", multiline=True, max_length=RESOLUTION_MAX_CHARS
                 ),

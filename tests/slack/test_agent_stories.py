@@ -90,3 +90,28 @@ def test_an_agent_by_the_desk_directory_may_claim_without_being_in_the_channel(
     slack.api.wait_for("chat.update")
     assert slack.tier0.tickets.get(number).assignee == "UDIRAGENT"
     assert slack.api.calls_to("chat.postEphemeral") == []
+
+
+def test_an_internal_note_stays_with_the_agents(slack: SlackDesk) -> None:
+    Directory(slack.tier0.session_factory).register_user(AGENT, roles=["agent"])
+    triage, number = escalated(slack, "1700000304.000001")
+    args = triage.pop("args")
+    assert isinstance(args, dict)
+    slack.tier0.tickets.claim(number, AGENT)
+
+    slack.click(AGENT, triage, "CTRIAGE", button(args, "internal_note"))
+    [form] = slack.api.wait_for("views.open")
+    assert form.args["view"]["callback_id"] == "internal_note"
+    slack.submit_view(form.response["view"], {"note": "VIP, handle first"}, user=AGENT)
+
+    note = slack.api.wait_for("chat.postMessage", count=3)[-1]
+    assert note.args["channel"] == "CTRIAGE" and note.args["thread_ts"] == triage["ts"]
+    assert "VIP, handle first" in note.args["text"]
+    [comment] = slack.tier0.tickets.comments(number, as_user=AGENT)
+    assert comment.internal and comment.body == "VIP, handle first"
+    assert slack.tier0.tickets.comments(number, as_user=EMPLOYEE) == []
+    assert not any(
+        "VIP" in json.dumps(call.args)
+        for call in slack.api.calls_to("chat.postMessage")
+        if call.args["channel"] == DM_CHANNEL
+    )

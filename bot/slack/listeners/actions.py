@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot.slack.blocks import (
     CLAIM_ACTION,
     CSAT_ACTION,
+    INTERNAL_NOTE_ACTION,
     NEED_HELP_ACTION,
     OPEN_TICKET_ACTION,
     RESOLVE_ACTION,
@@ -61,6 +62,12 @@ def register(app: App, desk: SlackDesk) -> None:
         desk.open_resolve_form(client, body)  # the trigger expires in 3 s
 
     app.action(RESOLVE_ACTION)(resolve_button)
+
+    def internal_note_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        desk.open_internal_note_form(client, body)
+
+    app.action(INTERNAL_NOTE_ACTION)(internal_note_button)
 
     def new_request_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()

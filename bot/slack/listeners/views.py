@@ -9,7 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.slack.desk import SORRY, SlackDesk
-from bot.slack.views import NEW_REQUEST_VIEW, RESOLVE_VIEW, submitted_values
+from bot.slack.views import INTERNAL_NOTE_VIEW, NEW_REQUEST_VIEW, RESOLVE_VIEW, submitted_values
 
 
 def register(app: App, desk: SlackDesk) -> None:
@@ -54,3 +54,21 @@ def register(app: App, desk: SlackDesk) -> None:
         desk.later(work)
 
     app.view(RESOLVE_VIEW)(resolution)
+
+    def internal_note(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+    ) -> None:
+        if not submitted_values(view).get("note", "").strip():
+            ack(response_action="errors", errors={"note": "Write the note."})
+            return
+        ack()
+
+        def work() -> None:
+            try:
+                desk.add_internal_note(client, body)
+            except Exception:
+                logger.exception("failed to add an internal note")
+
+        desk.later(work)
+
+    app.view(INTERNAL_NOTE_VIEW)(internal_note)
