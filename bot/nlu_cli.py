@@ -47,7 +47,7 @@ def _load(paths: list[Path] | None, settings: Settings) -> TrainingData:
 
 
 def _interpreter(settings: Settings, data: TrainingData) -> Interpreter:
-    from bot.runtime import embedder_name
+    from bot.runtime import NluBackendError, choose_interpreter, embedder_name
     from nlu.classifier import load_or_train
     from nlu.embedding import shared_embedder
     from nlu.entities import EntityExtractor
@@ -55,9 +55,14 @@ def _interpreter(settings: Settings, data: TrainingData) -> Interpreter:
 
     embedder = shared_embedder()
     model = load_or_train(settings.nlu_model_dir, data, embedder, embedder_name(embedder))
-    return Interpreter(
+    builtin = Interpreter(
         embedder, model, data.synonyms, entities=EntityExtractor.from_training_data(data)
     )
+    try:
+        # With TIER0_NLU_BACKEND=rasa, parse shows what the running Rasa server reads.
+        return choose_interpreter(settings, builtin)
+    except NluBackendError as error:
+        _fail(str(error))
 
 
 @nlu_app.command("train")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nlu.classifier import FALLBACK_INTENT, IntentPrediction, RankedIntent
+from nlu.entities import Entity
 from nlu.understanding import Interpreter, Understanding, find_ticket_numbers
 
 log = logging.getLogger(__name__)
@@ -225,8 +226,29 @@ class RasaInterpreter(Interpreter):
                 ticket_numbers += find_ticket_numbers(entity.value) or (
                     find_ticket_numbers(f"T-{entity.value}") if entity.value.isdigit() else ()
                 )
+        # Rasa's entities come first; tier0's built-in ones add what Rasa does not know
+        # (emails, hosts, …) where they do not overlap a span Rasa already named.
+        from_rasa = tuple(
+            Entity(
+                entity=entity.entity,
+                value=entity.value,
+                start=entity.start if entity.start is not None else -1,
+                end=entity.end if entity.end is not None else -1,
+                extractor=entity.extractor or "rasa",
+            )
+            for entity in parsed.entities
+        )
+        named = [(e.start, e.end) for e in from_rasa if e.start >= 0]
+        extra = tuple(
+            e
+            for e in builtin.entities
+            if not any(e.start < end and start < e.end for start, end in named)
+        )
         return replace(
-            builtin, intent=parsed.intent, ticket_numbers=tuple(dict.fromkeys(ticket_numbers))
+            builtin,
+            intent=parsed.intent,
+            entities=from_rasa + extra,
+            ticket_numbers=tuple(dict.fromkeys(ticket_numbers)),
         )
 
     def _note_outage(self, error: RasaUnavailable) -> None:

@@ -6,6 +6,8 @@ tier0 must answer from its built-in model and log why.
 
 from __future__ import annotations
 
+import json
+
 import logging
 import socket
 import time
@@ -235,7 +237,16 @@ def test_a_bad_backend_setting_is_a_one_line_error(
 
 
 def test_nlu_parse_prints_rasas_reading(home: Path, fake_rasa: FakeRasa) -> None:
-    fake_rasa.answer_json(lambda text: rasa_parse(text, "open_incident", 0.91))
+    monitor = {
+        "entity": "device",
+        "value": "display",
+        "start": 27,
+        "end": 34,
+        "extractor": "DIETClassifier",
+    }
+    fake_rasa.answer_json(
+        lambda text: rasa_parse(text, "open_incident", 0.91, entities=[dict(monitor)])
+    )
 
     result = runner.invoke(
         app,
@@ -245,3 +256,12 @@ def test_nlu_parse_prints_rasas_reading(home: Path, fake_rasa: FakeRasa) -> None
 
     assert result.exit_code == 0, result.output
     assert '"name": "open_ticket"' in result.output and '"confidence": 0.91' in result.output
+    parsed = json.loads(result.stdout)
+    # Rasa's entity wins its span; tier0's own reading of the same word is not repeated.
+    assert {**monitor} in [
+        {key: e[key] for key in ("entity", "value", "start", "end", "extractor")}
+        for e in parsed["entities"]
+    ]
+    assert [e for e in parsed["entities"] if e["start"] == 27] == [
+        e for e in parsed["entities"] if e["extractor"] == "DIETClassifier"
+    ]
