@@ -7,7 +7,6 @@ tier0 must answer from its built-in model and log why.
 from __future__ import annotations
 
 import json
-
 import logging
 import socket
 import time
