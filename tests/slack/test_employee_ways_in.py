@@ -134,7 +134,7 @@ def test_my_tickets_lists_status_and_assignee(slack: SlackDesk) -> None:
 
 
 def test_app_home_shows_my_open_tickets_and_the_popular_articles(slack: SlackDesk) -> None:
-    slack.direct_message("i forgot my password", ts="1700000202.000001")
+    slack.direct_message("how do I reset a forgotten password", ts="1700000202.000001")
     slack.api.wait_for("chat.postMessage")
     opened = slack.tier0.tickets.open_ticket(
         requester=EMPLOYEE, title="Printer jams", description="Printer jams", source="slack"
