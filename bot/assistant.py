@@ -5,6 +5,7 @@ It knows nothing about Slack or the console; both front ends drive it the same w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -178,6 +179,9 @@ class Assistant:
         # answer-or-escalate decision weighs the search scores and the intents together;
         # without one, the best article's score is compared with the thresholds.
         self.calibration = calibration
+        # The stored model it came from: when a sync elsewhere brings a new index with
+        # another model, the decision follows it (see _current_calibration).
+        self._calibration_source = knowledge.calibration
 
     # -- the conversation ---------------------------------------------------------------
 
@@ -277,11 +281,19 @@ class Assistant:
             offers_ticket=True,
         )
 
-    def _search(self, understanding: Understanding) -> tuple[SearchHit, ...]:
+    def search_knowledge(self, question: str, limit: int = 3) -> tuple[SearchHit, ...]:
+        """The articles this assistant finds for a question, best first, exactly as it
+        searches when answering (for editors' checks: golden questions, gaps)."""
+        understanding = self.interpreter.understand(question[:MAX_MESSAGE_CHARS])
+        return self._search(understanding, limit)
+
+    def _search(self, understanding: Understanding, limit: int = 3) -> tuple[SearchHit, ...]:
+        # Hybrid: the meaning (dense) and the words, with the synonyms' canonical
+        # spellings added, so "2fa" finds an article that only says "MFA".
         return tuple(
             self.knowledge.search(
                 understanding.vector,
-                limit=3,
+                limit=limit,
                 query_text=expand_query(understanding.text, understanding.normalized_text),
             )
         )
@@ -291,9 +303,20 @@ class Assistant:
     ) -> bool:
         if not hits:
             return False
-        if self.calibration is None:  # the thresholds are cosines, as before hybrid search
+        calibration = self._current_calibration()
+        if calibration is None:  # the thresholds are cosines, as before hybrid search
             return hits[0].dense_score >= threshold
-        return self.calibration.answers(answer_features(hits, intent_confidences(understanding)))
+        return calibration.answers(answer_features(hits, intent_confidences(understanding)))
+
+    def _current_calibration(self) -> AnswerCalibration | None:
+        stored = self.knowledge.calibration
+        if stored is not self._calibration_source:  # the index was swapped for a newer build
+            self._calibration_source = stored
+            # An unreadable model is passed over: the decision stays as it was.
+            if stored is not None:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    self.calibration = AnswerCalibration.from_dict(stored)
+        return self.calibration
 
     def _answer(
         self, hits: tuple[SearchHit, ...], state: ConversationState, conversation_key: str = ""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Settings
+from bot.config import BUNDLED_KB_DIR, Settings
 from tickets.delivery import (
     OutboxDelivery,
     Sender,
@@ -29,6 +29,10 @@ from tickets.service import TicketService
 from tickets.worker import Job, Scheduler, delivery_job
 
 logger = logging.getLogger(__name__)
+
+# How often the worker looks for articles past their review date. Each owner still gets
+# at most one reminder a day: the outbox keeps one message per owner and day.
+STALE_REVIEW_INTERVAL = 3600.0
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings | None:
@@ -85,9 +89,40 @@ def build_scheduler(
             delivery_job(delivery, settings.worker_delivery_interval),
             Job("sla checks", settings.worker_sla_interval, tickets.run_sla_checks),
             Job("auto-close", settings.worker_auto_close_interval, tickets.auto_close_resolved),
+            *stale_review_jobs(settings, session_factory, clock),
             *extra_jobs,
         ]
     )
+
+
+def stale_review_jobs(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime] = utc_now,
+) -> list[Job]:
+    """With Slack configured, remind owners of articles past `review_by`, once a day each.
+
+    The bundled sample articles are nobody's: no reminders for them."""
+    if not settings.slack_bot_token:
+        return []
+    if settings.resolved_kb_dir.resolve() == BUNDLED_KB_DIR.resolve():
+        return []
+
+    def remind() -> str | None:
+        from knowledge.articles import load_articles
+        from knowledge.stale import enqueue_review_reminders, stale_articles
+
+        today = clock().date()
+        # A broken article fails the job (logged) until it is fixed; kb sync names it.
+        stale = stale_articles(load_articles(settings.resolved_kb_dir), today)
+        notices = enqueue_review_reminders(session_factory, stale, today)
+        for owner, ids in notices.not_reachable.items():
+            logger.warning("stale articles %s: owner %s is not a Slack user id", ids, owner)
+        if notices.no_owner:
+            logger.warning("stale articles without an owner: %s", notices.no_owner)
+        return f"{len(stale)} stale articles" if stale else None
+
+    return [Job("stale article reminders", STALE_REVIEW_INTERVAL, remind)]
 
 
 def mail_desk(settings: Settings, session_factory: sessionmaker[Session]) -> MailDesk:

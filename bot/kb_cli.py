@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
     from bot.runtime import Tier0
     from knowledge.golden import GoldenReport
+    from knowledge.index import KnowledgeIndex
     from knowledge.versions import ArticleVersions, SyncReport
+    from nlu.embedding import Embedder
 
 console = Console(soft_wrap=True)  # paths and ids stay whole on one line
 errors = Console(stderr=True)
@@ -125,13 +127,17 @@ def find_article(articles: Sequence[Article], article_id: str) -> Article:
     fail(f"no article {article_id!r} in {articles[0].path.parent if articles else 'the folder'}")
 
 
-def build_answering(settings: Settings) -> Tier0:
+def build_answering(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    knowledge: KnowledgeIndex | None = None,
+) -> Tier0:
     """The assistant exactly as the bot runs it (index, synonyms), deciding only."""
     from bot.runtime import build_tier0
     from nlu.training_data import NluDataError
 
     try:
-        return build_tier0(settings, dry_run=True)
+        return build_tier0(settings, embedder, dry_run=True, knowledge=knowledge)
     except (ArticleError, NluDataError) as error:
         fail(str(error))
 
@@ -141,10 +147,10 @@ def run_golden_check(
 ) -> GoldenReport:
     from knowledge.golden import check_golden_questions
 
-    interpreter, index = tier0.assistant.interpreter, tier0.knowledge
-
+    # The bot's own search (meaning and words, synonyms applied): "found first" here
+    # is what an employee asking the question would be answered with.
     def retrieve(question: str) -> Any:
-        return index.search(interpreter.understand(question).vector, limit=5)
+        return tier0.assistant.search_knowledge(question, limit=5)
 
     return check_golden_questions(articles, retrieve, versions)
 
@@ -152,8 +158,10 @@ def run_golden_check(
 # -- sync -----------------------------------------------------------------------------
 
 
-def sync_folder(settings: Settings, author: str | None) -> tuple[SyncReport, GoldenReport]:
-    """Store versions for what changed, rebuild the index, then ask the golden questions.
+def sync_folder(
+    settings: Settings, author: str | None, *, embedder: Embedder | None = None
+) -> tuple[SyncReport, GoldenReport]:
+    """Store versions for what changed, update the index, then ask the golden questions.
 
     Without an explicit author, a changed file committed in git is credited to its last
     commit's author, and anything else to the person running the sync."""
@@ -170,13 +178,22 @@ def sync_folder(settings: Settings, author: str | None) -> tuple[SyncReport, Gol
         )
     except VersionError as error:
         fail(str(error))
-    # Rebuilt aside and swapped in whole: a bot answering meanwhile keeps its index.
-    tier0 = build_answering(settings)
+    # Only added, edited and retired articles are (re-)indexed, in a new build made
+    # CURRENT by one rename: a running bot answers from the old build until then, and
+    # picks the new one up on its next search.
+    from bot.runtime import sync_knowledge
+    from nlu.embedding import shared_embedder
+
+    try:
+        index, changes = sync_knowledge(settings, embedder or shared_embedder())
+    except ArticleError as error:
+        fail(str(error))
+    tier0 = build_answering(settings, embedder, index)
     golden = run_golden_check(tier0, articles, versions)
     console.print(
         f"Synced {settings.resolved_kb_dir}: {report.summary()}. "
-        f"Index: {tier0.knowledge.article_count} published articles, "
-        f"{len(tier0.knowledge.chunks)} passages."
+        f"Index: {index.article_count} published articles, {index.chunk_count} passages "
+        f"({changes.summary()})."
     )
     for label, ids in (
         ("added", report.added),
@@ -630,9 +647,11 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
         if questions:
             from nlu.embedding import shared_embedder
 
-            index = build_answering(settings).knowledge
+            assistant = build_answering(settings).assistant
             gaps = cluster_gaps(
-                questions, shared_embedder(), lambda vector: index.search(vector, limit=1)
+                questions,
+                shared_embedder(),
+                lambda question: assistant.search_knowledge(question, limit=1),
             )[:limit]
         if as_json:
             print_json(

@@ -13,7 +13,7 @@ from bot.config import Settings
 from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import load_articles
 from knowledge.feedback import ArticleFeedbackLog
-from knowledge.index import KnowledgeIndex, load_or_build_index
+from knowledge.index import IndexChanges, KnowledgeIndex, load_or_build_index, sync_index
 from nlu.classifier import IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
 from nlu.entities import EntityExtractor
@@ -88,11 +88,17 @@ def choose_interpreter(settings: Settings, builtin: Interpreter) -> Interpreter:
 
 
 def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
+    index, changes = sync_knowledge(settings, embedder)
+    return index, changes.changed
+
+
+def sync_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, IndexChanges]:
+    """The persisted index brought in line with the folder, article by article."""
     # Drafts and retired articles stay in the folder (and the store) but answer nothing.
     articles = [
         article for article in load_articles(settings.resolved_kb_dir) if article.searchable
     ]
-    return load_or_build_index(articles, settings.index_dir, embedder, embedder_name(embedder))
+    return sync_index(articles, settings.index_dir, embedder, embedder_name(embedder))
 
 
 def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) -> int:
@@ -115,8 +121,13 @@ def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) 
 
 
 def build_tier0(
-    settings: Settings, embedder: Embedder | None = None, *, dry_run: bool = False
+    settings: Settings,
+    embedder: Embedder | None = None,
+    *,
+    dry_run: bool = False,
+    knowledge: KnowledgeIndex | None = None,
 ) -> Tier0:
+    """Everything wired up; `knowledge`, when given, is an index already synced."""
     settings.home.mkdir(parents=True, exist_ok=True)
     embedder = embedder or shared_embedder()
     name = embedder_name(embedder)
@@ -129,7 +140,9 @@ def build_tier0(
     # Notifications go to the outbox in the change's transaction; the worker delivers them.
     tickets = TicketService(session_factory, notifications=OutboxSink())
 
-    knowledge, rebuilt = build_knowledge(settings, embedder)
+    rebuilt = False
+    if knowledge is None:
+        knowledge, rebuilt = build_knowledge(settings, embedder)
     nlu_data = load_nlu_data(settings)
     classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, name)
     assistant = Assistant(

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from sklearn.cluster import AgglomerativeClustering
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,8 +40,8 @@ SAMPLES_PER_GAP = 5
 
 GAP_KINDS = (FeedbackKind.UNANSWERED, FeedbackKind.NOT_HELPFUL, FeedbackKind.TICKET)
 
-# A vector (the centroid of a topic) in, the best-matching articles out.
-NearestArticles = Callable[[npt.NDArray[np.float32]], Sequence[SearchHit]]
+# A question in, the articles the assistant finds for it out (best first).
+NearestArticles = Callable[[str], Sequence[SearchHit]]
 
 
 @dataclass(frozen=True)
@@ -149,9 +148,9 @@ def cluster_gaps(
             reasons=dict(Counter(questions[index].reason for index in members)),
         )
         if nearest_articles is not None:
-            centroid = vectors[members].mean(axis=0)
-            centroid = (centroid / (np.linalg.norm(centroid) or 1.0)).astype(np.float32)
-            hits = nearest_articles(centroid)
+            # What the bot shows for the topic's most asked wording: the article that
+            # came closest, and the one an edit should fix or a new article beat.
+            hits = nearest_articles(gap.samples[0])
             gap.nearest = hits[0] if hits else None
         gaps.append(gap)
     return sorted(gaps, key=lambda gap: (-gap.volume, -gap.last_asked.timestamp()))

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from knowledge.answerability import load_calibration
+from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
 from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
@@ -329,6 +329,39 @@ def _snapshot(
 
 
 @dataclass
+class IndexChanges:
+    """What one incremental update did to the index."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)  # same text, another file
+    embedded_passages: int = 0
+    rebuilt: bool = False  # no usable index (or another embedder): built from scratch
+
+    @property
+    def changed(self) -> bool:
+        return self.rebuilt or bool(self.added or self.updated or self.retired or self.moved)
+
+    def summary(self) -> str:
+        if self.rebuilt:
+            return "built anew"
+        parts = [
+            f"{len(ids)} {label}"
+            for label, ids in (
+                ("added", self.added),
+                ("updated", self.updated),
+                ("retired", self.retired),
+                ("moved", self.moved),
+            )
+            if ids
+        ]
+        if not parts:
+            return "already up to date"
+        return f"{', '.join(parts)}; {self.embedded_passages} passages embedded"
+
+
+@dataclass
 class _Candidate:
     chunk: Chunk
     dense: float = 0.0
@@ -389,6 +422,12 @@ class KnowledgeIndex:
         self.embedder: Embedder | None = None
         self._writer = threading.Lock()
         self._snapshot = _snapshot(base, delta, retired_rows, dict(fingerprints), dict(paths))
+        # The folder and build it was saved to or loaded from: a search notices when
+        # another process (`tier0 kb sync`) made a newer build CURRENT and swaps it in.
+        self._index_dir: Path | None = None
+        self._build_name: str | None = None
+        self._pointer_seen: tuple[int, int, int] | None = None
+        self._reloading = threading.Lock()
 
     # -- what is in it ------------------------------------------------------------------
 
@@ -438,6 +477,7 @@ class KnowledgeIndex:
         With the question's text the search is hybrid (dense and BM25 fused); with the
         vector only it is dense, as before.
         """
+        self.refresh()
         snapshot = self._snapshot  # one consistent view for the whole search
         if mode is None:
             mode = self.text_mode if query_text else RetrievalMode.DENSE
@@ -523,6 +563,68 @@ class KnowledgeIndex:
         weight = self.dense_weight
         return weight * candidate.dense + (1.0 - weight) * candidate.lexical
 
+    # -- following the persisted index --------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Swap in the build another process made CURRENT since; True when one was.
+
+        Costs one stat of the CURRENT pointer when nothing changed, so every search calls
+        it. Loading reuses the base segment already in memory when the new build shares
+        it (an incremental sync), and happens beside the searches: they keep the old
+        snapshot until the new one is assigned whole. One thread loads; others go on.
+        """
+        index_dir = self._index_dir
+        if index_dir is None:
+            return False
+        seen = _pointer_signature(index_dir)
+        if seen is None or seen == self._pointer_seen:
+            return False
+        if not self._reloading.acquire(blocking=False):
+            return False
+        try:
+            build = _current_build(index_dir)
+            if build is None:
+                return False
+            if build.name == self._build_name:
+                self._pointer_seen = seen
+                return False
+            try:
+                newer = KnowledgeIndex._load_build(index_dir, build, known_base=self._snapshot.base)
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+                return False  # swept or damaged meanwhile: try again on the next search
+            if newer is None:
+                return False
+            if newer.embedder_name != self.embedder_name:
+                # Built with another model: this process's question vectors do not fit it.
+                self._pointer_seen = seen
+                return False
+            with self._writer:
+                self._snapshot = newer._snapshot
+                self.fusion, self.dense_weight = newer.fusion, newer.dense_weight
+                self.calibration = newer.calibration
+                self._build_name, self._pointer_seen = build.name, seen
+            return True
+        finally:
+            self._reloading.release()
+
+    def keep_calibration_valid(self, shipped: dict[str, Any] | None) -> bool:
+        """Keep the answer-or-escalate model stored with the index usable; True if changed.
+
+        A model shipped with tier0 replaces the stored one (a newer tuning); without one,
+        the stored model stays unless it was trained on other features, then it goes
+        (the assistant falls back to its thresholds rather than misread it).
+        """
+        wanted = shipped if shipped is not None else self.calibration
+        if wanted is not None:
+            try:
+                AnswerCalibration.from_dict(wanted)
+            except (ValueError, KeyError, TypeError):
+                wanted = None
+        if wanted == self.calibration:
+            return False
+        self.calibration = wanted
+        return True
+
     # -- incremental updates ------------------------------------------------------------
 
     def add_or_update(self, article: Article, embedder: Embedder | None = None) -> bool:
@@ -558,6 +660,70 @@ class KnowledgeIndex:
                 paths={article.id: str(article.path)},
             )
         return True
+
+    def apply_changes(
+        self,
+        upserts: Sequence[Article],
+        retirements: Iterable[str] = (),
+        embedder: Embedder | None = None,
+    ) -> IndexChanges:
+        """Add or update several articles and retire others as one change: searches see
+        all of it or none. Only the passages of articles whose text changed are embedded."""
+        current = self._snapshot
+        retiring = [a for a in dict.fromkeys(retirements) if a in current.fingerprints]
+        moved: dict[str, str] = {}
+        to_embed: list[Article] = []
+        for article in upserts:
+            if current.fingerprints.get(article.id) == article.fingerprint:
+                if current.paths.get(article.id) != str(article.path):
+                    moved[article.id] = str(article.path)
+            else:
+                to_embed.append(article)
+        changes = IndexChanges(
+            added=[a.id for a in to_embed if a.id not in current.fingerprints],
+            updated=[a.id for a in to_embed if a.id in current.fingerprints],
+            retired=retiring,
+            moved=sorted(moved),
+        )
+        if not to_embed and not retiring and not moved:
+            return changes
+        embedder = embedder or self.embedder
+        if to_embed and embedder is None:
+            raise ValueError("apply_changes needs the embedder the index was built with")
+        chunked = [(article, chunk_article(article)) for article in to_embed]
+        texts = [chunk.embedding_text for _, chunks in chunked for chunk in chunks]
+        vectors = (
+            np.vstack([embedder.embed(texts[i : i + 512]) for i in range(0, len(texts), 512)])
+            if texts and embedder is not None
+            else np.zeros((0, self.dimension), dtype=np.float32)
+        )
+        changes.embedded_passages = len(texts)
+        replacements: dict[str, tuple[list[Chunk], Vectors] | None] = {}
+        position = 0
+        for article, chunks in chunked:
+            replacements[article.id] = (chunks, vectors[position : position + len(chunks)])
+            position += len(chunks)
+        for article_id in retiring:
+            replacements[article_id] = None
+        with self._writer:
+            if moved and not replacements:
+                snapshot = self._snapshot
+                self._snapshot = _Snapshot(
+                    snapshot.base,
+                    snapshot.delta,
+                    snapshot.retired_rows,
+                    snapshot.fingerprints,
+                    snapshot.paths | moved,
+                    snapshot.stats,
+                    snapshot.dead_mask,
+                )
+            else:
+                self._replace_articles(
+                    replacements,
+                    fingerprints={a.id: a.fingerprint for a in to_embed},
+                    paths={a.id: str(a.path) for a in to_embed} | moved,
+                )
+        return changes
 
     def retire(self, article_id: str) -> bool:
         """Take one article out of search; False when it was not in the index."""
@@ -639,6 +805,8 @@ class KnowledgeIndex:
         pointer.write_text(build.name, encoding="utf-8")
         previous = _current_build(index_dir)
         pointer.replace(index_dir / "CURRENT")
+        self._index_dir, self._build_name = index_dir, build.name
+        self._pointer_seen = _pointer_signature(index_dir)
         keep = {build.name, base.name} | ({previous.name} if previous is not None else set())
         sweep_index_dir(index_dir, keep=keep)
         return build
@@ -662,11 +830,17 @@ class KnowledgeIndex:
                     return None
 
     @classmethod
-    def _load_build(cls, index_dir: Path, build: Path) -> KnowledgeIndex | None:
+    def _load_build(
+        cls, index_dir: Path, build: Path, known_base: Segment | None = None
+    ) -> KnowledgeIndex | None:
         manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
         if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT_VERSION:
             return None
-        base = Segment.load(index_dir / str(manifest["base"]))
+        base_name = str(manifest["base"])
+        if known_base is not None and known_base.name == base_name:
+            base = known_base  # segments are immutable once written: share it
+        else:
+            base = Segment.load(index_dir / base_name)
         delta_chunks = [Chunk(**chunk) for chunk in manifest["delta_chunks"]]
         delta_vectors = np.asarray(np.load(build / "delta_vectors.npy"), dtype=np.float32)
         if delta_vectors.shape[0] != len(delta_chunks):
@@ -685,7 +859,18 @@ class KnowledgeIndex:
         index.fusion = Fusion(manifest.get("fusion", Fusion.WEIGHTED.value))
         index.dense_weight = float(manifest.get("dense_weight", DENSE_WEIGHT))
         index.calibration = manifest.get("calibration")
+        # The pointer is looked at again on the first search: it may have moved on already.
+        index._index_dir, index._build_name = index_dir, build.name
         return index
+
+
+def _pointer_signature(index_dir: Path) -> tuple[int, int, int] | None:
+    """What changes when CURRENT is replaced (a rename brings a new inode and time)."""
+    try:
+        status = (index_dir / "CURRENT").stat()
+    except OSError:
+        return None
+    return (status.st_ino, status.st_mtime_ns, status.st_size)
 
 
 def _current_build_name(index_dir: Path) -> str | None:
@@ -803,7 +988,8 @@ def build_index(
     )
     if previous is not None:
         index.fusion, index.dense_weight = previous.fusion, previous.dense_weight
-    index.calibration = _bundled_calibration()
+    index.calibration = previous.calibration if previous is not None else None
+    index.keep_calibration_valid(_bundled_calibration())
     index.embedder = embedder
     return index
 
@@ -816,41 +1002,37 @@ def _bundled_calibration() -> dict[str, Any] | None:
 def load_or_build_index(
     articles: Sequence[Article], index_dir: Path, embedder: Embedder, embedder_name: str
 ) -> tuple[KnowledgeIndex, bool]:
-    """The persisted index brought in line with the articles (and True when anything changed).
+    """The persisted index brought in line with the articles (and True when anything changed)."""
+    index, changes = sync_index(articles, index_dir, embedder, embedder_name)
+    return index, changes.changed
 
-    A few changed articles are applied incrementally; many, or another embedder, mean a
-    full build (which still reuses the vectors of unchanged articles).
+
+def sync_index(
+    articles: Sequence[Article], index_dir: Path, embedder: Embedder, embedder_name: str
+) -> tuple[KnowledgeIndex, IndexChanges]:
+    """Bring the persisted index in line with the (searchable) articles, article by article.
+
+    Added and edited articles are embedded and indexed, vanished ones retired, through
+    the incremental API: nothing else is re-embedded and the base segment is kept. Only
+    without a usable index, or with another embedder, is everything built anew. The whole
+    load-change-save runs under the index folder's lock, so two syncs cannot lose each
+    other's changes, and the result becomes CURRENT in one atomic rename.
     """
-    current = KnowledgeIndex.load(index_dir)
-    if current is not None:
-        current.embedder = embedder
-    wanted = {article.id: article for article in articles}
-    if current is None or current.embedder_name != embedder_name:
-        index = build_index(articles, embedder, embedder_name, previous=current)
-        index.save(index_dir)
-        return index, True
-    fingerprints, paths = current.article_fingerprints, current.article_paths
-    changed = [
-        article
-        for article in articles
-        if fingerprints.get(article.id) != article.fingerprint
-        or paths.get(article.id) != str(article.path)
-    ]
-    gone = [article_id for article_id in fingerprints if article_id not in wanted]
+    index_dir.mkdir(parents=True, exist_ok=True)
     calibration = _bundled_calibration()
-    if not changed and not gone:
-        if current.calibration != calibration:  # a newer tuning ships with tier0
-            current.calibration = calibration
-            current.save(index_dir)
-        return current, False
-    if len(changed) + len(gone) > max(20, len(articles) // 10):
-        index = build_index(articles, embedder, embedder_name, previous=current)
-    else:
-        index = current
-        for article_id in gone:
-            index.retire(article_id)
-        for article in changed:
-            index.add_or_update(article, embedder)
-        index.calibration = calibration
-    index.save(index_dir)
-    return index, True
+    with _index_lock(index_dir):
+        current = KnowledgeIndex.load(index_dir)
+        if current is None or current.embedder_name != embedder_name:
+            index = build_index(articles, embedder, embedder_name, previous=current)
+            index._save_locked(index._snapshot, index_dir)
+            return index, IndexChanges(added=[a.id for a in articles], rebuilt=True)
+        current.embedder = embedder
+        wanted = {article.id for article in articles}
+        gone = [
+            article_id for article_id in current.article_fingerprints if article_id not in wanted
+        ]
+        changes = current.apply_changes(articles, gone, embedder)
+        recalibrated = current.keep_calibration_valid(calibration)
+        if changes.changed or recalibrated:
+            current._save_locked(current._snapshot, index_dir)
+        return current, changes

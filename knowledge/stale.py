@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.articles import SLACK_USER_ID, Article
 
@@ -98,4 +99,38 @@ def notify_owners(stale: Sequence[StaleArticle], client: WebClient) -> OwnerNoti
             notices.failed[owner] = str(error)
             continue
         notices.notified[owner] = ids
+    return notices
+
+
+def enqueue_review_reminders(
+    session_factory: sessionmaker[Session], stale: Sequence[StaleArticle], today: dt.date
+) -> OwnerNotices:
+    """Owe each Slack-id owner one review reminder for `today`, through the outbox.
+
+    The worker runs this on its schedule; the outbox's dedupe key (owner and day) makes
+    it one message per owner per day however often the job runs and however many
+    workers run it. Owners given by email and articles without an owner are returned.
+    """
+    from tickets.outbox import enqueue_slack_message
+
+    notices = OwnerNotices()
+    by_owner: dict[str, list[StaleArticle]] = {}
+    for item in stale:
+        if item.owner is None:
+            notices.no_owner.append(item.article_id)
+        else:
+            by_owner.setdefault(item.owner, []).append(item)
+    with session_factory.begin() as session:
+        for owner, items in by_owner.items():
+            ids = [item.article_id for item in items]
+            if not is_slack_user(owner):
+                notices.not_reachable[owner] = ids
+                continue
+            enqueue_slack_message(
+                session,
+                channel=owner,  # a user id: Slack delivers it as a DM from the app
+                text=review_reminder(items),
+                dedupe_key=f"kb-stale:{owner}:{today.isoformat()}",
+            )
+            notices.notified[owner] = ids
     return notices
