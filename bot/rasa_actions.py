@@ -204,15 +204,17 @@ class ActionSearchKnowledge(_DeskAction):
             dispatcher.utter_message(text="What would you like me to look up?")
             return [SlotSet(ARTICLE_SLOT, None)]
         vector = desk.embedder.embed([question.strip()])[0]
-        hits = desk.knowledge.search(vector, limit=3)
-        if not hits or hits[0].score < desk.answer_threshold:
+        # Ranked as the assistant ranks (meaning and words); the thresholds are cosines,
+        # so they are held against the meaning score.
+        hits = desk.knowledge.search(vector, limit=3, query_text=question.strip())
+        if not hits or hits[0].dense_score < desk.answer_threshold:
             dispatcher.utter_message(
                 text="I couldn't find an article that answers this. "
                 "I can open a ticket so the IT team can help."
             )
             return [SlotSet(ARTICLE_SLOT, None)]
         best = hits[0]
-        related = [hit for hit in hits[1:] if hit.score >= desk.related_threshold]
+        related = [hit for hit in hits[1:] if hit.dense_score >= desk.related_threshold]
         dispatcher.utter_message(
             text=_answer_text(best, related),
             json_message={
