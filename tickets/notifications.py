@@ -118,3 +118,12 @@ class RecordingSink:
 
     def _rolled_back(self, session: Session) -> None:
         session.info.pop((_PENDING_KEY, id(self)), None)
+
+
+class AlreadyTold:
+    """The sink for a change whose caller has told the people concerned itself (the Slack
+    front end answers in the threads it is working in): queueing the same news again
+    would reach them twice."""
+
+    def notify(self, session: Session, notification: Notification) -> None:
+        return None

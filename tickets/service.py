@@ -62,7 +62,7 @@ from tickets.models import (
     User,
     utc_now,
 )
-from tickets.notifications import NotificationKind, NotificationSink, RecordingSink
+from tickets.notifications import AlreadyTold, NotificationKind, NotificationSink, RecordingSink
 from tickets.redaction import redact_secrets
 from tickets.routing import category_for_intent, pick_assignee, priority_for, team_for_category
 from tickets.sla import (
@@ -591,7 +591,14 @@ class TicketService:
 
     # -- working a ticket ---------------------------------------------------------------
 
-    def claim(self, number: str, agent: str, *, enforce_roles: bool | None = None) -> TicketView:
+    def claim(
+        self,
+        number: str,
+        agent: str,
+        *,
+        enforce_roles: bool | None = None,
+        requester_told: bool = False,
+    ) -> TicketView:
         """Take a new (or triaged) ticket and start work on it.
 
         When several agents click "Claim" at once exactly one wins; the others get
@@ -599,6 +606,7 @@ class TicketService:
         A ticket the team's rota assigned to ``agent`` is theirs to start.
         """
         agent = _required_text(agent, "agent", 200)
+        sink = AlreadyTold() if requester_told else self.notifications
         with self._session_factory.begin() as session:
             # The row lock serialises concurrent claimers: each sees the ticket as the
             # previous one left it.
@@ -629,7 +637,7 @@ class TicketService:
             mark_first_response(session, ticket, now)
             notify_requester(
                 session,
-                self.notifications,
+                sink,
                 ticket,
                 NotificationKind.TICKET_ASSIGNED,
                 f"{display_name(session, agent)} from IT is now working on {number}.",
@@ -887,6 +895,7 @@ class TicketService:
         internal: bool = False,
         via: str = TicketSource.CLI,
         idempotency_key: str | None = None,
+        relayed: bool = False,
     ) -> TicketView:
         """Add a comment. A requester's reply resumes a ticket waiting on them; an agent's
         public reply reaches the requester and counts as the first response. Internal notes
@@ -914,6 +923,8 @@ class TicketService:
             (text,) = redact_and_warn(
                 session, self.notifications, ticket, author=as_user, texts=[body], at=now
             )
+            # A comment the caller relays to the other side itself is not queued again.
+            sink = AlreadyTold() if relayed else self.notifications
             session.add(
                 Comment(
                     ticket_id=ticket.id,
@@ -952,7 +963,7 @@ class TicketService:
                 if ticket.assignee is not None:
                     notify_user(
                         session,
-                        self.notifications,
+                        sink,
                         ticket.assignee,
                         ticket,
                         NotificationKind.COMMENT_ADDED,
@@ -961,7 +972,7 @@ class TicketService:
                 else:
                     notify_team(
                         session,
-                        self.notifications,
+                        sink,
                         ticket.team_id,
                         ticket,
                         NotificationKind.COMMENT_ADDED,
@@ -972,7 +983,7 @@ class TicketService:
                     mark_first_response(session, ticket, now)
                 notify_requester(
                     session,
-                    self.notifications,
+                    sink,
                     ticket,
                     NotificationKind.COMMENT_ADDED,
                     f"{author} on {number}: {text}",
@@ -1031,6 +1042,7 @@ class TicketService:
         *,
         enforce_roles: bool | None = None,
         article: tuple[str, str] | None = None,
+        requester_told: bool = False,
     ) -> TicketView:
         """Resolve an open ticket with a resolution note the requester will see.
 
@@ -1049,7 +1061,15 @@ class TicketService:
             if self._enforcing(enforce_roles):
                 require_worker(find_user(session, agent), ticket, number_of(ticket), "resolve")
             now = self._clock()
-            self._resolve_in(session, ticket, agent, note, now, article=article)
+            self._resolve_in(
+                session,
+                ticket,
+                agent,
+                note,
+                now,
+                article=article,
+                sink=AlreadyTold() if requester_told else self.notifications,
+            )
             if ticket.type == TicketType.PROBLEM.value:
                 children = session.scalars(
                     select(Ticket)
@@ -1080,7 +1100,9 @@ class TicketService:
         now: datetime,
         *,
         article: tuple[str, str] | None = None,
+        sink: NotificationSink | None = None,
     ) -> None:
+        sink = self.notifications if sink is None else sink
         transition(
             session,
             ticket,
@@ -1106,7 +1128,7 @@ class TicketService:
             )
         notify_requester(
             session,
-            self.notifications,
+            sink,
             ticket,
             NotificationKind.TICKET_RESOLVED,
             f"{number_of(ticket)} is resolved: {note}\n"

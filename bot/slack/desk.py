@@ -181,6 +181,10 @@ class SlackDesk:
             return False  # a colleague chiming in under someone else's request
         internal = from_triage and text.startswith("//")
         body = text.removeprefix("//").strip() if internal else text
+        if from_triage:
+            target = (ticket.requester_channel, ticket.requester_thread_ts)
+        else:
+            target = (ticket.triage_channel, ticket.triage_ts)
         try:
             self.tier0.tickets.comment(
                 ticket.number,
@@ -189,6 +193,7 @@ class SlackDesk:
                 internal=internal,
                 via="slack",
                 idempotency_key=f"slack-message:{channel}:{ts}",
+                relayed=bool(target[0] and target[1]),
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
@@ -197,10 +202,8 @@ class SlackDesk:
         if internal:
             return True
         if from_triage:
-            target = (ticket.requester_channel, ticket.requester_thread_ts)
             relayed = f"{user_mention(user)} (IT): {escape_mrkdwn(body)}"
         else:
-            target = (ticket.triage_channel, ticket.triage_ts)
             relayed = f"💬 {user_mention(user)} on {ticket.number}: {escape_mrkdwn(body)}"
         if target[0] and target[1]:
             client.chat_postMessage(
@@ -496,7 +499,10 @@ class SlackDesk:
         where = json.loads(body["view"]["private_metadata"])
         note = submitted_values(body["view"]).get("resolution", "")
         try:
-            ticket = self.tier0.tickets.resolve(where["number"], agent, note)
+            before = self.tier0.tickets.get(where["number"])
+            ticket = self.tier0.tickets.resolve(
+                where["number"], agent, note, requester_told=_has_requester_thread(before)
+            )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(
@@ -579,7 +585,10 @@ class SlackDesk:
         if self.refuse_non_agent(client, channel, agent):
             return
         try:
-            ticket = self.tier0.tickets.claim(number, agent)
+            before = self.tier0.tickets.get(number)
+            ticket = self.tier0.tickets.claim(
+                number, agent, requester_told=_has_requester_thread(before)
+            )
         except TicketAlreadyClaimed as taken:
             client.chat_postEphemeral(
                 channel=channel,
@@ -604,3 +613,9 @@ class SlackDesk:
                 thread_ts=ticket.requester_thread_ts,
                 text=f"{user_mention(agent)} from IT is now working on {ticket.number}.",
             )
+
+
+def _has_requester_thread(ticket: TicketView) -> bool:
+    """Whether tier0 talks with the requester in a Slack thread: then the desk tells them
+    itself, and the ticket service must not queue the same news again."""
+    return bool(ticket.requester_channel and ticket.requester_thread_ts)
