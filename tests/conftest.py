@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -29,6 +30,14 @@ TEST_BOT_TOKEN = "xoxb-test-token"
 @pytest.fixture(scope="session")
 def embedder() -> SentenceEmbedder:
     return shared_embedder()
+
+
+# Under CI the property tests draw the same examples every run: a red CI then means a
+# change broke something, not that the dice found an old edge (locally they stay random,
+# to keep finding new ones).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def make_settings(home: Path, **overrides: str) -> Settings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.tickets.conftest import Desk, open_incident
@@ -68,13 +68,14 @@ def test_working_time_adds_up_over_consecutive_spans(
 
 @settings(max_examples=200, deadline=None)
 @given(start=instants, amount=minutes.filter(lambda m: m > 0))
+@example(start=datetime(2026, 10, 1, tzinfo=UTC), amount=0.01)  # due 0.6 s after opening
 def test_a_deadline_always_falls_inside_opening_hours_on_a_working_day(
     start: datetime, amount: float
 ) -> None:
     due = add_business_minutes(LONDON_OFFICE, start, amount).astimezone(LONDON_OFFICE.zone)
 
     assert LONDON_OFFICE.is_working_day(due.date())
-    minute_of_day = due.hour * 60 + due.minute + due.second / 60
+    minute_of_day = due.hour * 60 + due.minute + (due.second + due.microsecond / 1e6) / 60
     assert 9 * 60 < minute_of_day <= 17 * 60 + 30 + 1e-6
 
 
