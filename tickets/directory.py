@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,6 +116,26 @@ def ensure_user(session: Session, handle: str) -> User:
             raise
         return existing
     return user
+
+
+def ensure_user_exists(session: Session, handle: str) -> None:
+    """``ensure_user`` in one statement, for the hot path of opening a ticket: register the
+    handle as an employee unless someone already has it (or its Slack id or email)."""
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.connection().execute(
+        upsert(User)
+        .values(
+            handle=handle,
+            slack_id=handle if _SLACK_USER_ID.fullmatch(handle) else None,
+            name=handle,
+            email=handle.lower() if _EMAIL.fullmatch(handle) else None,
+            roles=[Role.EMPLOYEE.value],
+            created_at=utc_now(),
+        )
+        # Whichever unique column clashes, the person is known already.
+        .on_conflict_do_nothing()
+    )
 
 
 def find_team(session: Session, name: str) -> Team | None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     String,
     Text,
     UniqueConstraint,
@@ -189,14 +190,14 @@ class Ticket(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # "T-" + (1000 + id). NULL only between the insert flush and the number assignment
-    # that follows it in the same transaction, so a committed ticket always has one.
+    # "T-" + a number drawn when the row is inserted (tickets.steps.next_ticket_number).
+    # Nullable only for rows older than that; every ticket opened has one.
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
     # A Slack user id (U…) or a console user name.
     requester: Mapped[str] = mapped_column(String(200), index=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default=TicketStatus.NEW.value)
+    status: Mapped[str] = mapped_column(String(20), default=TicketStatus.NEW.value, index=True)
     priority: Mapped[str] = mapped_column(String(2), default="P3")
     category: Mapped[str] = mapped_column(String(50), default="general")
     source: Mapped[str] = mapped_column(String(20))
@@ -240,6 +241,12 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# The numeric part of ticket numbers (T-1001, T-1002, …) on PostgreSQL, drawn inside the
+# ticket's INSERT so opening needs no second statement to number it. SQLite has no
+# sequences; there the number follows the row id (see tickets.steps.next_ticket_number).
+TICKET_NUMBERS = Sequence("ticket_numbers", start=1001, metadata=Base.metadata)
 
 
 class TicketEvent(Base):

@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tickets.lifecycle import OPEN_STATUSES
 from tickets.models import Role, RoutingRule, Team, Ticket, User
+from tickets.sla import cached_config
 
 
 class Level(StrEnum):
@@ -53,20 +56,50 @@ def priority_for(impact: str, urgency: str) -> str:
     return PRIORITY_MATRIX[(checked_level(impact, "impact"), checked_level(urgency, "urgency"))]
 
 
+@dataclass(frozen=True)
+class RoutedTeam:
+    """What opening a ticket needs to know of the team it routes to."""
+
+    id: int
+    name: str
+    tier: str
+    assignment: str | None
+
+
 def category_for_intent(session: Session, intent: str) -> str | None:
     """The category whose routing rule lists ``intent``; None if no rule does."""
-    for rule in session.scalars(select(RoutingRule).order_by(RoutingRule.category)):
-        if intent in rule.intents:
-            return rule.category
+
+    def load() -> tuple[tuple[str, tuple[str, ...]], ...]:
+        rules = session.scalars(select(RoutingRule).order_by(RoutingRule.category))
+        return tuple((rule.category, tuple(rule.intents)) for rule in rules)
+
+    rules = cast(tuple[tuple[str, tuple[str, ...]], ...], cached_config(session, ("rules",), load))
+    for category, intents in rules:
+        if intent in intents:
+            return category
     return None
 
 
 def team_for_category(session: Session, category: str) -> Team | None:
     """The team a category routes to, else the first-line team (L1) with the lowest id."""
-    rule = session.get(RoutingRule, category)
-    if rule is not None:
-        return session.get(Team, rule.team_id)
-    return session.scalars(select(Team).where(Team.tier == "L1").order_by(Team.id)).first()
+    routed = routed_team(session, category)
+    return None if routed is None else session.get(Team, routed.id)
+
+
+def routed_team(session: Session, category: str) -> RoutedTeam | None:
+    """``team_for_category`` from the configuration cache: no query on a warm cache."""
+
+    def load() -> RoutedTeam | None:
+        rule = session.get(RoutingRule, category)
+        if rule is not None:
+            team = session.get(Team, rule.team_id)
+        else:
+            team = session.scalars(select(Team).where(Team.tier == "L1").order_by(Team.id)).first()
+        if team is None:
+            return None
+        return RoutedTeam(id=team.id, name=team.name, tier=team.tier, assignment=team.assignment)
+
+    return cast(RoutedTeam | None, cached_config(session, ("route", category), load))
 
 
 def pick_assignee(session: Session, team: Team) -> str | None:

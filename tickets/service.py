@@ -13,16 +13,18 @@ calls (Slack checks its triage channel); ``enforce_roles=True`` makes them check
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, insert, inspect, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from tickets.directory import (
     ensure_user,
+    ensure_user_exists,
     find_user,
     is_agent,
     require_role,
@@ -64,12 +66,19 @@ from tickets.models import (
 )
 from tickets.notifications import AlreadyTold, NotificationKind, NotificationSink, RecordingSink
 from tickets.redaction import redact_secrets
-from tickets.routing import category_for_intent, pick_assignee, priority_for, team_for_category
+from tickets.routing import (
+    category_for_intent,
+    pick_assignee,
+    priority_for,
+    routed_team,
+    team_for_category,
+)
 from tickets.sla import (
     ClockView,
     SlaAlert,
     check_sla,
     clock_views,
+    planned_clocks,
     retarget_clocks,
     start_clocks,
 )
@@ -77,6 +86,7 @@ from tickets.steps import (
     BOT_ACTOR,
     display_name,
     mark_first_response,
+    next_ticket_number,
     notify_requester,
     notify_team,
     notify_user,
@@ -98,6 +108,24 @@ MAX_COMMENT_LENGTH = 20_000
 AUTO_CLOSE_AFTER_DAYS = 7
 
 _PRIORITIES = ("P1", "P2", "P3", "P4")
+
+# The tables opening a ticket writes to with Core statements (see _insert_new_ticket).
+_TICKETS = cast(Table, Ticket.__table__)
+_EVENTS = cast(Table, TicketEvent.__table__)
+_TICKET_ARTICLES = cast(Table, TicketArticle.__table__)
+_CLOCKS = cast(Table, SlaClock.__table__)
+_TICKET_COLUMNS = frozenset(_TICKETS.c.keys())
+_CLOCK_START_COLUMNS = (
+    "ticket_id",
+    "kind",
+    "target_minutes",
+    "business_hours",
+    "calendar_id",
+    "consumed_minutes",
+    "running_since",
+    "due_at",
+    "warn_at",
+)
 
 
 @dataclass(frozen=True)
@@ -331,32 +359,140 @@ class TicketService:
         )
         try:
             with self._session_factory.begin() as session:
-                if ticket.idempotency_key is not None:
-                    existing = _ticket_by_idempotency_key(session, ticket.idempotency_key)
-                    if existing is not None:
-                        return TicketView.of(existing)
-                self.open_in_session(session, ticket, intent=intent, asset=asset, now=now)
-                redact_and_warn(
-                    session,
-                    self.notifications,
-                    ticket,
-                    author=ticket.requester,
-                    texts=raw_texts,
-                    at=now,
+                opened = self._insert_new_ticket(
+                    session, ticket, intent=intent, asset=asset, raw_texts=raw_texts, now=now
                 )
-                session.flush()
-                opened = TicketView.of(ticket)
         except IntegrityError:
-            # Two deliveries with the same key raced past the lookup above; the unique
-            # constraint let exactly one insert through. Hand back the one that won.
+            # Two deliveries with the same key raced in a way ON CONFLICT did not catch;
+            # the unique constraint let exactly one insert through.
             if ticket.idempotency_key is None:
                 raise
+            opened = None
+        if opened is None:
+            # The key was taken but its ticket was not visible yet: look again in a
+            # transaction that starts after the winner committed, and hand back its ticket.
+            assert ticket.idempotency_key is not None
             with self._session_factory.begin() as session:
                 winner = _ticket_by_idempotency_key(session, ticket.idempotency_key)
                 if winner is None:
-                    raise
+                    raise RuntimeError(f"no ticket holds idempotency key {ticket.idempotency_key}")
                 return TicketView.of(winner)
         return opened
+
+    def _insert_new_ticket(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        intent: str | None,
+        asset: str | None,
+        raw_texts: list[str],
+        now: datetime,
+    ) -> TicketView | None:
+        """``open_in_session`` as a few bulk-friendly statements: what ``open_ticket`` runs
+        for every ticket the bot opens, so it is the path that must be fast.
+
+        The ticket is numbered inside its INSERT, a repeated idempotency key is caught by
+        the same INSERT (ON CONFLICT DO NOTHING), routing and SLA targets come from the
+        configuration cache, and the audit line and SLA clocks go in with one statement
+        each. Only what needs more (an assignment strategy's lock, notifications, a
+        redaction notice) loads anything. None: the idempotency key is taken by a ticket
+        this transaction cannot see.
+        """
+        dialect = session.get_bind().dialect.name
+        connection = session.connection()
+        ensure_user_exists(session, ticket.requester)
+        if intent and ticket.category == "general":
+            ticket.category = category_for_intent(session, intent) or ticket.category
+        asset_tag = None
+        if asset is not None:
+            linked = _asset_by_tag(session, asset)
+            ticket.asset_id, asset_tag = linked.id, linked.tag
+        team = routed_team(session, ticket.category)
+        if team is not None:
+            ticket.team_id = team.id
+            ticket.tier = team.tier
+        values: dict[str, Any] = {
+            key: value for key, value in inspect(ticket).dict.items() if key in _TICKET_COLUMNS
+        }
+        values["number"] = next_ticket_number(dialect)
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = upsert(_TICKETS).values(values)
+        if ticket.idempotency_key is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        inserted = connection.execute(statement.returning(_TICKETS.c.id, _TICKETS.c.number)).first()
+        if inserted is None:
+            # The same Slack event or email again: the ticket it opened, unchanged.
+            existing = _ticket_by_idempotency_key(session, cast(str, ticket.idempotency_key))
+            return None if existing is None else TicketView.of(existing)
+        ticket.id, ticket.number = inserted.id, inserted.number
+        connection.execute(
+            insert(_EVENTS),
+            [
+                {
+                    "ticket_id": ticket.id,
+                    "actor": ticket.requester,
+                    "kind": TicketEventKind.OPENED.value,
+                    "from_status": None,
+                    "to_status": TicketStatus.NEW.value,
+                    "detail": {
+                        "source": ticket.source,
+                        "category": ticket.category,
+                        "type": ticket.type,
+                        "priority": ticket.priority,
+                        "team": None if team is None else team.name,
+                    },
+                    "created_at": now,
+                }
+            ],
+        )
+        if ticket.articles_tried:
+            connection.execute(
+                insert(_TICKET_ARTICLES),
+                [
+                    {
+                        "ticket_id": ticket.id,
+                        "article_id": article["id"][:200],
+                        "title": article["title"][:200],
+                        "outcome": ArticleOutcome.TRIED.value,
+                        "created_at": now,
+                    }
+                    for article in ticket.articles_tried
+                ],
+            )
+        clocks = planned_clocks(
+            session,
+            ticket_id=ticket.id,
+            ticket_type=ticket.type,
+            priority=ticket.priority,
+            team_id=ticket.team_id,
+            now=now,
+        )
+        if clocks:
+            connection.execute(
+                insert(_CLOCKS),
+                [
+                    {column: getattr(clock, column) for column in _CLOCK_START_COLUMNS}
+                    for clock in clocks
+                ],
+            )
+        if team is not None and team.assignment is not None:
+            # The strategy locks the team row and moves the ticket on to triaged: that
+            # works on the persistent ticket.
+            ticket = session.get_one(Ticket, ticket.id)
+            self.announce_new(session, ticket, session.get(Team, team.id), now)
+        elif ticket.source != TicketSource.SLACK.value:
+            self.announce_new(
+                session, ticket, None if team is None else session.get(Team, team.id), now
+            )
+        redact_and_warn(
+            session, self.notifications, ticket, author=ticket.requester, texts=raw_texts, at=now
+        )
+        view = TicketView.of(ticket)
+        if object_session(ticket) is None:
+            # Never added to the session: TicketView.of could not look these up.
+            view = replace(view, team=None if team is None else team.name, asset=asset_tag)
+        return view
 
     def open_in_session(
         self,
@@ -380,10 +516,9 @@ class TicketService:
         if team is not None:
             ticket.team_id = team.id
             ticket.tier = team.tier
+        ticket.number = next_ticket_number(session.get_bind().dialect.name)
         session.add(ticket)
-        # The number derives from the id, which exists only once the row is in.
         session.flush()
-        ticket.number = format_ticket_number(ticket.id)
         record_event(
             session,
             ticket,

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, event, inspect, select
+from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 
 from tickets.business_time import WorkingCalendar, add_business_minutes, business_minutes_between
 from tickets.models import (
     BusinessCalendar,
     Holiday,
+    RoutingRule,
     SlaClock,
     SlaKind,
     SlaPolicy,
@@ -50,7 +51,49 @@ def clear_config_cache() -> None:
     _config_cache.clear()
 
 
-def _cached(session: Session, key: tuple[object, ...], load: Callable[[], object]) -> object:
+# What the cache holds copies of. A change to any of them, through any session of this
+# process, clears the cache once it commits; other processes see it within
+# CONFIG_CACHE_SECONDS.
+_CONFIG_TABLES = (BusinessCalendar, Holiday, RoutingRule, SlaPolicy, Team)
+_CONFIG_CHANGED = "tier0.desk_config_changed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_config_change(session: Session, _flush: UOWTransaction) -> None:
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(instance, _CONFIG_TABLES) and not _only_cursor_moved(instance):
+            session.info[_CONFIG_CHANGED] = True
+            # Cleared now too: this transaction's own later steps read the new values.
+            clear_config_cache()
+            return
+
+
+@event.listens_for(Session, "after_commit")
+def _clear_after_config_commit(session: Session) -> None:
+    # Cleared again once committed: another thread may have cached the old values
+    # between the flush and the commit.
+    if session.info.pop(_CONFIG_CHANGED, False):
+        clear_config_cache()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_config_change(session: Session) -> None:
+    session.info.pop(_CONFIG_CHANGED, None)
+
+
+def _only_cursor_moved(instance: object) -> bool:
+    """A team whose round-robin cursor moved (every assigned ticket) is no config change."""
+    if not isinstance(instance, Team):
+        return False
+    state = inspect(instance)
+    if state.pending or state.deleted or state.was_deleted:
+        return False
+    changed = {attr.key for attr in state.attrs if attr.history.has_changes()}
+    return changed <= {"last_assignee"}
+
+
+def cached_config(session: Session, key: tuple[object, ...], load: Callable[[], object]) -> object:
+    """``load()``'s desk configuration, kept per engine for CONFIG_CACHE_SECONDS."""
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     entries = _config_cache.setdefault(engine, {})
@@ -80,7 +123,7 @@ def working_calendar(session: Session, calendar_id: int | None) -> WorkingCalend
             holidays=frozenset(holidays),
         )
 
-    return cast(WorkingCalendar | None, _cached(session, ("calendar", calendar_id), load))
+    return cast(WorkingCalendar | None, cached_config(session, ("calendar", calendar_id), load))
 
 
 @dataclass(frozen=True)
@@ -103,20 +146,25 @@ def policy_for(session: Session, ticket_type: str, priority: str) -> PolicyTarge
             policy.first_response_minutes, policy.resolution_minutes, policy.business_hours
         )
 
-    return cast(PolicyTargets | None, _cached(session, ("policy", ticket_type, priority), load))
+    return cast(
+        PolicyTargets | None, cached_config(session, ("policy", ticket_type, priority), load)
+    )
 
 
 def _team_calendar_id(session: Session, ticket: Ticket) -> int | None:
-    if ticket.team_id is None:
-        return _default_calendar_id(session)
-    team = session.get(Team, ticket.team_id)
-    if team is None or team.calendar_id is None:
-        return _default_calendar_id(session)
-    return team.calendar_id
+    return team_calendar_id(session, ticket.team_id)
 
 
-def _default_calendar_id(session: Session) -> int | None:
-    return session.scalars(select(BusinessCalendar.id).order_by(BusinessCalendar.id)).first()
+def team_calendar_id(session: Session, team_id: int | None) -> int | None:
+    """The calendar a team's tickets are timed on: its own, else the first one defined."""
+
+    def load() -> int | None:
+        team = None if team_id is None else session.get(Team, team_id)
+        if team is not None and team.calendar_id is not None:
+            return team.calendar_id
+        return session.scalars(select(BusinessCalendar.id).order_by(BusinessCalendar.id)).first()
+
+    return cast(int | None, cached_config(session, ("team-calendar", team_id), load))
 
 
 def clocks_of(session: Session, ticket: Ticket) -> list[SlaClock]:
@@ -129,10 +177,33 @@ def clocks_of(session: Session, ticket: Ticket) -> list[SlaClock]:
 
 def start_clocks(session: Session, ticket: Ticket, now: datetime) -> list[SlaClock]:
     """Start the ticket's first-response and resolution clocks; none without a policy."""
-    policy = policy_for(session, ticket.type, ticket.priority)
+    clocks = planned_clocks(
+        session,
+        ticket_id=ticket.id,
+        ticket_type=ticket.type,
+        priority=ticket.priority,
+        team_id=ticket.team_id,
+        now=now,
+    )
+    session.add_all(clocks)
+    return clocks
+
+
+def planned_clocks(
+    session: Session,
+    *,
+    ticket_id: int,
+    ticket_type: str,
+    priority: str,
+    team_id: int | None,
+    now: datetime,
+) -> list[SlaClock]:
+    """The clocks a ticket opened ``now`` starts with, not yet added to the session (a bulk
+    insert can write them). Policy and calendar come from the configuration cache."""
+    policy = policy_for(session, ticket_type, priority)
     if policy is None:
         return []
-    calendar_id = _team_calendar_id(session, ticket) if policy.business_hours else None
+    calendar_id = team_calendar_id(session, team_id) if policy.business_hours else None
     calendar = working_calendar(session, calendar_id)
     clocks = []
     for kind, target in (
@@ -140,7 +211,7 @@ def start_clocks(session: Session, ticket: Ticket, now: datetime) -> list[SlaClo
         (SlaKind.RESOLUTION, policy.resolution_minutes),
     ):
         clock = SlaClock(
-            ticket_id=ticket.id,
+            ticket_id=ticket_id,
             kind=kind.value,
             target_minutes=target,
             business_hours=policy.business_hours,
@@ -149,7 +220,6 @@ def start_clocks(session: Session, ticket: Ticket, now: datetime) -> list[SlaClo
             running_since=now,
         )
         _schedule(clock, calendar)
-        session.add(clock)
         clocks.append(clock)
     return clocks
 

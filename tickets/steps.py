@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from tickets.directory import find_user
 from tickets.errors import TicketNotFound
 from tickets.lifecycle import PAUSED_STATUSES, TicketAction, next_status
 from tickets.models import (
+    TICKET_NUMBERS,
     SlaKind,
     Team,
     Ticket,
@@ -48,6 +49,24 @@ _TICKET_NUMBER = re.compile(r"#?\s*(?:T\s*-?\s*)?(\d{1,12})", re.IGNORECASE)
 
 def format_ticket_number(ticket_id: int) -> str:
     return f"{TICKET_NUMBER_PREFIX}{TICKET_NUMBER_OFFSET + ticket_id}"
+
+
+def next_ticket_number(dialect: str) -> ColumnElement[str]:
+    """The SQL that numbers a ticket inside its own INSERT.
+
+    PostgreSQL draws from the ``ticket_numbers`` sequence (no lock, no second statement;
+    a rolled-back open leaves a gap, as any sequence does). SQLite has no sequences, but
+    its writers are serialised (BEGIN IMMEDIATE, see tickets.db) and a new row's id is the
+    largest id + 1, so the number is computed from that id in the same statement.
+    """
+    sequence_value: ColumnElement[int]
+    if dialect == "postgresql":
+        sequence_value = TICKET_NUMBERS.next_value()
+    else:
+        sequence_value = select(
+            func.coalesce(func.max(Ticket.id), 0) + (TICKET_NUMBER_OFFSET + 1)
+        ).scalar_subquery()
+    return literal(TICKET_NUMBER_PREFIX) + cast(sequence_value, String)
 
 
 def canonical_ticket_number(text: str) -> str | None:
