@@ -15,10 +15,13 @@ employee: the least privileged role.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, Insert, Table, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -121,21 +124,51 @@ def ensure_user(session: Session, handle: str) -> User:
 def ensure_user_exists(session: Session, handle: str) -> None:
     """``ensure_user`` in one statement, for the hot path of opening a ticket: register the
     handle as an employee unless someone already has it (or its Slack id or email)."""
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    engine = session.get_bind().engine
+    known = _known_handles.setdefault(engine, {})
+    if handle in known:
+        # Nobody is ever deleted, so a handle this process saw in this store stays known.
+        return
     session.connection().execute(
-        upsert(User)
-        .values(
-            handle=handle,
-            slack_id=handle if _SLACK_USER_ID.fullmatch(handle) else None,
-            name=handle,
-            email=handle.lower() if _EMAIL.fullmatch(handle) else None,
-            roles=[Role.EMPLOYEE.value],
-            created_at=utc_now(),
-        )
-        # Whichever unique column clashes, the person is known already.
-        .on_conflict_do_nothing()
+        _user_upsert(engine.dialect.name),
+        {
+            "handle": handle,
+            "slack_id": handle if _SLACK_USER_ID.fullmatch(handle) else None,
+            "name": handle,
+            "email": handle.lower() if _EMAIL.fullmatch(handle) else None,
+            "roles": [Role.EMPLOYEE.value],
+            "created_at": utc_now(),
+        },
     )
+    # Remembered once this transaction commits; a rollback may have undone the insert.
+    session.info.setdefault(_NEW_HANDLES, []).append((known, handle))
+
+
+# Per engine (store), the handles known to be registered: most tickets come from people
+# who opened one before. Bounded; the oldest are forgotten first.
+_KNOWN_HANDLES_KEPT = 50_000
+_known_handles: weakref.WeakKeyDictionary[Engine, dict[str, None]] = weakref.WeakKeyDictionary()
+_NEW_HANDLES = "tier0.new_handles"
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_handles(session: Session) -> None:
+    for known, handle in session.info.pop(_NEW_HANDLES, ()):
+        known[handle] = None
+        if len(known) > _KNOWN_HANDLES_KEPT:
+            del known[next(iter(known))]
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_new_handles(session: Session) -> None:
+    session.info.pop(_NEW_HANDLES, None)
+
+
+@cache
+def _user_upsert(dialect: str) -> Insert:
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Whichever unique column clashes, the person is known already.
+    return upsert(cast(Table, User.__table__)).on_conflict_do_nothing()
 
 
 def find_team(session: Session, name: str) -> Team | None:

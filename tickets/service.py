@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, or_, select
+from sqlalchemy import Insert, Table, insert, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
@@ -111,10 +112,10 @@ _PRIORITIES = ("P1", "P2", "P3", "P4")
 
 # The tables opening a ticket writes to with Core statements (see _insert_new_ticket).
 _TICKETS = cast(Table, Ticket.__table__)
-_EVENTS = cast(Table, TicketEvent.__table__)
-_TICKET_ARTICLES = cast(Table, TicketArticle.__table__)
-_CLOCKS = cast(Table, SlaClock.__table__)
 _TICKET_COLUMNS = frozenset(_TICKETS.c.keys())
+_EVENT_INSERT = insert(cast(Table, TicketEvent.__table__))
+_ARTICLE_INSERT = insert(cast(Table, TicketArticle.__table__))
+_CLOCK_INSERT = insert(cast(Table, SlaClock.__table__))
 _CLOCK_START_COLUMNS = (
     "ticket_id",
     "kind",
@@ -415,19 +416,14 @@ class TicketService:
         values: dict[str, Any] = {
             key: value for key, value in inspect(ticket).dict.items() if key in _TICKET_COLUMNS
         }
-        values["number"] = next_ticket_number(dialect)
-        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = upsert(_TICKETS).values(values)
-        if ticket.idempotency_key is not None:
-            statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        inserted = connection.execute(statement.returning(_TICKETS.c.id, _TICKETS.c.number)).first()
+        inserted = connection.execute(_ticket_insert(dialect), values).first()
         if inserted is None:
             # The same Slack event or email again: the ticket it opened, unchanged.
             existing = _ticket_by_idempotency_key(session, cast(str, ticket.idempotency_key))
             return None if existing is None else TicketView.of(existing)
         ticket.id, ticket.number = inserted.id, inserted.number
         connection.execute(
-            insert(_EVENTS),
+            _EVENT_INSERT,
             [
                 {
                     "ticket_id": ticket.id,
@@ -448,7 +444,7 @@ class TicketService:
         )
         if ticket.articles_tried:
             connection.execute(
-                insert(_TICKET_ARTICLES),
+                _ARTICLE_INSERT,
                 [
                     {
                         "ticket_id": ticket.id,
@@ -470,7 +466,7 @@ class TicketService:
         )
         if clocks:
             connection.execute(
-                insert(_CLOCKS),
+                _CLOCK_INSERT,
                 [
                     {column: getattr(clock, column) for column in _CLOCK_START_COLUMNS}
                     for clock in clocks
@@ -1549,6 +1545,20 @@ class TicketService:
 
     def _enforcing(self, enforce_roles: bool | None) -> bool:
         return self._enforce_roles if enforce_roles is None else enforce_roles
+
+
+@cache
+def _ticket_insert(dialect: str) -> Insert:
+    """INSERT … RETURNING id, number, built once per dialect: the values go in as
+    parameters, so SQLAlchemy reuses its compiled form for every ticket."""
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        upsert(_TICKETS)
+        .values(number=next_ticket_number(dialect))
+        # Without a key NULL never clashes, so this costs keyless tickets nothing.
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_TICKETS.c.id, _TICKETS.c.number)
+    )
 
 
 def _require_approved(ticket: Ticket) -> None:
