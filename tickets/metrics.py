@@ -23,18 +23,19 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Select,
     and_,
     case,
     cast,
-    exists,
     func,
     literal,
     literal_column,
     or_,
     select,
     true,
+    union_all,
 )
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from tickets.lifecycle import OPEN_STATUSES
 from tickets.models import CsatResponse, Question, SlaClock, Team, Ticket
@@ -164,6 +165,8 @@ def desk_report(
 
     with session_factory.begin() as session:
         dialect = session.get_bind().dialect.name
+        # Clocks and ratings need their ticket only to group by its team or category.
+        by_ticket = group_by in (GroupBy.TEAM, GroupBy.CATEGORY)
         team_names = {team.id: team.name for team in session.scalars(select(Team))}
 
         def ticket_group(timestamp: Any) -> Any:
@@ -182,19 +185,8 @@ def desk_report(
 
         # Questions belong to no team; they group by week or count in the total only.
         if group_by in (GroupBy.NONE, GroupBy.WEEK):
-            q_group = (
-                _week(dialect, Question.asked_at) if group_by is GroupBy.WEEK else literal(ALL)
-            )
-            helpful = and_(Question.answered.is_(true()), Question.helpful.is_(true()))
             for key, asked, deflected, verified in session.execute(
-                select(
-                    q_group,
-                    func.count(),
-                    func.sum(case((helpful, 1), else_=0)),
-                    func.sum(case((and_(helpful, _verified(dialect)), 1), else_=0)),
-                )
-                .where(Question.asked_at >= since, Question.asked_at < until)
-                .group_by(q_group)
+                _question_figures(dialect, since, until, group_by)
             ):
                 target = row(key).values
                 target["questions"] = asked
@@ -236,17 +228,17 @@ def desk_report(
         clock_group = ticket_group(SlaClock.stopped_at)
         if group_by is GroupBy.WEEK:
             clock_group = _week(dialect, decided_at)
+        clocks = select(
+            clock_group, func.count(), func.sum(case((SlaClock.met.is_(true()), 1), else_=0))
+        ).select_from(SlaClock)
+        if by_ticket:
+            clocks = clocks.join(Ticket, Ticket.id == SlaClock.ticket_id)
         for key, measured, met in session.execute(
-            select(
-                clock_group, func.count(), func.sum(case((SlaClock.met.is_(true()), 1), else_=0))
-            )
-            .join(Ticket, Ticket.id == SlaClock.ticket_id)
-            .where(
+            clocks.where(
                 or_(SlaClock.stopped_at.is_not(None), SlaClock.breached_at.is_not(None)),
                 decided_at >= since,
                 decided_at < until,
-            )
-            .group_by(clock_group)
+            ).group_by(clock_group)
         ):
             target = row(label(key)).values
             target["sla_measured"] = measured
@@ -264,16 +256,18 @@ def desk_report(
         csat_group = ticket_group(CsatResponse.created_at)
         if group_by is GroupBy.WEEK:
             csat_group = _week(dialect, CsatResponse.created_at)
+        ratings = select(
+            csat_group,
+            func.count(),
+            func.avg(cast(CsatResponse.score, Float)),
+            func.sum(case((CsatResponse.score >= 4, 1), else_=0)),
+        ).select_from(CsatResponse)
+        if by_ticket:
+            ratings = ratings.join(Ticket, Ticket.id == CsatResponse.ticket_id)
         for key, responses, average, satisfied in session.execute(
-            select(
-                csat_group,
-                func.count(),
-                func.avg(cast(CsatResponse.score, Float)),
-                func.sum(case((CsatResponse.score >= 4, 1), else_=0)),
-            )
-            .join(Ticket, Ticket.id == CsatResponse.ticket_id)
-            .where(CsatResponse.created_at >= since, CsatResponse.created_at < until)
-            .group_by(csat_group)
+            ratings.where(
+                CsatResponse.created_at >= since, CsatResponse.created_at < until
+            ).group_by(csat_group)
         ):
             target = row(label(key)).values
             target["csat_responses"] = responses
@@ -315,27 +309,87 @@ def _plus_window(dialect: str, timestamp: Any) -> Any:
     return timestamp + literal_column(f"interval '{days} days'")
 
 
-def _verified(dialect: str) -> ColumnElement[bool]:
-    """No ticket and no similar question from the asker within the window after asking."""
-    later = aliased(Question)
+def _question_figures(
+    dialect: str, since: datetime, until: datetime, group_by: GroupBy
+) -> Select[tuple[Any, int, Any, Any]]:
+    """Questions asked, deflected and verified deflected in the period, in one pass.
+
+    A deflected question is verified when, within VERIFICATION_WINDOW after it, the asker
+    opened no ticket and asked nothing similar (same intent or same article). Rather than
+    look that up question by question, each question's neighbours are read off sorted
+    runs with window functions:
+
+    * the asker's next question with the same intent (LEAD) falls inside the window, or
+      one asked at the very same instant sorts just before it (LAG);
+    * likewise with the same article;
+    * the asker's first ticket at or after the question: questions and tickets merged
+      into one time line per person, read newest first, a running MIN of ticket times.
+
+    Only rows from the period and the window after it are read.
+    """
+    horizon = until + VERIFICATION_WINDOW
     window_end = _plus_window(dialect, Question.asked_at)
-    ticket_after = exists().where(
-        Ticket.requester == Question.asker,
-        Ticket.created_at >= Question.asked_at,
-        Ticket.created_at < window_end,
+
+    def asked_again_by(similar: Any) -> ColumnElement[bool]:
+        order = (Question.asked_at, Question.id)
+        following = func.lead(Question.asked_at).over(
+            partition_by=(Question.asker, similar), order_by=order
+        )
+        preceding = func.lag(Question.asked_at).over(
+            partition_by=(Question.asker, similar), order_by=order
+        )
+        return and_(
+            similar.is_not(None),
+            or_(following < window_end, preceding == Question.asked_at),
+        )
+
+    helpful = and_(Question.answered.is_(true()), Question.helpful.is_(true()))
+    questions = select(
+        Question.asker.label("who"),
+        Question.asked_at.label("at"),
+        literal(0).label("is_ticket"),
+        case((helpful, 1), else_=0).label("deflected"),
+        case(
+            (or_(asked_again_by(Question.intent), asked_again_by(Question.article_id)), 1),
+            else_=0,
+        ).label("asked_again"),
+    ).where(Question.asked_at >= since, Question.asked_at < horizon)
+    tickets = select(
+        Ticket.requester,
+        Ticket.created_at,
+        literal(1),
+        literal(0),
+        literal(0),
+    ).where(Ticket.created_at >= since, Ticket.created_at < horizon)
+    timeline = union_all(questions, tickets).subquery("timeline")
+    # Newest first, and at one instant tickets before questions: the running MIN over the
+    # rows so far is then the person's first ticket at or after each question.
+    next_ticket = (
+        func.min(case((timeline.c.is_ticket == 1, timeline.c.at)))
+        .over(
+            partition_by=timeline.c.who,
+            order_by=(timeline.c.at.desc(), timeline.c.is_ticket.desc()),
+            rows=(None, 0),
+        )
+        .label("next_ticket")
     )
-    similar = or_(
-        and_(later.intent.is_not(None), later.intent == Question.intent),
-        and_(later.article_id.is_not(None), later.article_id == Question.article_id),
+    marked = select(timeline, next_ticket).subquery("marked")
+    ticket_soon = and_(
+        marked.c.next_ticket.is_not(None),
+        marked.c.next_ticket < _plus_window(dialect, marked.c.at),
     )
-    asked_again = exists().where(
-        later.asker == Question.asker,
-        later.id != Question.id,
-        later.asked_at >= Question.asked_at,
-        later.asked_at < window_end,
-        similar,
+    verified = and_(marked.c.deflected == 1, marked.c.asked_again == 0, ~ticket_soon)
+    key = _week(dialect, marked.c.at) if group_by is GroupBy.WEEK else literal(ALL)
+    return (
+        select(
+            key,
+            func.count(),
+            func.sum(marked.c.deflected),
+            func.sum(case((verified, 1), else_=0)),
+        )
+        .where(marked.c.is_ticket == 0, marked.c.at >= since, marked.c.at < until)
+        .group_by(key)
     )
-    return and_(~ticket_after, ~asked_again)
 
 
 def record_question(
