@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import BUNDLED_KB_DIR, Settings
+from bot.slack.sla_alerts import sla_checks_told_in_threads
 from tickets.delivery import (
     OutboxDelivery,
     Sender,
@@ -87,7 +88,11 @@ def build_scheduler(
     return Scheduler(
         [
             delivery_job(delivery, settings.worker_delivery_interval),
-            Job("sla checks", settings.worker_sla_interval, tickets.run_sla_checks),
+            Job(
+                "sla checks",
+                settings.worker_sla_interval,
+                sla_checks_told_in_threads(tickets.run_sla_checks, session_factory, clock),
+            ),
             Job("auto-close", settings.worker_auto_close_interval, tickets.auto_close_resolved),
             *stale_review_jobs(settings, session_factory, clock),
             *extra_jobs,

@@ -13,11 +13,16 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
     SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
 )
 
 from bot.assistant import Reply
 from bot.slack.markup import article_mrkdwn, clip, escape_mrkdwn, quote, user_mention
+from bot.slack.sla_due import NO_SLA, SlaDue, slack_time
+from tickets.models import Tier
 from tickets.service import TicketView
 
 SOLVED_ACTION = "feedback_solved"
@@ -27,6 +32,18 @@ TALK_TO_PERSON_ACTION = "talk_to_person"
 CLAIM_ACTION = "claim_ticket"
 RESOLVE_ACTION = "resolve_ticket"
 INTERNAL_NOTE_ACTION = "internal_note"
+ASSIGN_ACTION = "assign_ticket"
+PRIORITY_ACTION = "set_priority"
+ESCALATE_ACTION = "escalate_ticket"
+# The triage post's selects carry the ticket number in their block id, "triage_controls:T-1001"
+# (a users select has no value of its own).
+TRIAGE_CONTROLS_BLOCK = "triage_controls"
+PRIORITIES = {
+    "P1": "P1 · critical",
+    "P2": "P2 · high",
+    "P3": "P3 · medium",
+    "P4": "P4 · low",
+}
 # One action id per score (csat_1 … csat_5): Slack wants them unique within a block.
 CSAT_ACTION = "csat"
 TRANSCRIPT_EXCERPT_TURNS = 8
@@ -128,14 +145,20 @@ def feedback_given_blocks(original: Sequence[dict[str, Any]], outcome: str) -> l
     return [*kept, _context(escape_mrkdwn(outcome)).to_dict()]
 
 
-def ticket_opened_text(ticket: TicketView) -> str:
+def ticket_opened_text(ticket: TicketView, due: SlaDue = NO_SLA) -> str:
+    target = (
+        f" It is {ticket.priority}: we aim to resolve it by {slack_time(due.resolution)}."
+        if due.resolution is not None
+        else ""
+    )
     return (
         f"🎫 I've opened ticket *{ticket.number}* for the IT team: "
-        f"“{escape_mrkdwn(ticket.title)}”. An agent will pick it up and reply in this thread."
+        f"“{escape_mrkdwn(ticket.title)}”.{target} "
+        "An agent will pick it up and reply in this thread."
     )
 
 
-def triage_blocks(ticket: TicketView) -> list[Block]:
+def triage_blocks(ticket: TicketView, due: SlaDue = NO_SLA) -> list[Block]:
     """The ticket's message in the agents' triage channel."""
     blocks: list[Block] = [
         # Slack decodes &lt; &gt; &amp; in plain_text too, so user text is escaped here as well.
@@ -148,6 +171,8 @@ def triage_blocks(ticket: TicketView) -> list[Block]:
                 MarkdownTextObject(text=f"*Status*\n{ticket.status.replace('_', ' ')}"),
                 MarkdownTextObject(text=f"*Category*\n{escape_mrkdwn(ticket.category)}"),
                 MarkdownTextObject(text=f"*Assignee*\n{user_mention(ticket.assignee)}"),
+                MarkdownTextObject(text=f"*Team*\n{_team_words(ticket)}"),
+                MarkdownTextObject(text=f"*SLA due*\n{_sla_words(ticket, due)}"),
             ]
         ),
         _section(f"*Summary*\n{quote(ticket.title, 600)}"),
@@ -185,7 +210,14 @@ def triage_blocks(ticket: TicketView) -> list[Block]:
                     text="🙋 Claim", action_id=CLAIM_ACTION, value=ticket.number, style="primary"
                 ),
             )
+        if ticket.tier is Tier.L1:
+            buttons.append(
+                ButtonElement(
+                    text="⬆️ Escalate to L2", action_id=ESCALATE_ACTION, value=ticket.number
+                )
+            )
         blocks.append(ActionsBlock(block_id="triage", elements=buttons))
+        blocks.append(triage_controls(ticket))
     elif ticket.resolution:
         blocks.append(_section(f"*Resolution*\n{quote(ticket.resolution, 1500)}"))
     return blocks
@@ -216,3 +248,60 @@ def resolved_blocks(ticket: TicketView, agent: str) -> list[Block]:
 def triage_text(ticket: TicketView) -> str:
     """The notification text shown where blocks cannot be (push notifications, search)."""
     return f"New ticket {ticket.number}: {escape_mrkdwn(ticket.title)}"
+
+
+def triage_controls(ticket: TicketView) -> ActionsBlock:
+    """The triage post's second row: give the ticket to an agent, change its priority."""
+    options = [
+        Option(value=f"{ticket.number}:{key}", text=label) for key, label in PRIORITIES.items()
+    ]
+    current = next((o for o in options if o.value == f"{ticket.number}:{ticket.priority}"), None)
+    return ActionsBlock(
+        block_id=f"{TRIAGE_CONTROLS_BLOCK}:{ticket.number}",
+        elements=[
+            UserSelectElement(
+                action_id=ASSIGN_ACTION,
+                placeholder="👤 Assign…",
+                initial_user=ticket.assignee
+                if ticket.assignee and user_mention(ticket.assignee).startswith("<@")
+                else None,
+            ),
+            StaticSelectElement(
+                action_id=PRIORITY_ACTION,
+                placeholder="Priority…",
+                options=options,
+                initial_option=current,
+            ),
+        ],
+    )
+
+
+def ticket_of_controls(block_id: str) -> str:
+    """The ticket number a triage control's block id carries ("" if it carries none)."""
+    prefix, _, number = block_id.partition(":")
+    return number if prefix == TRIAGE_CONTROLS_BLOCK else ""
+
+
+def _team_words(ticket: TicketView) -> str:
+    if ticket.team is None:
+        return f"not routed yet ({ticket.tier.value})"
+    return f"{escape_mrkdwn(ticket.team)} ({ticket.tier.value})"
+
+
+def _sla_words(ticket: TicketView, due: SlaDue) -> str:
+    if not ticket.is_open:
+        return "stopped"
+    lines = []
+    if due.first_response is not None:
+        lines.append(f"respond by {slack_time(due.first_response)}")
+    if due.resolution is not None:
+        lines.append(f"resolve by {slack_time(due.resolution)}")
+    elif due.paused:
+        lines.append("paused: waiting on the requester")
+    return "\n".join(lines) or "no target"
+
+
+def handed_over_blocks(card: Sequence[Block], outcome: str) -> list[Block]:
+    """A triage post whose ticket moved to another team: the card, no buttons, where it went."""
+    kept = [block for block in card if not isinstance(block, ActionsBlock)]
+    return [*kept, _context(outcome)]

@@ -10,11 +10,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
+from sqlalchemy import select
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
@@ -22,8 +24,10 @@ from bot.slack.blocks import (
     as_payload,
     failure_blocks,
     feedback_given_blocks,
+    handed_over_blocks,
     reply_blocks,
     resolved_blocks,
+    ticket_of_controls,
     ticket_opened_text,
     triage_blocks,
     triage_text,
@@ -31,14 +35,19 @@ from bot.slack.blocks import (
 from bot.slack.inbox import SlackInbox
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
 from bot.slack.popular import popular_articles
+from bot.slack.sla_due import NO_SLA, SlaDue
+from bot.slack.sla_due import sla_due as read_sla_due
 from bot.slack.threads import ticket_of_thread
 from bot.slack.views import (
     CATEGORIES,
     URGENCIES,
+    escalate_modal,
     home_view,
     internal_note_modal,
     new_request_modal,
+    queue_blocks,
     resolve_modal,
+    stats_blocks,
     submitted_values,
     ticket_list_blocks,
 )
@@ -46,6 +55,8 @@ from bot.slack.workers import Job, WorkerPool
 from tickets.directory import find_user
 from tickets.directory import is_agent as has_agent_role
 from tickets.idempotency import first_delivery
+from tickets.metrics import desk_report
+from tickets.models import Team
 from tickets.service import TicketAlreadyClaimed, TicketError, TicketView
 
 logger = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ SORRY = (
     "Sorry, something went wrong on my side and I couldn't finish that. "
     "Please try again in a minute; if it keeps failing, ask in the IT help channel."
 )
+AGENTS_ONLY = "Only IT agents can do that. If you need help, ask me in a direct message."
 
 
 Respond = Callable[..., Any]
@@ -64,8 +76,11 @@ AGENTS_CACHE_SECONDS = 60.0
 HELPDESK_USAGE = (
     "*/helpdesk* opens a new request form.\n"
     "*/helpdesk your question* answers it in our direct messages.\n"
-    "*/helpdesk my tickets* lists your open tickets."
+    "*/helpdesk my tickets* lists your open tickets.\n"
+    "IT agents: *queue* lists your team's open tickets, *stats* today's figures."
 )
+QUEUE = re.compile(r"^\s*(team\s+)?queue\s*$", re.IGNORECASE)
+STATS = re.compile(r"^\s*stats(\s+today)?\s*$", re.IGNORECASE)
 
 
 def conversation_key(channel: str, thread_ts: str) -> str:
@@ -230,7 +245,9 @@ class SlackDesk:
             self.announce_ticket(client, reply.ticket, channel, thread_ts)
             return
         if reply.decision is Decision.STATUS and reply.tickets:
-            blocks = ticket_list_blocks(reply.tickets, "*Your tickets*")
+            blocks = ticket_list_blocks(
+                reply.tickets, "*Your tickets*", self.sla_due(reply.tickets)
+            )
             not_found = [line for line in reply.text.splitlines() if line.startswith("I can't")]
             if not_found:
                 blocks.append(
@@ -287,7 +304,9 @@ class SlackDesk:
         if not self.first_delivery(f"ticket-announced:{ticket.number}"):
             return
         client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=ticket_opened_text(ticket)
+            channel=channel,
+            thread_ts=thread_ts,
+            text=ticket_opened_text(ticket, self.sla_due([ticket]).get(ticket.number, NO_SLA)),
         )
         self.post_to_triage(client, ticket)
 
@@ -295,7 +314,7 @@ class SlackDesk:
         posted = client.chat_postMessage(
             channel=self.triage_channel,
             text=triage_text(ticket),
-            blocks=as_payload(triage_blocks(ticket)),
+            blocks=as_payload(self.triage_card(ticket)),
             unfurl_links=False,
         )
         self.tier0.tickets.record_triage_message(ticket.number, posted["channel"], posted["ts"])
@@ -322,6 +341,10 @@ class SlackDesk:
         user = command["user_id"]
         if text.lower() in ("help", "?"):
             respond(text=HELPDESK_USAGE, response_type="ephemeral")
+        elif QUEUE.match(text):
+            self.show_queue(client, user, respond)
+        elif STATS.match(text):
+            self.show_stats(client, user, respond)
         elif MY_TICKETS.match(text):
             mine = self.tier0.tickets.list_for_requester(user)
             if not mine:
@@ -329,7 +352,9 @@ class SlackDesk:
                 return
             respond(
                 text=f"You have {len(mine)} open ticket(s).",
-                blocks=as_payload(ticket_list_blocks(mine, "*Your open tickets*")),
+                blocks=as_payload(
+                    ticket_list_blocks(mine, "*Your open tickets*", self.sla_due(mine))
+                ),
                 response_type="ephemeral",
             )
         else:
@@ -397,7 +422,8 @@ class SlackDesk:
     def publish_home(self, client: WebClient, user: str) -> None:
         mine = self.tier0.tickets.list_for_requester(user)
         popular = popular_articles(self.tier0.session_factory, self.tier0.knowledge.titles())
-        client.views_publish(user_id=user, view=home_view(user, mine, popular).to_dict())
+        view = home_view(user, mine, popular, self.sla_due(mine))
+        client.views_publish(user_id=user, view=view.to_dict())
 
     # -- employees: a message in a help channel becomes a ticket --------------------------
 
@@ -513,7 +539,7 @@ class SlackDesk:
             channel=where["channel"],
             ts=where["ts"],
             text=triage_text(ticket),
-            blocks=as_payload(triage_blocks(ticket)),
+            blocks=as_payload(self.triage_card(ticket)),
         )
         if ticket.requester_channel and ticket.requester_thread_ts:
             client.chat_postMessage(
@@ -605,7 +631,7 @@ class SlackDesk:
             channel=channel,
             ts=body["message"]["ts"],
             text=triage_text(ticket),
-            blocks=as_payload(triage_blocks(ticket)),
+            blocks=as_payload(self.triage_card(ticket)),
         )
         if ticket.requester_channel and ticket.requester_thread_ts:
             client.chat_postMessage(
@@ -613,6 +639,211 @@ class SlackDesk:
                 thread_ts=ticket.requester_thread_ts,
                 text=f"{user_mention(agent)} from IT is now working on {ticket.number}.",
             )
+
+    # -- agents: assign, priority, escalation; the queue and today's figures -------------
+
+    def sla_due(self, tickets: Sequence[TicketView]) -> dict[str, SlaDue]:
+        return read_sla_due(self.tier0.session_factory, tickets)
+
+    def triage_card(self, ticket: TicketView) -> list[Block]:
+        """The triage post's blocks, with the ticket's SLA targets as they stand now."""
+        return triage_blocks(ticket, self.sla_due([ticket]).get(ticket.number, NO_SLA))
+
+    def assign_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
+        """Assign…: the agent picked in the select becomes the assignee; the service tells
+        them and the requester (through the outbox), the triage post shows the new owner."""
+        agent, channel = body["user"]["id"], body["channel"]["id"]
+        action = body["actions"][0]
+        number = ticket_of_controls(str(action.get("block_id") or ""))
+        chosen = str(action.get("selected_user") or "")
+        if self.refuse_non_agent(client, channel, agent) or not number or not chosen:
+            return
+        ticket = self._agent_step(
+            client, channel, agent, lambda: self.tier0.tickets.assign(number, chosen, as_user=agent)
+        )
+        if ticket is not None:
+            self._update_triage_post(client, channel, body["message"]["ts"], ticket)
+
+    def change_priority_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
+        """Priority…: the service sets it and moves the SLA targets; the post shows both."""
+        agent, channel = body["user"]["id"], body["channel"]["id"]
+        selected = (body["actions"][0].get("selected_option") or {}).get("value") or ""
+        number, _, priority = str(selected).rpartition(":")
+        if self.refuse_non_agent(client, channel, agent) or not number:
+            return
+        ticket = self._agent_step(
+            client,
+            channel,
+            agent,
+            lambda: self.tier0.tickets.change_priority(
+                number, as_user=agent, priority=priority, reason="set in the triage channel"
+            ),
+        )
+        if ticket is not None:
+            self._update_triage_post(client, channel, body["message"]["ts"], ticket)
+
+    def open_escalate_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        """Escalate to L2: ask why (the service wants a reason), if there is a next tier."""
+        agent, number = body["user"]["id"], body["actions"][0]["value"]
+        channel = body["channel"]["id"]
+        if self.refuse_non_agent(client, channel, agent):
+            return
+        ticket = self._agent_step(client, channel, agent, lambda: self.tier0.tickets.get(number))
+        if ticket is None:
+            return
+        next_team = self._next_team(ticket)
+        if next_team is None:
+            client.chat_postEphemeral(
+                channel=channel, user=agent, text=f"{ticket.number} has no higher tier to go to."
+            )
+            return
+        where = json.dumps({"number": number, "channel": channel, "ts": body["message"]["ts"]})
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=escalate_modal(ticket.number, next_team, where).to_dict(),
+        )
+
+    def escalate_from_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        """The escalation form, submitted: the ticket moves to the next tier's team (the
+        service tells both teams and the requester); the new team gets the triage post in
+        its channel, with the buttons, and the old post says where the ticket went."""
+        agent = body["user"]["id"]
+        where = json.loads(body["view"]["private_metadata"])
+        reason = submitted_values(body["view"]).get("reason", "")
+        ticket = self._agent_step(
+            client,
+            where["channel"],
+            agent,
+            lambda: self.tier0.tickets.escalate(where["number"], as_user=agent, reason=reason),
+        )
+        if ticket is None:
+            return
+        team_channel = self._team_channel(ticket.team)
+        if not team_channel:
+            # A team without a channel watches its queue: the post stays where it is.
+            self._update_triage_post(client, where["channel"], where["ts"], ticket)
+            return
+        card = self.triage_card(ticket)
+        posted = client.chat_postMessage(
+            channel=team_channel,
+            text=f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
+            blocks=as_payload(card),
+            unfurl_links=False,
+        )
+        # The requester's replies now go to the new team's thread.
+        self.tier0.tickets.record_triage_message(ticket.number, posted["channel"], posted["ts"])
+        client.chat_update(
+            channel=where["channel"],
+            ts=where["ts"],
+            text=triage_text(ticket),
+            blocks=as_payload(
+                handed_over_blocks(
+                    card,
+                    f"⬆️ {user_mention(agent)} escalated it to {escape_mrkdwn(ticket.team or '')}: "
+                    f"now in <#{posted['channel']}>",
+                )
+            ),
+        )
+
+    def show_queue(self, client: WebClient, user: str, respond: Respond) -> None:
+        """`/helpdesk queue`: the agent's team's open tickets, most urgent first."""
+        if not self.is_agent(client, user):
+            respond(text=AGENTS_ONLY, response_type="ephemeral")
+            return
+        with self.tier0.session_factory() as session:
+            me = find_user(session, user)
+            team = session.get(Team, me.team_id) if me is not None and me.team_id else None
+            team_name = None if team is None else team.name
+            known_agent = has_agent_role(me)
+        if not known_agent:
+            # The queue is a team's, and only the desk's directory knows who is in which.
+            respond(
+                text="You work tickets from the triage channel, but the desk's directory does "
+                "not list you as an agent of a team, so I can't tell which queue is yours. An "
+                f'admin can add you: `tier0 user add {user} --role agent --team "<team>"`.',
+                response_type="ephemeral",
+            )
+            return
+        queue = self.tier0.tickets.queue(as_user=user)
+        whose = escape_mrkdwn(team_name) if team_name else "the desk"
+        if not queue:
+            respond(text=f"No open tickets for {whose}. 🎉", response_type="ephemeral")
+            return
+        respond(
+            text=f"{len(queue)} open ticket(s) for {whose}.",
+            blocks=as_payload(
+                queue_blocks(queue, f"*Open tickets for {whose}*", self.sla_due(queue))
+            ),
+            response_type="ephemeral",
+        )
+
+    def show_stats(self, client: WebClient, user: str, respond: Respond) -> None:
+        """`/helpdesk stats`: today's figures (UTC day), counted as `tier0 report` does."""
+        if not self.is_agent(client, user):
+            respond(text=AGENTS_ONLY, response_type="ephemeral")
+            return
+        now = self.tier0.tickets.now()
+        since = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        report = desk_report(
+            self.tier0.session_factory, since=since, until=now + timedelta(seconds=1)
+        )
+        today = report.rows[0]
+        respond(
+            text=f"Today: {today.tickets_opened} opened, {today.resolved} resolved, "
+            f"{today.backlog} open.",
+            blocks=as_payload(
+                stats_blocks(
+                    day=f"{since:%a %d %b} (UTC)",
+                    opened=today.tickets_opened,
+                    resolved=today.resolved,
+                    backlog=today.backlog,
+                    sla_breaches=today.sla_measured - today.sla_met,
+                    questions=today.questions,
+                    deflected=today.deflected,
+                )
+            ),
+            response_type="ephemeral",
+        )
+
+    def _agent_step(
+        self, client: WebClient, channel: str, agent: str, step: Callable[[], TicketView]
+    ) -> TicketView | None:
+        """Run a ticket service step for an agent; a refusal is told to them privately."""
+        try:
+            return step()
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(channel=channel, user=agent, text=escape_mrkdwn(message))
+            return None
+
+    def _update_triage_post(
+        self, client: WebClient, channel: str, ts: str, ticket: TicketView
+    ) -> None:
+        client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=triage_text(ticket),
+            blocks=as_payload(self.triage_card(ticket)),
+        )
+
+    def _next_team(self, ticket: TicketView) -> str | None:
+        """The name of the team the ticket's team escalates to, if any."""
+        with self.tier0.session_factory() as session:
+            team = session.scalars(select(Team).where(Team.name == ticket.team)).one_or_none()
+            above = (
+                None
+                if team is None or team.escalation_team_id is None
+                else session.get(Team, team.escalation_team_id)
+            )
+            return None if above is None else above.name
+
+    def _team_channel(self, team_name: str | None) -> str | None:
+        if team_name is None:
+            return None
+        with self.tier0.session_factory() as session:
+            return session.scalars(
+                select(Team.slack_channel).where(Team.name == team_name)
+            ).one_or_none()
 
 
 def _has_requester_thread(ticket: TicketView) -> bool:

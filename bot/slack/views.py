@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.slack.markup import clip, escape_mrkdwn, user_mention
+from bot.slack.sla_due import NO_SLA, SlaDue, due_of, due_words
 from tickets.service import TicketView
 
 NEW_REQUEST_VIEW = "new_request"
@@ -179,21 +180,24 @@ def submitted_values(view: dict[str, Any]) -> dict[str, str]:
     return values
 
 
-def ticket_line(ticket: TicketView) -> str:
-    """One ticket in a list: number, status, assignee, title (and SLA due when known)."""
+def ticket_line(ticket: TicketView, due: SlaDue = NO_SLA) -> str:
+    """One ticket in a list: number, status, assignee, SLA due, title."""
     owner = user_mention(ticket.assignee) if ticket.assignee else "waiting for an agent"
-    due = getattr(ticket, "resolution_due", None)
-    sla = f" · due {due:%a %d %b %H:%M} UTC" if due else ""
     return (
-        f"*{ticket.number}* · {ticket.status.replace('_', ' ')} · {owner}{sla}\n"
+        f"*{ticket.number}* · {ticket.status.replace('_', ' ')} · {owner} · {due_words(due)}\n"
         f"{escape_mrkdwn(clip(ticket.title, 200))}"
     )
 
 
-def ticket_list_blocks(tickets: Sequence[TicketView], heading: str) -> list[Block]:
+def ticket_list_blocks(
+    tickets: Sequence[TicketView], heading: str, dues: Mapping[str, SlaDue] | None = None
+) -> list[Block]:
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=heading))]
     shown = tickets[:HOME_TICKETS_SHOWN]
-    blocks += [SectionBlock(text=MarkdownTextObject(text=ticket_line(t))) for t in shown]
+    blocks += [
+        SectionBlock(text=MarkdownTextObject(text=ticket_line(t, due_of(dues or {}, t))))
+        for t in shown
+    ]
     if len(tickets) > len(shown):
         blocks.append(
             ContextBlock(
@@ -203,7 +207,12 @@ def ticket_list_blocks(tickets: Sequence[TicketView], heading: str) -> list[Bloc
     return blocks
 
 
-def home_view(user: str, tickets: Sequence[TicketView], popular: Sequence[tuple[str, str]]) -> View:
+def home_view(
+    user: str,
+    tickets: Sequence[TicketView],
+    popular: Sequence[tuple[str, str]],
+    dues: Mapping[str, SlaDue] | None = None,
+) -> View:
     """App Home: what I have open, what others read most, and the ways to ask."""
     blocks: list[Block] = [
         HeaderBlock(text="IT help desk"),
@@ -222,7 +231,7 @@ def home_view(user: str, tickets: Sequence[TicketView], popular: Sequence[tuple[
         DividerBlock(),
     ]
     if tickets:
-        blocks += ticket_list_blocks(tickets, "*Your open tickets*")
+        blocks += ticket_list_blocks(tickets, "*Your open tickets*", dues)
     else:
         blocks.append(
             SectionBlock(text=MarkdownTextObject(text="*Your open tickets*\nNone — all good."))
@@ -235,3 +244,101 @@ def home_view(user: str, tickets: Sequence[TicketView], popular: Sequence[tuple[
         )
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Popular articles*\n{lines}")))
     return View(type="home", blocks=blocks)
+
+
+# -- agents: escalation, the queue, today's figures ----------------------------------------
+
+ESCALATE_VIEW = "escalate_ticket"
+ESCALATION_REASON_MAX_CHARS = 2000
+QUEUE_SHOWN = 20
+
+
+def escalate_modal(number: str, to_team: str, private_metadata: str) -> View:
+    """Why the ticket goes to the next tier: the service keeps it as an internal note."""
+    return View(
+        type="modal",
+        callback_id=ESCALATE_VIEW,
+        title=PlainTextObject(text=clip(f"Escalate {number}", 24)),
+        submit=PlainTextObject(text="Escalate"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"*{number}* goes to *{escape_mrkdwn(to_team)}*; its owner is cleared."
+                )
+            ),
+            InputBlock(
+                block_id="reason",
+                label="Why does it need the next tier? (agents only)",
+                element=PlainTextInputElement(
+                    action_id="value", multiline=True, max_length=ESCALATION_REASON_MAX_CHARS
+                ),
+            ),
+        ],
+    )
+
+
+def queue_blocks(
+    tickets: Sequence[TicketView], heading: str, dues: Mapping[str, SlaDue]
+) -> list[Block]:
+    """A team's open tickets, most urgent first: priority, status, assignee, SLA due."""
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=heading))]
+    shown = tickets[:QUEUE_SHOWN]
+    for ticket in shown:
+        owner = user_mention(ticket.assignee) if ticket.assignee else "unassigned"
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"*{ticket.number}* · {ticket.priority} · "
+                    f"{ticket.status.replace('_', ' ')} · {owner} · "
+                    f"{due_words(due_of(dues, ticket))}\n"
+                    f"{escape_mrkdwn(clip(ticket.title, 200))}"
+                )
+            )
+        )
+    if len(tickets) > len(shown):
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"…and {len(tickets) - len(shown)} more; "
+                        "`tier0 ticket queue` lists them all."
+                    )
+                ]
+            )
+        )
+    return blocks
+
+
+def stats_blocks(
+    *,
+    day: str,
+    opened: int,
+    resolved: int,
+    backlog: int,
+    sla_breaches: int,
+    questions: int,
+    deflected: int,
+) -> list[Block]:
+    """Today's figures for the desk, as `tier0 report` counts them."""
+    deflection = (
+        f"{deflected / questions:.0%} ({deflected} of {questions} questions)"
+        if questions
+        else "no questions yet"
+    )
+    figures = {
+        "Opened": str(opened),
+        "Resolved": str(resolved),
+        "Backlog (open now)": str(backlog),
+        "SLA breaches": str(sla_breaches),
+        "Deflection": deflection,
+    }
+    return [
+        HeaderBlock(text=f"IT desk today · {day}"),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*{name}*\n{value}") for name, value in figures.items()
+            ]
+        ),
+    ]

@@ -10,11 +10,14 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.slack.blocks import (
+    ASSIGN_ACTION,
     CLAIM_ACTION,
     CSAT_ACTION,
+    ESCALATE_ACTION,
     INTERNAL_NOTE_ACTION,
     NEED_HELP_ACTION,
     OPEN_TICKET_ACTION,
+    PRIORITY_ACTION,
     RESOLVE_ACTION,
     SOLVED_ACTION,
     TALK_TO_PERSON_ACTION,
@@ -74,3 +77,16 @@ def register(app: App, desk: SlackDesk) -> None:
         desk.open_new_request(client, body["trigger_id"])  # the trigger expires in 3 s
 
     app.action(NEW_REQUEST_ACTION)(new_request_button)
+    register_triage_controls(app, desk)
+
+
+def register_triage_controls(app: App, desk: SlackDesk) -> None:
+    """The triage post's Assign… and Priority… selects and its Escalate to L2 button."""
+    app.action(ASSIGN_ACTION)(acknowledged(desk, desk.assign_from_select))
+    app.action(PRIORITY_ACTION)(acknowledged(desk, desk.change_priority_from_select))
+
+    def escalate_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        desk.open_escalate_form(client, body)  # the trigger expires in 3 s
+
+    app.action(ESCALATE_ACTION)(escalate_button)

@@ -9,7 +9,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.slack.desk import SORRY, SlackDesk
-from bot.slack.views import INTERNAL_NOTE_VIEW, NEW_REQUEST_VIEW, RESOLVE_VIEW, submitted_values
+from bot.slack.views import (
+    ESCALATE_VIEW,
+    INTERNAL_NOTE_VIEW,
+    NEW_REQUEST_VIEW,
+    RESOLVE_VIEW,
+    submitted_values,
+)
 
 
 def register(app: App, desk: SlackDesk) -> None:
@@ -72,3 +78,24 @@ def register(app: App, desk: SlackDesk) -> None:
         desk.later(work)
 
     app.view(INTERNAL_NOTE_VIEW)(internal_note)
+    register_escalation(app, desk)
+
+
+def register_escalation(app: App, desk: SlackDesk) -> None:
+    def escalation(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+    ) -> None:
+        if not submitted_values(view).get("reason", "").strip():
+            ack(response_action="errors", errors={"reason": "Say why it needs the next tier."})
+            return
+        ack()
+
+        def work() -> None:
+            try:
+                desk.escalate_from_form(client, body)
+            except Exception:
+                logger.exception("failed to escalate from the form")
+
+        desk.later(work)
+
+    app.view(ESCALATE_VIEW)(escalation)
