@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from bot.catalog_match import catalog_item_asked_for, reads_as_a_wish
 from knowledge.answerability import AnswerCalibration, answer_features
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, SearchHit
@@ -20,6 +21,7 @@ from knowledge.lexical import expand_query
 from knowledge.records import FeedbackKind
 from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENTS
 from nlu.understanding import Interpreter, Understanding
+from tickets.catalog import CatalogItemView
 from tickets.conversations import ConversationRecord, ConversationStore
 from tickets.redaction import redact_secrets
 from tickets.service import TicketError, TicketService, TicketView
@@ -67,6 +69,7 @@ class Decision(StrEnum):
     TICKET = "ticket"
     SMALLTALK = "smalltalk"
     STATUS = "status"
+    CATALOG = "catalog"  # the message asks for a service-catalog item: offer its form
 
 
 class Awaiting(StrEnum):
@@ -98,6 +101,7 @@ class Reply:
     asks_feedback: bool = False
     offers_ticket: bool = False
     notices: tuple[str, ...] = ()
+    catalog_item: CatalogItemView | None = None
 
     @property
     def answer(self) -> SearchHit | None:
@@ -161,6 +165,7 @@ class Assistant:
         dry_run: bool = False,
         feedback: ArticleFeedbackLog | None = None,
         calibration: AnswerCalibration | None = None,
+        catalog: Callable[[], Sequence[CatalogItemView]] | None = None,
     ) -> None:
         self.interpreter = interpreter
         self.knowledge = knowledge
@@ -182,6 +187,9 @@ class Assistant:
         # The stored model it came from: when a sync elsewhere brings a new index with
         # another model, the decision follows it (see _current_calibration).
         self._calibration_source = knowledge.calibration
+        # The service catalog's items: "I need Figma" is offered the Figma item's form
+        # rather than a ticket an agent would have to turn into a request by hand.
+        self.catalog = catalog
 
     # -- the conversation ---------------------------------------------------------------
 
@@ -249,6 +257,9 @@ class Assistant:
             return self._status(message.requester, understanding.ticket_numbers)
         if intent in SEARCH_INTENTS and _reports_an_outage(text):
             intent = "open_ticket"  # many people affected: an agent must act, no article will
+        item = self._catalog_item(text, intent)
+        if item is not None:
+            return _catalog_reply(item)
         if intent == "open_ticket" and not state.question and not _describes_a_problem(text):
             state.awaiting = Awaiting.DESCRIPTION
             return Reply(
@@ -280,6 +291,17 @@ class Assistant:
             decision=Decision.ESCALATE,
             offers_ticket=True,
         )
+
+    def _catalog_item(self, text: str, intent: str) -> CatalogItemView | None:
+        if self.catalog is None or not reads_as_a_wish(text, intent):
+            return None
+        try:
+            items = self.catalog()
+        except Exception:
+            # Without the catalog the request still reaches a person as a ticket.
+            logger.exception("could not read the service catalog")
+            return None
+        return catalog_item_asked_for(text, intent, items)
 
     def search_knowledge(self, question: str, limit: int = 3) -> tuple[SearchHit, ...]:
         """The articles this assistant finds for a question, best first, exactly as it
@@ -591,6 +613,19 @@ def _yes_or_no(understanding: Understanding) -> bool | None:
     if max(yes, no) < YES_NO_THRESHOLD or max(yes, no) <= others:
         return None
     return yes > no
+
+
+def _catalog_reply(item: CatalogItemView) -> Reply:
+    approval = ""
+    if item.needs_approval:
+        whose = "your manager's " if "manager" in item.approvers else ""
+        approval = f" It needs {whose}approval first."
+    return Reply(
+        f"{item.name} is in the IT service catalog: {item.description}{approval} "
+        "Fill in its short form to request it.",
+        Decision.CATALOG,
+        catalog_item=item,
+    )
 
 
 def describe_ticket(ticket: TicketView) -> str:

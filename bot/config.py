@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     kb_dir: Path | None = Field(default=None, alias="TIER0_KB_DIR")
     nlu_data: Path | None = Field(default=None, alias="TIER0_NLU_DATA")
     triage_channel: str = Field(default="it-triage", alias="TIER0_TRIAGE_CHANNEL")
+    # Where article drafts made from resolved tickets wait for an editor to publish them.
+    editors_channel: str = Field(default="kb-editors", alias="TIER0_EDITORS_CHANNEL")
     # `builtin` (tier0's own model) or `rasa` (a Rasa server's /model/parse, see README).
     nlu_backend: str = Field(default="builtin", alias="TIER0_NLU_BACKEND")
     rasa_url: str = Field(default="http://localhost:5005", alias="TIER0_RASA_URL")

@@ -20,6 +20,7 @@ from nlu.entities import EntityExtractor
 from nlu.rasa_backend import RasaClient, RasaInterpreter
 from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
+from tickets.catalog import CatalogService
 from tickets.conversations import ConversationStore
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
 from tickets.outbox_sink import OutboxSink
@@ -164,5 +165,6 @@ def build_tier0(
         dry_run=dry_run,
         feedback=ArticleFeedbackLog(session_factory),
         calibration=answer_calibration(knowledge),
+        catalog=CatalogService(tickets).items,
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)

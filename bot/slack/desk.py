@@ -32,6 +32,7 @@ from bot.slack.blocks import (
     triage_blocks,
     triage_text,
 )
+from bot.slack.catalog import offer_blocks
 from bot.slack.inbox import SlackInbox
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
 from bot.slack.popular import popular_articles
@@ -77,6 +78,7 @@ HELPDESK_USAGE = (
     "*/helpdesk* opens a new request form.\n"
     "*/helpdesk your question* answers it in our direct messages.\n"
     "*/helpdesk my tickets* lists your open tickets.\n"
+    "*/helpdesk catalog* lets you request something from the service catalog.\n"
     "IT agents: *queue* lists your team's open tickets, *stats* today's figures."
 )
 QUEUE = re.compile(r"^\s*(team\s+)?queue\s*$", re.IGNORECASE)
@@ -244,7 +246,9 @@ class SlackDesk:
         if reply.decision is Decision.TICKET and reply.ticket is not None:
             self.announce_ticket(client, reply.ticket, channel, thread_ts)
             return
-        if reply.decision is Decision.STATUS and reply.tickets:
+        if reply.decision is Decision.CATALOG and reply.catalog_item is not None:
+            blocks = offer_blocks(reply.text, reply.catalog_item)
+        elif reply.decision is Decision.STATUS and reply.tickets:
             blocks = ticket_list_blocks(
                 reply.tickets, "*Your tickets*", self.sla_due(reply.tickets)
             )

@@ -28,6 +28,7 @@ from tickets.service import TicketView
 
 NEW_REQUEST_VIEW = "new_request"
 NEW_REQUEST_ACTION = "home_new_request"
+BROWSE_CATALOG_ACTION = "browse_catalog"
 RESOLVE_VIEW = "resolve_ticket"
 INTERNAL_NOTE_VIEW = "internal_note"
 RESOLUTION_MAX_CHARS = 3000
@@ -226,6 +227,7 @@ def home_view(
             block_id="home",
             elements=[
                 ButtonElement(text="📝 New request", action_id=NEW_REQUEST_ACTION, style="primary"),
+                ButtonElement(text="🛒 Browse catalog", action_id=BROWSE_CATALOG_ACTION),
             ],
         ),
         DividerBlock(),

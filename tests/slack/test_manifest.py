@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from bot.slack.listeners.commands import HELPDESK_COMMAND
+from bot.slack.drafts import SAVE_DRAFT_SHORTCUT
 from bot.slack.listeners.shortcuts import CREATE_TICKET_SHORTCUT
 
 MANIFEST = Path(__file__).resolve().parents[2] / "slack" / "manifest.yml"
@@ -48,7 +49,8 @@ def test_manifest_declares_the_command_and_the_shortcut() -> None:
     assert isinstance(features, dict)
     assert [c["command"] for c in features["slash_commands"]] == [HELPDESK_COMMAND]
     assert [(s["type"], s["callback_id"]) for s in features["shortcuts"]] == [
-        ("message", CREATE_TICKET_SHORTCUT)
+        ("message", CREATE_TICKET_SHORTCUT),
+        ("message", SAVE_DRAFT_SHORTCUT),
     ]
     assert features["app_home"]["home_tab_enabled"] is True
     assert features["app_home"]["messages_tab_enabled"] is True

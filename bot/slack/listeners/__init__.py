@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from bot.slack import catalog, drafts
 from bot.slack.desk import SlackDesk
 from bot.slack.listeners import actions, commands, events, shortcuts, views
 
@@ -14,3 +15,5 @@ def register_listeners(app: App, desk: SlackDesk) -> None:
     commands.register(app, desk)
     shortcuts.register(app, desk)
     views.register(app, desk)
+    catalog.register(app, desk)
+    drafts.register(app, desk)

@@ -8,9 +8,11 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot.slack.catalog import SlackCatalog
 from bot.slack.desk import SORRY, SlackDesk
 
 HELPDESK_COMMAND = "/helpdesk"
+CATALOG_WORD = "catalog"  # `/helpdesk catalog` opens the service catalog
 
 
 def register(app: App, desk: SlackDesk) -> None:
@@ -22,6 +24,10 @@ def register(app: App, desk: SlackDesk) -> None:
             ack()
             # The trigger id is valid for 3 seconds: the form opens now, not on the pool.
             desk.open_new_request(client, command["trigger_id"])
+            return
+        if text.lower() == CATALOG_WORD:
+            ack()
+            SlackCatalog(desk).open_catalog(client, command["trigger_id"])
             return
         ack(response_type="ephemeral", text="On it…")
 

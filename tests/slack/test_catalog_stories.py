@@ -1,0 +1,224 @@
+"""The service catalog in Slack: an employee asks for an item, fills in its form, their
+manager approves or rejects it by DM, and the fulfilment team gets the ticket."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.slack.conftest import DM_CHANNEL, EMPLOYEE, SlackDesk, as_shown, button, eventually
+from tickets.catalog import CatalogService
+from tickets.directory import Directory
+from tickets.models import ApprovalState
+from tickets.outbox import OutboxMessage
+
+MANAGER = "UMANAGER1"
+MANAGER_DM = "DMANAGER1"
+COLLEAGUE = "UCOLLEAGUE"
+
+
+@pytest.fixture
+def desk(slack: SlackDesk) -> SlackDesk:
+    """The employee and their manager, as the desk directory knows them."""
+    directory = Directory(slack.tier0.session_factory)
+    directory.register_user(MANAGER, name="Maria Manager")
+    directory.register_user(EMPLOYEE, name="Erin Employee", manager=MANAGER)
+    return slack
+
+
+def click_in_modal(
+    slack: SlackDesk, user: str, view: dict[str, Any], action: dict[str, Any]
+) -> None:
+    """A button inside an open modal: the payload names the view, not a channel."""
+    slack.send_form(
+        {
+            "type": "block_actions",
+            "team": {"id": "TNORTHWIND"},
+            "user": {"id": user},
+            "api_app_id": "ATIER0",
+            "trigger_id": "trigger-modal",
+            "container": {"type": "view", "view_id": view["id"]},
+            "view": view,
+            "actions": [
+                {
+                    "type": "button",
+                    "block_id": action.get("block_id", "b"),
+                    "action_id": action["action_id"],
+                    "value": action["value"],
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+    )
+
+
+def messages_to(slack: SlackDesk, channel: str) -> list[dict[str, Any]]:
+    return [c.args for c in slack.api.calls_to("chat.postMessage") if c.args["channel"] == channel]
+
+
+def test_i_need_figma_goes_through_the_managers_approval_to_the_fulfilment_team(
+    desk: SlackDesk,
+) -> None:
+    desk.direct_message("I need Figma", ts="1700000801.000001")
+    [offer] = desk.api.wait_for("chat.postMessage")
+    assert offer.args["thread_ts"] == "1700000801.000001"
+    assert "Figma licence" in offer.args["text"] and "approval" in offer.args["text"]
+    request_figma = button(offer.args, "catalog_request_item")
+    assert request_figma["value"] == "figma"
+    assert desk.tier0.tickets.list_for_requester(EMPLOYEE) == []  # an offer, not a ticket
+
+    desk.click(EMPLOYEE, as_shown(offer), DM_CHANNEL, request_figma)
+    [opened] = desk.api.wait_for("views.open")
+    form = opened.args["view"]
+    assert form["callback_id"] == "catalog_request" and form["private_metadata"] == "figma"
+    [reason_input] = [b for b in form["blocks"] if b["type"] == "input"]
+    assert reason_input["block_id"] == "field:reason" and reason_input["optional"] is False
+
+    # A required field left empty is sent back, under the field.
+    _status, body = desk.submit_view(opened.response["view"], {"field:reason": "  "})
+    assert json.loads(body) == {
+        "response_action": "errors",
+        "errors": {"field:reason": "This is needed."},
+    }
+    desk.submit_view(opened.response["view"], {"field:reason": "Design reviews <!channel>"})
+
+    asked = desk.api.wait_for("chat.postMessage", count=4)
+    to_manager = messages_to(desk, MANAGER_DM)
+    assert len(to_manager) == 1 and "<!channel>" not in json.dumps(to_manager)
+    assert "Design reviews &lt;!channel&gt;" in json.dumps(to_manager[0]["blocks"])
+    submitted, waiting = messages_to(desk, DM_CHANNEL)[1:]
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert request.number in submitted["text"] and "Figma licence" in submitted["text"]
+    submitted_ts = next(c.response["ts"] for c in asked if c.args == submitted)
+    assert waiting["thread_ts"] == submitted_ts
+    assert f"<@{MANAGER}>" in waiting["text"]
+    assert request.approval_state is ApprovalState.PENDING
+    approval_message = next(c for c in asked if c.args["channel"] == MANAGER_DM)
+    approve = button(approval_message.args, "catalog_approve")
+
+    # Somebody else's click decides nothing.
+    desk.click(COLLEAGUE, as_shown(approval_message), MANAGER_DM, approve)
+    [refusal] = desk.api.wait_for("chat.postEphemeral")
+    assert refusal.args["user"] == COLLEAGUE and f"<@{MANAGER}>" in refusal.args["text"]
+    assert desk.tier0.tickets.get(request.number).approval_state is ApprovalState.PENDING
+
+    desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, approve)
+    [updated] = desk.api.wait_for("chat.update")
+    assert updated.args["ts"] == approval_message.response["ts"]
+    assert "Approved by" in json.dumps(updated.args["blocks"])
+    assert "catalog_approve" not in json.dumps(updated.args["blocks"])
+
+    posts = desk.api.wait_for("chat.postMessage", count=8)
+    triage = next(c for c in posts if c.args["channel"] == "it-triage")
+    assert request.number in triage.args["text"]
+    form_answers = next(c for c in posts if c.args.get("thread_ts") == triage.response["ts"])
+    assert "Design reviews" in form_answers.args["text"]
+    told = [m["text"] for m in messages_to(desk, DM_CHANNEL)[3:]]
+    assert any("approved your request" in text for text in told)
+    assert any(f"fulfilment ticket is *{request.number}*" in text for text in told)
+    fulfilled = desk.tier0.tickets.get(request.number)
+    assert fulfilled.approval_state is ApprovalState.APPROVED
+    assert fulfilled.triage_channel == "CTRIAGE" and fulfilled.triage_ts == triage.response["ts"]
+
+    # The desk told everyone itself: the service queued no second copy for Slack.
+    with desk.tier0.session_factory() as session:
+        queued = session.scalars(select(OutboxMessage.purpose)).all()
+    assert not {"approval_requested", "approval_decided", "ticket_opened"} & set(queued)
+
+    # A second click finds nothing left to decide.
+    desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, approve)
+    again = desk.api.wait_for("chat.postEphemeral", count=2)[-1]
+    assert "not waiting for an approval" in again.args["text"]
+
+
+def test_browse_catalog_from_app_home_and_an_item_without_approval_goes_straight_to_the_team(
+    desk: SlackDesk,
+) -> None:
+    desk.send_event({"type": "app_home_opened", "user": EMPLOYEE, "tab": "home"})
+    [home] = desk.api.wait_for("views.publish")
+    browse = button({"blocks": home.args["view"]["blocks"]}, "browse_catalog")
+
+    desk.click(EMPLOYEE, {"ts": "0"}, DM_CHANNEL, {**browse, "value": ""})
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    assert catalog["callback_id"] == "catalog_browse"
+    picks = {
+        b["accessory"]["value"]: b for b in catalog["blocks"] if b.get("accessory") is not None
+    }
+    assert set(picks) == {item.key for item in CatalogService(desk.tier0.tickets).items()}
+
+    mailbox = picks["shared-mailbox"]
+    click_in_modal(
+        desk, EMPLOYEE, catalog, {**mailbox["accessory"], "block_id": mailbox["block_id"]}
+    )
+    [turned] = desk.api.wait_for("views.update")
+    assert turned.args["view_id"] == catalog["id"]
+    assert turned.args["view"]["callback_id"] == "catalog_request"
+
+    desk.submit_view(turned.response["view"], {"field:address": "legal@northwind.example"})
+    posts = desk.api.wait_for("chat.postMessage", count=4)
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert request.approval_state is None
+    assert any(c.args["channel"] == "it-triage" for c in posts)
+    assert not messages_to(desk, MANAGER_DM)
+    told = [m["text"] for m in messages_to(desk, DM_CHANNEL)]
+    assert any(f"fulfilment ticket is *{request.number}*" in text for text in told)
+    eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts is not None)
+
+
+def test_the_manager_rejects_with_a_reason_and_the_requester_reads_it(desk: SlackDesk) -> None:
+    status, _ = desk.command("catalog")
+    assert status == 200
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    vpn = next(b for b in catalog["blocks"] if b.get("block_id") == "item:vpn-access")
+    click_in_modal(desk, EMPLOYEE, catalog, {**vpn["accessory"], "block_id": vpn["block_id"]})
+    [turned] = desk.api.wait_for("views.update")
+    desk.submit_view(turned.response["view"], {"field:reason": "Working from home on Fridays"})
+
+    asked = desk.api.wait_for("chat.postMessage", count=3)
+    approval_message = next(c for c in asked if c.args["channel"] == MANAGER_DM)
+    reject = button(approval_message.args, "catalog_reject")
+
+    # Only the approver gets the reason form.
+    desk.click(COLLEAGUE, as_shown(approval_message), MANAGER_DM, reject)
+    desk.api.wait_for("chat.postEphemeral")
+    assert len(desk.api.calls_to("views.open")) == 1
+
+    desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, reject)
+    reason_form = desk.api.wait_for("views.open", count=2)[-1]
+    assert reason_form.args["view"]["callback_id"] == "catalog_reject_reason"
+    _status, body = desk.submit_view(reason_form.response["view"], {"reason": ""}, user=MANAGER)
+    assert json.loads(body)["response_action"] == "errors"
+    desk.submit_view(
+        reason_form.response["view"], {"reason": "Fridays are office days <!here>"}, user=MANAGER
+    )
+
+    [updated] = desk.api.wait_for("chat.update")
+    assert updated.args["channel"] == MANAGER_DM
+    assert "Rejected by" in json.dumps(updated.args["blocks"])
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE, include_resolved=True)
+    eventually(lambda: any("did not approve" in m["text"] for m in messages_to(desk, DM_CHANNEL)))
+    rejected = next(m for m in messages_to(desk, DM_CHANNEL) if "did not approve" in m["text"])
+    assert "Fridays are office days &lt;!here&gt;" in rejected["text"]
+    assert desk.tier0.tickets.get(request.number).approval_state is ApprovalState.REJECTED
+    assert not any(c.args["channel"] == "it-triage" for c in desk.api.calls_to("chat.postMessage"))
+
+
+def test_a_request_without_a_known_manager_is_explained_to_the_requester(slack: SlackDesk) -> None:
+    slack.command("catalog")
+    [opened] = slack.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    figma = next(b for b in catalog["blocks"] if b.get("block_id") == "item:figma")
+    click_in_modal(slack, EMPLOYEE, catalog, {**figma["accessory"], "block_id": figma["block_id"]})
+    [turned] = slack.api.wait_for("views.update")
+    slack.submit_view(turned.response["view"], {"field:reason": "Design reviews"})
+
+    [told] = slack.api.wait_for("chat.postMessage")
+    assert told.args["channel"] == DM_CHANNEL
+    assert "does not know your manager" in told.args["text"]
+    assert slack.tier0.tickets.list_for_requester(EMPLOYEE) == []
