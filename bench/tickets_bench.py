@@ -67,9 +67,11 @@ def store(backend: str) -> Iterator[str]:
         admin.dispose()
 
 
-def bench_open(service: TicketService, count: int) -> float:
+def bench_open(service: TicketService, count: int) -> tuple[float, float]:
+    """Tickets per second, by the wall clock and by this process's CPU time (the machine
+    may be shared; PostgreSQL's own CPU time is not in the second figure)."""
     rng = random.Random(7)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for index in range(count):
         service.open_ticket(
             requester=f"U{index % 5000:06d}",
@@ -81,7 +83,7 @@ def bench_open(service: TicketService, count: int) -> float:
             source="slack",
             idempotency_key=f"Ev{index:09d}",
         )
-    return count / (time.perf_counter() - started)
+    return count / (time.perf_counter() - started), count / (time.process_time() - cpu_started)
 
 
 def bench_queue(service: TicketService, repeats: int = 20) -> float:
@@ -130,7 +132,8 @@ def fill_events(engine: Engine, total: int) -> dict[str, int]:
             batch.append(
                 {
                     "id": first_id + index,
-                    "number": f"T-{1000 + first_id + index}",
+                    # Historic rows get numbers of their own, clear of the live sequence.
+                    "number": f"H-{first_id + index}",
                     "requester": f"U{rng.randrange(20000):06d}",
                     "title": "Historic ticket",
                     "description": "",
@@ -193,15 +196,18 @@ def fill_events(engine: Engine, total: int) -> dict[str, int]:
     }
 
 
-def bench_metrics(engine: Engine) -> dict[str, float]:
+def bench_metrics(engine: Engine) -> dict[str, tuple[float, float]]:
     factory = make_session_factory(engine)
     until = datetime.now(UTC) + timedelta(minutes=1)
     since = until - timedelta(days=90)
     figures = {}
     for group_by in (GroupBy.NONE, GroupBy.TEAM):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         report = desk_report(factory, since=since, until=until, group_by=group_by)
-        figures[group_by.value] = time.perf_counter() - started
+        figures[group_by.value] = (
+            time.perf_counter() - started,
+            time.process_time() - cpu_started,
+        )
         assert report.rows
     return figures
 
@@ -215,25 +221,31 @@ def run(backend: str, tickets: int, events: int) -> None:
             load_desk_config(factory)
             Directory(factory).register_user("agent-l1", roles=["agent"], team="Service Desk L1")
             service = TicketService(factory)
-            rate = bench_open(service, tickets)
+            rate, cpu_rate = bench_open(service, tickets)
             print(
-                f"[{backend}] open: {tickets} tickets, {rate:,.0f} tickets/s "
-                "(target ≥500 on PostgreSQL)"
+                f"[{backend}] open: {tickets} tickets, {rate:,.0f} tickets/s wall, "
+                f"{cpu_rate:,.0f} tickets per CPU-second of this process "
+                "(target ≥500/s wall on PostgreSQL)",
+                flush=True,
             )
             queue = bench_queue(service)
             print(
                 f"[{backend}] queue: 100 most urgent of {tickets} open, "
-                f"median {queue * 1000:.1f} ms"
+                f"median {queue * 1000:.1f} ms",
+                flush=True,
             )
             started = time.perf_counter()
             loaded = fill_events(engine, events)
             print(
                 f"[{backend}] loaded {sum(loaded.values()):,} history rows {loaded} "
-                f"in {time.perf_counter() - started:.0f} s"
+                f"in {time.perf_counter() - started:.0f} s",
+                flush=True,
             )
-            for group, seconds in bench_metrics(engine).items():
+            for group, (seconds, cpu_seconds) in bench_metrics(engine).items():
                 print(
-                    f"[{backend}] metrics report (group by {group}): {seconds:.2f} s (target ≤2 s)"
+                    f"[{backend}] metrics report (group by {group}): {seconds:.2f} s wall, "
+                    f"{cpu_seconds:.2f} s CPU of this process (target ≤2 s)",
+                    flush=True,
                 )
         finally:
             engine.dispose()

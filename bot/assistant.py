@@ -23,6 +23,7 @@ from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENTS
 from nlu.understanding import Interpreter, Understanding
 from tickets.catalog import CatalogItemView
 from tickets.conversations import ConversationRecord, ConversationStore
+from tickets.metrics import record_feedback, record_question
 from tickets.redaction import redact_secrets
 from tickets.service import TicketError, TicketService, TicketView
 from tickets.transcript import TranscriptTurn
@@ -119,6 +120,9 @@ class ConversationState:
     category: str = "general"
     # The articles of the last answer, until the requester says whether it helped.
     answered: list[str] = field(default_factory=list)
+    # The desk metrics' record of the last IT question (tickets.metrics.record_question),
+    # which the "did this help?" verdict completes.
+    question_id: int | None = None
 
     @classmethod
     def from_record(cls, record: ConversationRecord | None) -> ConversationState:
@@ -130,6 +134,7 @@ class ConversationState:
             ticket_number=state.get("ticket_number"),
             category=str(state.get("category", "general")),
             answered=[str(article_id) for article_id in state.get("answered", [])],
+            question_id=state.get("question_id"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,6 +145,7 @@ class ConversationState:
             "ticket_number": self.ticket_number,
             "category": self.category,
             "answered": self.answered,
+            "question_id": self.question_id,
         }
 
     def remember_articles(self, hits: tuple[SearchHit, ...]) -> None:
@@ -214,12 +220,14 @@ class Assistant:
         transcript.append({"role": "requester", "text": text})
 
         understanding = self.interpreter.understand(text[:MAX_MESSAGE_CHARS])
+        awaiting_before = state.awaiting
         reply = replace(
             self._decide(message, text, understanding, state, transcript),
             intent=understanding.intent.name,
             confidence=understanding.intent.confidence,
             notices=notices,
         )
+        self._record_question(message, state, reply, asked_anew=awaiting_before)
         transcript.append({"role": "assistant", "text": reply.text})
         self._save(message, state, transcript)
         return reply
@@ -446,6 +454,51 @@ class Assistant:
         kind = FeedbackKind.HELPFUL if helped else FeedbackKind.NOT_HELPFUL
         self._record_feedback(kind, state.answered, key, state.question)
         state.answered = []
+        if state.question_id is not None and not self.dry_run:
+            try:
+                record_feedback(self.tickets.session_factory, state.question_id, helped)
+            except Exception:
+                logger.exception("could not record the verdict on question %s", state.question_id)
+            state.question_id = None
+
+    def _record_question(
+        self, message: IncomingMessage, state: ConversationState, reply: Reply, asked_anew: Awaiting
+    ) -> None:
+        """Log an IT question for the desk metrics (deflection, verified deflection): one
+        that was answered, one no article fitted, or one that went straight to a person.
+
+        ``asked_anew`` is what the conversation awaited before this message: a "yes" or
+        "no" to a follow-up asks nothing new. The ``questions`` table is the desk
+        metrics' source (one row per question); ``article_feedback`` stays the editors'
+        per-article log, and the two share the conversation key.
+        """
+        if self.dry_run:
+            return
+        if reply.decision is Decision.ANSWER:
+            answered, article_id = True, reply.articles[0].article_id
+        elif (reply.decision is Decision.ESCALATE and reply.offers_ticket) or (
+            reply.decision is Decision.TICKET
+        ):
+            if asked_anew not in (Awaiting.NOTHING, Awaiting.DESCRIPTION):
+                return
+            answered, article_id = False, None
+        else:
+            return
+        try:
+            state.question_id = record_question(
+                self.tickets.session_factory,
+                asker=message.requester,
+                text=state.question or message.text,
+                intent=reply.intent or None,
+                article_id=article_id,
+                answered=answered,
+                at=self.tickets.now(),
+                conversation_key=message.conversation_key,
+                ticket_number=None if reply.ticket is None else reply.ticket.number,
+            )
+        except Exception:
+            # The figures must never cost an employee their answer.
+            logger.exception("could not record the question of %s", message.conversation_key)
 
     def _record_feedback(
         self,

@@ -140,3 +140,80 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# -- a migrated store, migrated once per test session ---------------------------------------
+# Running the migrations is most of a store test's set-up. Tests that only need the newest
+# schema get a copy of a SQLite file migrated once, or the one PostgreSQL schema migrated
+# once, emptied (every table truncated, ids and ticket numbers restarted) before each test.
+# Tests of the migrations themselves keep the empty store of `store_url`.
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tickets.db import create_store_engine, upgrade_schema
+
+    path = tmp_path_factory.mktemp("migrated-sqlite") / "template.db"
+    engine = create_store_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    # The last connection closing checkpoints the WAL: the file alone is the whole store.
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url() -> Iterator[str]:
+    from tickets.db import upgrade_schema
+
+    schema = f"t_migrated_{uuid.uuid4().hex}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = (
+        make_url(POSTGRES_URL)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+    engine = create_engine(url)
+    try:
+        upgrade_schema(engine)
+        engine.dispose()
+        yield url
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def empty_postgres_store(url: str) -> None:
+    """Truncate every table but Alembic's, restarting ids and ticket numbers."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            # A test that left a transaction open would make TRUNCATE wait for ever.
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+            tables = connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND tablename <> 'alembic_version'"
+                )
+            ).scalars()
+            names = ", ".join(f'"{name}"' for name in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            connection.execute(text("ALTER SEQUENCE ticket_numbers RESTART"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def migrated_store_url(store_url: str, request: pytest.FixtureRequest) -> str:
+    """``store_url``'s backend with the newest schema and no rows, without migrating."""
+    if store_url.startswith("sqlite"):
+        path = Path(make_url(store_url).database or "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
+        return store_url
+    url = str(request.getfixturevalue("migrated_postgres_url"))
+    empty_postgres_store(url)
+    return url

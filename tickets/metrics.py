@@ -401,11 +401,20 @@ def record_question(
     article_id: str | None,
     answered: bool,
     at: datetime,
+    conversation_key: str | None = None,
+    ticket_number: str | None = None,
 ) -> int:
-    """Log an IT question the assistant handled; returns its id for ``record_feedback``."""
+    """Log an IT question the assistant handled; returns its id for ``record_feedback``.
+
+    ``conversation_key`` ties it to the editors' per-article events of the same
+    conversation (``knowledge.feedback``); ``ticket_number`` to the ticket it went to.
+    """
     from tickets.redaction import redact_secrets
 
     with session_factory.begin() as session:
+        ticket_id = None
+        if ticket_number is not None:
+            ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == ticket_number))
         question = Question(
             asker=asker,
             text=redact_secrets(text)[:4000],
@@ -413,6 +422,8 @@ def record_question(
             article_id=article_id,
             answered=answered,
             helpful=None,
+            ticket_id=ticket_id,
+            conversation_key=None if conversation_key is None else conversation_key[:200],
             asked_at=at,
         )
         session.add(question)

@@ -520,6 +520,10 @@ class Question(Base):
     helpful: Mapped[bool | None] = mapped_column(Boolean)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     asked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
+    # The conversation it was asked in: the key of its per-article events in
+    # article_feedback (knowledge.feedback), which count per article what this counts per
+    # question. (Revision 0006.)
+    conversation_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class SlackInboxEvent(Base):

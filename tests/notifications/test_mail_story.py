@@ -146,3 +146,17 @@ def test_a_reply_to_a_ticket_the_sender_cannot_see_opens_their_own(
     [own] = service.list_for_requester(ANA)
     assert own.number != other.number
     assert service.comments(other.number, as_user="bob@northwind.test") == []
+
+
+def test_a_reply_delivered_again_after_a_crash_adds_one_comment(
+    service: TicketService, mail_port: int
+) -> None:
+    # A sending server that crashed after tier0 accepted the reply, but before it recorded
+    # the acceptance, delivers it again: same Message-ID, so tier0 stores it once.
+    send(mail_port, "VPN drops", "Every ten minutes", "<vpn@mail.northwind.test>")
+    [ticket] = service.list_for_requester(ANA)
+    for _ in range(2):
+        send(mail_port, f"Re: [{ticket.number}] VPN drops", "Still", "<still@mail.northwind.test>")
+
+    comments = service.comments(ticket.number, as_user=ANA)
+    assert [comment.body for comment in comments] == ["Still"]

@@ -16,7 +16,6 @@ from tickets import (
     TicketService,
     create_store_engine,
     make_session_factory,
-    upgrade_schema,
 )
 from tickets.catalog import CatalogService, DeskAdmin
 from tickets.directory import Directory
@@ -34,9 +33,11 @@ def bare_engine(store_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def engine(bare_engine: Engine) -> Engine:
-    upgrade_schema(bare_engine)
-    return bare_engine
+def engine(migrated_store_url: str) -> Iterator[Engine]:
+    """An engine on a store with the newest schema and no rows (migrated once per run)."""
+    engine = create_store_engine(migrated_store_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

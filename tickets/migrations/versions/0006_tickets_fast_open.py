@@ -1,4 +1,5 @@
-"""Ticket numbers from a sequence, and the indexes the opening and metrics queries need.
+"""Ticket numbers from a sequence, an index for the backlog, questions tied to their
+conversation.
 
 Revision ID: 0006_tickets_fast_open
 Revises: 0005_slack_inbox
@@ -36,9 +37,14 @@ def upgrade() -> None:
             connection.execute(sa.text("SELECT setval('ticket_numbers', :n)"), {"n": highest})
     # The backlog counts open tickets; the queue lists them.
     op.create_index(op.f("ix_tickets_status"), "tickets", ["status"])
+    # A question's conversation: its link to the per-article events in article_feedback.
+    with op.batch_alter_table("questions") as batch:
+        batch.add_column(sa.Column("conversation_key", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("questions") as batch:
+        batch.drop_column("conversation_key")
     op.drop_index(op.f("ix_tickets_status"), table_name="tickets")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(sa.schema.DropSequence(sa.Sequence("ticket_numbers")))
