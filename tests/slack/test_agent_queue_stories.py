@@ -64,6 +64,7 @@ def choose(
     *,
     selected_user: str | None = None,
     option: str | None = None,
+    action_ts: str | None = None,
 ) -> None:
     """Pick in one of the triage post's selects, as Slack sends it (signed)."""
     block = next(
@@ -74,7 +75,7 @@ def choose(
     action: dict[str, Any] = {
         "block_id": block["block_id"],
         "action_id": action_id,
-        "action_ts": str(time.time()),
+        "action_ts": action_ts or str(time.time()),
     }
     if selected_user is not None:
         action |= {"type": "users_select", "selected_user": selected_user}
@@ -185,6 +186,21 @@ def test_an_agent_assigns_the_ticket_to_a_colleague(slack: SlackDesk) -> None:
     assignee = [c for c in delivered if c.args["channel"] == OTHER_AGENT]
     assert len(assignee) == 1 and number in assignee[0].args["text"]
     assert "Ada Agent assigned you" in assignee[0].args["text"]
+
+
+def test_the_same_click_delivered_twice_assigns_once(slack: SlackDesk) -> None:
+    staff_the_desk(slack)
+    triage, number = a_ticket_in_triage(
+        slack, "1700000611.000001", "my laptop screen is cracked, please send someone"
+    )
+    for _ in range(2):
+        choose(slack, AGENT, triage, "assign_ticket", selected_user=OTHER_AGENT, action_ts="1.5")
+    slack.api.wait_for("chat.update")
+    time.sleep(1.0)  # the second delivery had its chance to act
+    assert len(slack.api.calls_to("chat.update")) == 1
+    assert slack.tier0.tickets.get(number).assignee == OTHER_AGENT
+    told = [c for c in deliver_outbox(slack) if c.args.get("channel") == DM_CHANNEL]
+    assert len(told) == 1
 
 
 def test_only_an_agent_can_be_assigned(slack: SlackDesk) -> None:
