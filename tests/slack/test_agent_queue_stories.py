@@ -9,6 +9,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.background import build_scheduler
 from tests.conftest import TEST_BOT_TOKEN
 from tests.fake_slack import SlackCall
@@ -24,7 +26,7 @@ from tests.slack.conftest import (
 )
 from tickets.delivery import OutboxDelivery, SlackSender, make_slack_client
 from tickets.directory import Directory
-from tickets.models import SlaKind, utc_now
+from tickets.models import SlaClock, SlaKind, Ticket, utc_now
 from tickets.outbox import OutboxChannel
 
 L1 = "Service Desk L1"
@@ -435,6 +437,14 @@ def test_employees_see_the_sla_due_of_their_tickets(slack: SlackDesk) -> None:
 # -- SLA warnings and breaches -----------------------------------------------------------------
 
 
+def run_the_worker_sla_job(slack: SlackDesk, at: datetime) -> list[SlackCall]:
+    """`tier0 worker`'s SLA job run at `at`, then its delivery: the messages posted."""
+    scheduler = build_scheduler(slack.tier0.settings, slack.tier0.session_factory, clock=lambda: at)
+    sla_job = next(job for job in scheduler.jobs if job.name == "sla checks")
+    sla_job.run()
+    return [c for c in deliver_outbox(slack, at) if c.method == "chat.postMessage"]
+
+
 def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     slack: SlackDesk,
 ) -> None:
@@ -442,27 +452,31 @@ def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     triage, number = a_ticket_in_triage(
         slack, "1700000610.000001", "my laptop screen is cracked, please send someone"
     )
-    due = resolution_due(slack, number)
-    later = due + timedelta(minutes=1)
-    # The worker `tier0 worker` runs, at a time past the ticket's resolution target.
-    scheduler = build_scheduler(
-        slack.tier0.settings, slack.tier0.session_factory, clock=lambda: later
-    )
-    sla_job = next(job for job in scheduler.jobs if job.name == "sla checks")
-    assert sla_job.run()
+    slack.tier0.tickets.claim(number, AGENT)  # a first response: only resolution runs on
+    with slack.tier0.session_factory() as session:
+        warn_at, due = session.execute(
+            select(SlaClock.warn_at, SlaClock.due_at)
+            .join(Ticket, Ticket.id == SlaClock.ticket_id)
+            .where(Ticket.number == number, SlaClock.kind == SlaKind.RESOLUTION.value)
+        ).one()
+    assert warn_at is not None and due is not None
 
-    delivered = [c for c in deliver_outbox(slack, later) if c.method == "chat.postMessage"]
-    in_thread = [c for c in delivered if c.args.get("thread_ts") == triage["ts"]]
-    assert {c.args["channel"] for c in in_thread} == {"CTRIAGE"}
+    # 75 % of the time used: the warning, in the triage thread and to the assignee.
+    warned = run_the_worker_sla_job(slack, warn_at + timedelta(minutes=1))
+    in_thread = [c for c in warned if c.args.get("thread_ts") == triage["ts"]]
+    assert [c.args["channel"] for c in in_thread] == ["CTRIAGE"]
+    assert "SLA warning" in in_thread[0].args["text"] and number in in_thread[0].args["text"]
+    assert "resolution" in in_thread[0].args["text"]
+    assert any(c.args["channel"] == AGENT and "SLA warning" in c.args["text"] for c in warned)
+
+    # Past the target: the breach, in the thread and in the team's channel.
+    breached = run_the_worker_sla_job(slack, due + timedelta(minutes=1))
+    in_thread = [c for c in breached if c.args.get("thread_ts") == triage["ts"]]
+    assert [c.args["channel"] for c in in_thread] == ["CTRIAGE"]
+    assert "SLA breached" in in_thread[0].args["text"] and number in in_thread[0].args["text"]
     assert any(
-        "SLA breached" in c.args["text"] and "resolution" in c.args["text"] for c in in_thread
-    )
-    assert all(number in c.args["text"] for c in in_thread)
-    # The team channel hears of the breach too (the ticket service's notice).
-    assert any(
-        c.args["channel"] == "it-triage" and "SLA breached" in c.args["text"] for c in delivered
+        c.args["channel"] == "it-triage" and "SLA breached" in c.args["text"] for c in breached
     )
 
-    # Each alert is told once: the next run finds nothing new.
-    assert not sla_job.run()
-    assert [c for c in deliver_outbox(slack, later) if c.method == "chat.postMessage"] == []
+    # Each alert is told once: the next run posts nothing.
+    assert run_the_worker_sla_job(slack, due + timedelta(minutes=2)) == []
