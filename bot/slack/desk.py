@@ -662,6 +662,13 @@ class SlackDesk:
         chosen = str(action.get("selected_user") or "")
         if self.refuse_non_agent(client, channel, agent) or not number or not chosen:
             return
+        if not self.first_delivery(_interaction_id(body)):
+            return
+        current = self._agent_step(client, channel, agent, lambda: self.tier0.tickets.get(number))
+        if current is not None and current.assignee == chosen:
+            # Picked the owner again: nothing changes, nobody is told twice.
+            self._update_triage_post(client, channel, body["message"]["ts"], current)
+            return
         ticket = self._agent_step(
             client, channel, agent, lambda: self.tier0.tickets.assign(number, chosen, as_user=agent)
         )
@@ -674,6 +681,8 @@ class SlackDesk:
         selected = (body["actions"][0].get("selected_option") or {}).get("value") or ""
         number, _, priority = str(selected).rpartition(":")
         if self.refuse_non_agent(client, channel, agent) or not number:
+            return
+        if not self.first_delivery(_interaction_id(body)):
             return
         ticket = self._agent_step(
             client,
@@ -714,6 +723,8 @@ class SlackDesk:
         agent = body["user"]["id"]
         where = json.loads(body["view"]["private_metadata"])
         reason = submitted_values(body["view"]).get("reason", "")
+        if not self.first_delivery(f"escalation-view:{body['view']['id']}"):
+            return
         ticket = self._agent_step(
             client,
             where["channel"],
@@ -854,3 +865,9 @@ def _has_requester_thread(ticket: TicketView) -> bool:
     """Whether tier0 talks with the requester in a Slack thread: then the desk tells them
     itself, and the ticket service must not queue the same news again."""
     return bool(ticket.requester_channel and ticket.requester_thread_ts)
+
+
+def _interaction_id(body: dict[str, Any]) -> str:
+    """One click on a triage control, as Slack names it: who, which control, when."""
+    action = body["actions"][0]
+    return f"triage-select:{body['user']['id']}:{action['action_id']}:{action.get('action_ts')}"

@@ -9,6 +9,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.background import build_scheduler
 from tests.conftest import TEST_BOT_TOKEN
 from tests.fake_slack import SlackCall
@@ -24,7 +26,7 @@ from tests.slack.conftest import (
 )
 from tickets.delivery import OutboxDelivery, SlackSender, make_slack_client
 from tickets.directory import Directory
-from tickets.models import SlaKind, utc_now
+from tickets.models import SlaClock, SlaKind, Ticket, utc_now
 from tickets.outbox import OutboxChannel
 
 L1 = "Service Desk L1"
@@ -64,6 +66,7 @@ def choose(
     *,
     selected_user: str | None = None,
     option: str | None = None,
+    action_ts: str | None = None,
 ) -> None:
     """Pick in one of the triage post's selects, as Slack sends it (signed)."""
     block = next(
@@ -74,7 +77,7 @@ def choose(
     action: dict[str, Any] = {
         "block_id": block["block_id"],
         "action_id": action_id,
-        "action_ts": str(time.time()),
+        "action_ts": action_ts or str(time.time()),
     }
     if selected_user is not None:
         action |= {"type": "users_select", "selected_user": selected_user}
@@ -185,6 +188,21 @@ def test_an_agent_assigns_the_ticket_to_a_colleague(slack: SlackDesk) -> None:
     assignee = [c for c in delivered if c.args["channel"] == OTHER_AGENT]
     assert len(assignee) == 1 and number in assignee[0].args["text"]
     assert "Ada Agent assigned you" in assignee[0].args["text"]
+
+
+def test_the_same_click_delivered_twice_assigns_once(slack: SlackDesk) -> None:
+    staff_the_desk(slack)
+    triage, number = a_ticket_in_triage(
+        slack, "1700000611.000001", "my laptop screen is cracked, please send someone"
+    )
+    for _ in range(2):
+        choose(slack, AGENT, triage, "assign_ticket", selected_user=OTHER_AGENT, action_ts="1.5")
+    slack.api.wait_for("chat.update")
+    time.sleep(1.0)  # the second delivery had its chance to act
+    assert len(slack.api.calls_to("chat.update")) == 1
+    assert slack.tier0.tickets.get(number).assignee == OTHER_AGENT
+    told = [c for c in deliver_outbox(slack) if c.args.get("channel") == DM_CHANNEL]
+    assert len(told) == 1
 
 
 def test_only_an_agent_can_be_assigned(slack: SlackDesk) -> None:
@@ -419,6 +437,14 @@ def test_employees_see_the_sla_due_of_their_tickets(slack: SlackDesk) -> None:
 # -- SLA warnings and breaches -----------------------------------------------------------------
 
 
+def run_the_worker_sla_job(slack: SlackDesk, at: datetime) -> list[SlackCall]:
+    """`tier0 worker`'s SLA job run at `at`, then its delivery: the messages posted."""
+    scheduler = build_scheduler(slack.tier0.settings, slack.tier0.session_factory, clock=lambda: at)
+    sla_job = next(job for job in scheduler.jobs if job.name == "sla checks")
+    sla_job.run()
+    return [c for c in deliver_outbox(slack, at) if c.method == "chat.postMessage"]
+
+
 def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     slack: SlackDesk,
 ) -> None:
@@ -426,27 +452,31 @@ def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     triage, number = a_ticket_in_triage(
         slack, "1700000610.000001", "my laptop screen is cracked, please send someone"
     )
-    due = resolution_due(slack, number)
-    later = due + timedelta(minutes=1)
-    # The worker `tier0 worker` runs, at a time past the ticket's resolution target.
-    scheduler = build_scheduler(
-        slack.tier0.settings, slack.tier0.session_factory, clock=lambda: later
-    )
-    sla_job = next(job for job in scheduler.jobs if job.name == "sla checks")
-    assert sla_job.run()
+    slack.tier0.tickets.claim(number, AGENT)  # a first response: only resolution runs on
+    with slack.tier0.session_factory() as session:
+        warn_at, due = session.execute(
+            select(SlaClock.warn_at, SlaClock.due_at)
+            .join(Ticket, Ticket.id == SlaClock.ticket_id)
+            .where(Ticket.number == number, SlaClock.kind == SlaKind.RESOLUTION.value)
+        ).one()
+    assert warn_at is not None and due is not None
 
-    delivered = [c for c in deliver_outbox(slack, later) if c.method == "chat.postMessage"]
-    in_thread = [c for c in delivered if c.args.get("thread_ts") == triage["ts"]]
-    assert {c.args["channel"] for c in in_thread} == {"CTRIAGE"}
+    # 75 % of the time used: the warning, in the triage thread and to the assignee.
+    warned = run_the_worker_sla_job(slack, warn_at + timedelta(minutes=1))
+    in_thread = [c for c in warned if c.args.get("thread_ts") == triage["ts"]]
+    assert [c.args["channel"] for c in in_thread] == ["CTRIAGE"]
+    assert "SLA warning" in in_thread[0].args["text"] and number in in_thread[0].args["text"]
+    assert "resolution" in in_thread[0].args["text"]
+    assert any(c.args["channel"] == AGENT and "SLA warning" in c.args["text"] for c in warned)
+
+    # Past the target: the breach, in the thread and in the team's channel.
+    breached = run_the_worker_sla_job(slack, due + timedelta(minutes=1))
+    in_thread = [c for c in breached if c.args.get("thread_ts") == triage["ts"]]
+    assert [c.args["channel"] for c in in_thread] == ["CTRIAGE"]
+    assert "SLA breached" in in_thread[0].args["text"] and number in in_thread[0].args["text"]
     assert any(
-        "SLA breached" in c.args["text"] and "resolution" in c.args["text"] for c in in_thread
-    )
-    assert all(number in c.args["text"] for c in in_thread)
-    # The team channel hears of the breach too (the ticket service's notice).
-    assert any(
-        c.args["channel"] == "it-triage" and "SLA breached" in c.args["text"] for c in delivered
+        c.args["channel"] == "it-triage" and "SLA breached" in c.args["text"] for c in breached
     )
 
-    # Each alert is told once: the next run finds nothing new.
-    assert not sla_job.run()
-    assert [c for c in deliver_outbox(slack, later) if c.method == "chat.postMessage"] == []
+    # Each alert is told once: the next run posts nothing.
+    assert run_the_worker_sla_job(slack, due + timedelta(minutes=2)) == []
