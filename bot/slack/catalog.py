@@ -66,8 +66,10 @@ PICK_ITEM_ACTION = "catalog_pick"  # an item's button in the catalog modal
 REQUEST_ITEM_ACTION = "catalog_request_item"  # under tier0's reply to "I need Figma"
 APPROVE_ACTION = "catalog_approve"
 REJECT_ACTION = "catalog_reject"
-# A modal holds at most 100 blocks; one block per item and a heading leave room.
+# A modal holds at most 100 blocks; one block per item (or field) and a heading leave room.
 ITEMS_SHOWN = 90
+FIELDS_SHOWN = 90
+CHOICES_SHOWN = 100  # Slack's limit on a select's options
 REASON_MAX_CHARS = 1000
 _FIELD_BLOCK = "field:"
 
@@ -148,12 +150,15 @@ def item_form(item: CatalogItemView) -> View:
             )
         )
     ]
-    for field in item.fields:
+    for field in item.fields[:FIELDS_SHOWN]:
         element: PlainTextInputElement | StaticSelectElement
         if field.choices:
             element = StaticSelectElement(
                 action_id="value",
-                options=[Option(value=clip(c, 150), text=clip(c, 75)) for c in field.choices],
+                options=[
+                    Option(value=clip(c, 150), text=clip(c, 75))
+                    for c in field.choices[:CHOICES_SHOWN]
+                ],
             )
         else:
             element = PlainTextInputElement(
