@@ -127,7 +127,9 @@ class NearestExamples:
     ) -> NearestExamples:
         order = np.argsort(targets, kind="stable")
         counts = np.bincount(targets, minlength=intent_count)
-        return cls(vectors[order], np.concatenate([[0], np.cumsum(counts)]))
+        # Kept at the half precision they are saved in, so a loaded model scores the same.
+        kept = vectors[order].astype(np.float16).astype(np.float32)
+        return cls(kept, np.concatenate([[0], np.cumsum(counts)]))
 
     def similarities(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Cosine similarity of each message to each intent's closest example (-1: none)."""
