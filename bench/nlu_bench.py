@@ -18,7 +18,11 @@ How each figure is measured:
   (bench/.cache) between runs, so the embedding part is timed on a sample of 512
   training messages and scaled up.
 - parse latency: one `Interpreter.understand` call per message (embedding, intent and
-  entities), over 300 test messages, on whatever else this CPU is doing.
+  entities), over 300 test messages, on whatever else this CPU is doing. Torch runs one
+  thread, as `tier0 serve` does.
+- Wall clock is what the issue's targets mean; on a shared machine it mostly measures the
+  neighbours, so the CPU time of the same work is saved next to it (`*_cpu_*` keys): that
+  is what the work costs, whatever else runs.
 
 Usage: python bench/nlu_bench.py [clinc150 banking77 hwu64]
 """
@@ -61,16 +65,19 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
     test_texts = [e.text for e in benchmark.test.examples]
 
     sample = random.Random(0).sample(train_texts, min(EMBED_SAMPLE, len(train_texts)))
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     embedder.embed(sample)
-    embed_seconds = (time.perf_counter() - started) * len(train_texts) / len(sample)
+    scale = len(train_texts) / len(sample)
+    embed_seconds = (time.perf_counter() - started) * scale
+    embed_cpu_seconds = (time.process_time() - started_cpu) * scale
 
     train_vectors = cached.embed(train_texts)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     model = IntentClassifier.train(
         benchmark.train, cached, embedder_name=embedder.model_name, vectors=train_vectors
     )
     fit_seconds = time.perf_counter() - started
+    fit_cpu_seconds = time.process_time() - started_cpu
     with tempfile.TemporaryDirectory() as saved:
         model.save(Path(saved))
         started = time.perf_counter()
@@ -87,11 +94,12 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
 
     extractor = EntityExtractor.from_training_data(benchmark.train, builtins=False)
     interpreter = Interpreter(embedder, model, {}, entities=extractor)
-    latencies = []
+    latencies, cpu_latencies = [], []
     for text in random.Random(1).sample(test_texts, min(LATENCY_SAMPLE, len(test_texts))):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         interpreter.understand(text)
         latencies.append((time.perf_counter() - started) * 1000)
+        cpu_latencies.append((time.process_time() - started_cpu) * 1000)
 
     result: dict[str, Any] = {}
     oos = benchmark.out_of_scope_intent
@@ -110,9 +118,13 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
     result["train_seconds"] = round(embed_seconds + fit_seconds, 1)
     result["parse_p50_ms"] = round(float(np.percentile(latencies, 50)), 2)
     result["parse_p95_ms"] = round(float(np.percentile(latencies, 95)), 2)
+    result["train_cpu_seconds"] = round(embed_cpu_seconds + fit_cpu_seconds, 1)
+    result["parse_cpu_p50_ms"] = round(float(np.percentile(cpu_latencies, 50)), 2)
+    result["parse_cpu_p95_ms"] = round(float(np.percentile(cpu_latencies, 95)), 2)
     # Printed, not saved: the JSON keeps the keys the issue asks for.
     details = {
         "fit_seconds": round(fit_seconds, 1),
+        "fit_cpu_seconds": round(fit_cpu_seconds, 1),
         "model_load_seconds": round(load_seconds, 2),
         "model_megabytes": round(model_mb, 1),
         "embed_seconds_estimated": round(embed_seconds, 1),
@@ -148,8 +160,10 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         "OOS recall",
         "entity F1",
         "train s",
+        "train CPU s",
         "p50 ms",
         "p95 ms",
+        "p95 CPU ms",
     ):
         table.add_column(column, justify="left" if column == "data set" else "right")
     for name, r in results.items():
@@ -164,13 +178,18 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
             percent(r.get("oos_recall")),
             percent(r.get("entity_f1")),
             f"{r['train_seconds']:.0f}",
+            f"{r['train_cpu_seconds']:.0f}",
             f"{r['parse_p50_ms']:.1f}",
             f"{r['parse_p95_ms']:.1f}",
+            f"{r['parse_cpu_p95_ms']:.1f}",
         )
     Console().print(table)
 
 
 def main(names: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one message at a time, as `tier0 serve` parses them
     unknown = [name for name in names if name not in LOADERS]
     if unknown:
         sys.exit(f"unknown data set(s): {', '.join(unknown)}; choose from {', '.join(LOADERS)}")

@@ -73,6 +73,8 @@ class ClassifierConfig:
     min_df: int = 1
     embedding_weight: float = 1.0
     regularization: float = 1.0  # the SVM's C
+    # How much an intent's nearest training example counts next to the SVM (0 = not at all).
+    neighbour_weight: float = 0.0
     holdout_fraction: float = 0.2
     seed: int = 0
 
@@ -107,6 +109,46 @@ class TrainingReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class NearestExamples:
+    """The training examples' embeddings grouped by intent, so a message can be compared
+    with each intent's closest example: a wording the SVM's one plane per intent blurs
+    away ("lost card" next to "stolen card") is still remembered example by example."""
+
+    def __init__(self, vectors: npt.NDArray[np.float32], offsets: npt.NDArray[np.int64]) -> None:
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # intent i: rows offsets[i]:offsets[i+1]
+        counts = np.diff(self.offsets)
+        self._present = np.flatnonzero(counts > 0)
+        self._starts = self.offsets[:-1][self._present]
+
+    @classmethod
+    def of(
+        cls, vectors: npt.NDArray[np.float32], targets: npt.NDArray[np.int64], intent_count: int
+    ) -> NearestExamples:
+        order = np.argsort(targets, kind="stable")
+        counts = np.bincount(targets, minlength=intent_count)
+        # Kept at the half precision they are saved in, so a loaded model scores the same.
+        kept = vectors[order].astype(np.float16).astype(np.float32)
+        return cls(kept, np.concatenate([[0], np.cumsum(counts)]))
+
+    def similarities(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Cosine similarity of each message to each intent's closest example (-1: none)."""
+        result = np.full((len(vectors), len(self.offsets) - 1), -1.0, dtype=np.float32)
+        if len(self._present):
+            similarity = vectors @ self.vectors.T
+            result[:, self._present] = np.maximum.reduceat(similarity, self._starts, axis=1)
+        return result
+
+    def score_adjustment(
+        self, vectors: npt.NDArray[np.float32], weight: float
+    ) -> npt.NDArray[np.float32]:
+        """Zero for the intent with the closest example, less for the others by how much
+        further their closest example is: the ranking sharpens, while the best score (and
+        so the confidence that no intent fits) stays the SVM's."""
+        similarity = self.similarities(vectors)
+        return np.asarray(weight * (similarity - similarity.max(axis=1, keepdims=True)))
+
+
 class IntentClassifier:
     def __init__(
         self,
@@ -123,6 +165,7 @@ class IntentClassifier:
         config: ClassifierConfig | None = None,
         tuned_on: int = 0,
         report: TrainingReport | None = None,
+        neighbours: NearestExamples | None = None,
     ) -> None:
         self.intents = list(intents)
         self._weights = np.ascontiguousarray(weights, dtype=np.float32)
@@ -133,6 +176,7 @@ class IntentClassifier:
         self.fingerprint = fingerprint
         self.embedder_name = embedder_name
         self.lexical = lexical
+        self.neighbours = neighbours
         self.config = config or ClassifierConfig(lexical=lexical is not None)
         self.tuned_on = tuned_on
         self.report = report or TrainingReport()
@@ -188,7 +232,7 @@ class IntentClassifier:
                 policy.threshold, ambiguity_threshold, policy.temperature, policy.tuned_on
             )
 
-        lexical, weights, biases = _fit(texts, vectors, targets, len(intents), config)
+        lexical, weights, biases, neighbours = _fit(texts, vectors, targets, len(intents), config)
         report.seconds = round(time.perf_counter() - started, 3)
         return cls(
             intents=intents,
@@ -203,6 +247,7 @@ class IntentClassifier:
             config=config,
             tuned_on=policy.tuned_on,
             report=report,
+            neighbours=neighbours,
         )
 
     # -- prediction -----------------------------------------------------------------------
@@ -221,6 +266,8 @@ class IntentClassifier:
             result += np.asarray(
                 lexical @ self._weights[:, self.embedding_dimension :].T, dtype=np.float32
             )
+        if self.neighbours is not None and self.config.neighbour_weight:
+            result += self.neighbours.score_adjustment(vectors, self.config.neighbour_weight)
         return np.asarray(result, dtype=np.float32)
 
     def probabilities(
@@ -261,6 +308,10 @@ class IntentClassifier:
         }
         if self.lexical is not None:
             arrays.update(self.lexical.idf_arrays())
+        if self.neighbours is not None:
+            # Half precision: a cosine needs no more, and the model stays half the size.
+            arrays["neighbour_vectors"] = self.neighbours.vectors.astype(np.float16)
+            arrays["neighbour_offsets"] = self.neighbours.offsets  # type: ignore[assignment]
         weights_tmp = directory / "weights.tmp.npz"
         with weights_tmp.open("wb") as file:
             np.savez(file, **arrays)  # type: ignore[arg-type]
@@ -291,6 +342,11 @@ class IntentClassifier:
         with (directory / "weights.npz").open("rb") as file, np.load(file) as saved:
             arrays = {name: saved[name] for name in saved.files}
         lexical = LexicalFeatures.from_saved(meta["lexical"], arrays) if meta["lexical"] else None
+        neighbours = (
+            NearestExamples(arrays["neighbour_vectors"], arrays["neighbour_offsets"])
+            if "neighbour_vectors" in arrays
+            else None
+        )
         return cls(
             intents=meta["intents"],
             weights=arrays["weights"],
@@ -304,6 +360,7 @@ class IntentClassifier:
             config=ClassifierConfig.from_json(meta["config"]),
             tuned_on=int(meta["tuned_on"]),
             report=TrainingReport(**meta["report"]),
+            neighbours=neighbours,
         )
 
 
@@ -328,7 +385,12 @@ def _fit(
     targets: npt.NDArray[np.int64],
     intent_count: int,
     config: ClassifierConfig,
-) -> tuple[LexicalFeatures | None, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+) -> tuple[
+    LexicalFeatures | None,
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    NearestExamples | None,
+]:
     lexical = (
         LexicalFeatures.fit(texts, config.ngrams, min_df=config.min_df) if config.lexical else None
     )
@@ -350,7 +412,10 @@ def _fit(
     # An intent missing from a training fold must never win.
     missing = np.setdiff1d(np.arange(intent_count), seen)
     biases[missing] = -1e3
-    return lexical, weights, biases
+    neighbours = (
+        NearestExamples.of(vectors, targets, intent_count) if config.neighbour_weight else None
+    )
+    return lexical, weights, biases, neighbours
 
 
 def _held_out_scores(
@@ -377,11 +442,14 @@ def _held_out_scores(
         if len(test) == 0 or len(np.unique(targets[train])) < 2:
             continue
         train_texts = [texts[int(i)] for i in train]
-        lexical, weights, biases = _fit(
+        lexical, weights, biases, neighbours = _fit(
             train_texts, vectors[train], targets[train], int(targets.max()) + 1, config
         )
         design = _design_matrix(vectors[test], [texts[int(i)] for i in test], lexical, config)
-        scores.append(np.asarray(design @ weights.T + biases, dtype=np.float32))
+        fold_scores = np.asarray(design @ weights.T + biases, dtype=np.float32)
+        if neighbours is not None:
+            fold_scores += neighbours.score_adjustment(vectors[test], config.neighbour_weight)
+        scores.append(fold_scores)
         held.append(test)
     if not held:
         return np.zeros(0, dtype=np.int64), np.zeros((0, int(targets.max()) + 1), np.float32)

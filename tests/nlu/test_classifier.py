@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nlu.classifier import FALLBACK_INTENT, IntentClassifier, IntentPrediction, load_or_train
+from nlu.classifier import (
+    FALLBACK_INTENT,
+    ClassifierConfig,
+    IntentClassifier,
+    IntentPrediction,
+    load_or_train,
+    needs_training,
+)
 from nlu.embedding import SentenceEmbedder
 from nlu.training_data import IntentExample, TrainingData, parse_nlu_yaml
 from tests.nlu.fake_embedder import HashingEmbedder
@@ -356,3 +363,22 @@ def test_confidences_weigh_none_of_these_against_the_intents() -> None:
     assert tie.is_fallback
     assert clear.name == "b"
     assert clear.confidence == pytest.approx(np.exp(5.0) / (np.exp(5.0) + 2), abs=1e-4)
+
+
+def test_a_model_that_weighs_each_intents_nearest_example_predicts_the_same_once_saved(
+    small_data: TrainingData, tmp_path: Path
+) -> None:
+    embedder = HashingEmbedder()
+    model = IntentClassifier.train(
+        small_data, embedder, config=ClassifierConfig(neighbour_weight=0.5)
+    )
+    model.save(tmp_path)
+    loaded = IntentClassifier.load(tmp_path)
+
+    for message in [*PARAPHRASES, *OUT_OF_DOMAIN, "the printer is offline"]:
+        vector = embedder.embed([message])[0]
+        assert loaded.predict(vector, message) == model.predict(vector, message)
+    vector = embedder.embed(["the printer is offline"])[0]
+    assert loaded.predict(vector, "the printer is offline").name == "printer_problem"
+    assert not needs_training(tmp_path, small_data, "", ClassifierConfig(neighbour_weight=0.5))
+    assert needs_training(tmp_path, small_data, "", ClassifierConfig())
