@@ -14,10 +14,11 @@ from enum import StrEnum
 from typing import Any
 
 from bot.catalog_match import catalog_item_asked_for, reads_as_a_wish
-from knowledge.answerability import AnswerCalibration, answer_features
+from knowledge.answerability import AnswerCalibration, Outcome, decision_features
 from knowledge.feedback import ArticleFeedbackLog
-from knowledge.index import KnowledgeIndex, SearchHit
+from knowledge.index import KnowledgeIndex, RetrievalMode, SearchHit
 from knowledge.lexical import expand_query
+from knowledge.ranking import RERANK_DEPTH, rerank_by_title
 from knowledge.records import FeedbackKind
 from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENTS
 from nlu.understanding import Interpreter, Understanding
@@ -249,8 +250,11 @@ class Assistant:
             # "You have no open tickets" to a question the model barely read as a status
             # request is a confident wrong answer: search the articles instead.
             intent = FALLBACK_INTENT
+        # Said in so many words: no article is offered instead of the ticket asked for.
+        forced_ticket = False
         if intent in SEARCH_INTENTS and _EXPLICIT_TICKET_REQUEST.search(text):
             intent = "open_ticket"  # "open a ticket: <the problem>" is a wish, not a question
+            forced_ticket = True
 
         said_yes = _yes_or_no(understanding) if state.awaiting is not Awaiting.NOTHING else None
         if state.awaiting is Awaiting.DESCRIPTION and said_yes is not False:
@@ -265,6 +269,7 @@ class Assistant:
             return self._status(message.requester, understanding.ticket_numbers)
         if intent in SEARCH_INTENTS and _reports_an_outage(text):
             intent = "open_ticket"  # many people affected: an agent must act, no article will
+            forced_ticket = True
         item = self._catalog_item(text, intent)
         if item is not None:
             return _catalog_reply(item)
@@ -277,19 +282,14 @@ class Assistant:
             )
         if intent in TICKET_INTENTS:
             state.category = TICKET_INTENTS[intent]
-            if intent in SELF_SERVICE_REQUESTS:
-                hits = self._search(understanding)
-                if self._answerable(hits, understanding, self.self_service_threshold):
-                    state.question = state.question or text
-                    return self._answer(hits, state, message.conversation_key)
+        outcome, hits = self._choose(intent, understanding, forced_ticket)
+        if outcome is Outcome.TICKET:
             if not state.question and intent not in {"open_ticket", "talk_to_human"}:
                 state.question = text
             ticket = self._open_ticket(message, state, transcript)
             return self._ticket_opened_reply(ticket)
-
-        hits = self._search(understanding)
         state.question = state.question or text
-        if self._answerable(hits, understanding, self.answer_threshold):
+        if outcome is Outcome.ANSWER:
             return self._answer(hits, state, message.conversation_key)
         self._record_feedback(FeedbackKind.UNANSWERED, [None], message.conversation_key, text)
         state.awaiting = Awaiting.TICKET_CONFIRMATION
@@ -315,28 +315,50 @@ class Assistant:
         """The articles this assistant finds for a question, best first, exactly as it
         searches when answering (for editors' checks: golden questions, gaps)."""
         understanding = self.interpreter.understand(question[:MAX_MESSAGE_CHARS])
-        return self._search(understanding, limit)
+        return self.search_understood(understanding, limit)
 
-    def _search(self, understanding: Understanding, limit: int = 3) -> tuple[SearchHit, ...]:
+    def search_understood(
+        self, understanding: Understanding, limit: int = 3
+    ) -> tuple[SearchHit, ...]:
+        """The articles for a message already understood, best first, as when answering."""
         # Hybrid: the meaning (dense) and the words, with the synonyms' canonical
         # spellings added, so "2fa" finds an article that only says "MFA".
-        return tuple(
-            self.knowledge.search(
-                understanding.vector,
-                limit=limit,
-                query_text=expand_query(understanding.text, understanding.normalized_text),
-            )
+        query_text = expand_query(understanding.text, understanding.normalized_text)
+        if self.knowledge.text_mode is not RetrievalMode.HYBRID:  # evaluations of one signal
+            return tuple(self.knowledge.search(understanding.vector, limit, query_text=query_text))
+        # Then the titles of the best few have their say (knowledge/ranking.py).
+        hits = self.knowledge.search(
+            understanding.vector, max(limit, RERANK_DEPTH), query_text=query_text
         )
+        return tuple(rerank_by_title(hits, query_text)[:limit])
 
-    def _answerable(
-        self, hits: tuple[SearchHit, ...], understanding: Understanding, threshold: float
-    ) -> bool:
-        if not hits:
-            return False
+    def _choose(
+        self, intent: str, understanding: Understanding, forced_ticket: bool
+    ) -> tuple[Outcome, tuple[SearchHit, ...]]:
+        """Answer with the best article, escalate (offer a ticket), or open a ticket; with
+        the hits searched, if any."""
+        if forced_ticket:
+            return Outcome.TICKET, ()
+        hits = self.search_understood(understanding)
         calibration = self._current_calibration()
-        if calibration is None:  # the thresholds are cosines, as before hybrid search
-            return hits[0].dense_score >= threshold
-        return calibration.answers(answer_features(hits, intent_confidences(understanding)))
+        if calibration is not None:
+            # The calibrated model weighs the intents, the wording and the search together:
+            # a request intent alone ("my work phone got stolen") may still have its article.
+            if not hits:
+                return (Outcome.TICKET if intent in TICKET_INTENTS else Outcome.ESCALATE), hits
+            return calibration.decide(message_features(hits, understanding)), hits
+        # Without one, the best article's cosine is compared with the thresholds, and a
+        # request intent opens a ticket unless self-service may settle it.
+        if intent in TICKET_INTENTS and intent not in SELF_SERVICE_REQUESTS:
+            return Outcome.TICKET, hits
+        threshold = (
+            self.self_service_threshold
+            if intent in SELF_SERVICE_REQUESTS
+            else self.answer_threshold
+        )
+        if hits and hits[0].dense_score >= threshold:
+            return Outcome.ANSWER, hits
+        return (Outcome.TICKET if intent in TICKET_INTENTS else Outcome.ESCALATE), hits
 
     def _current_calibration(self) -> AnswerCalibration | None:
         stored = self.knowledge.calibration
@@ -637,6 +659,18 @@ def _reports_an_outage(text: str) -> bool:
     if _NOBODY_HAS.search(text):
         return True
     return bool(_MANY_PEOPLE.search(text) and _NOTHING_WORKS.search(text))
+
+
+def message_features(
+    hits: tuple[SearchHit, ...] | list[SearchHit], understanding: Understanding
+) -> dict[str, float]:
+    """What the calibrated decision weighs for this message and its best hits."""
+    return decision_features(
+        hits,
+        intent_confidences(understanding),
+        understanding.text,
+        (entity.entity for entity in understanding.entities),
+    )
 
 
 def intent_confidences(understanding: Understanding) -> dict[str, float]:

@@ -1,17 +1,32 @@
-"""Answer or escalate: the calibrated decision kept with the index, and outages."""
+"""Answer, escalate or open a ticket: the calibrated decision kept with the index, and outages."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.assistant import Decision, IncomingMessage
+import pytest
+
+from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0, answer_calibration
-from knowledge.answerability import FEATURES, AnswerCalibration, answer_features, load_calibration
+from knowledge.answerability import (
+    FEATURES,
+    OUTCOMES,
+    AnswerCalibration,
+    Outcome,
+    decision_features,
+    load_calibration,
+)
 from knowledge.index import KnowledgeIndex
 
 
-def ask(tier0: Tier0, text: str, key: str = "console:dana:1") -> object:
+def ask(tier0: Tier0, text: str, key: str = "console:dana:1") -> Reply:
     return tier0.assistant.respond(IncomingMessage(key, "dana", text))
+
+
+def leaning_to(outcome: Outcome) -> AnswerCalibration:
+    """A model that ignores every feature and always prefers one outcome."""
+    bias = tuple(10.0 if each is outcome else -10.0 for each in OUTCOMES)
+    return AnswerCalibration(tuple(tuple(0.0 for _ in FEATURES) for _ in OUTCOMES), bias, 0.5)
 
 
 def test_a_problem_shared_by_many_people_opens_a_ticket_at_once(tier0: Tier0) -> None:
@@ -37,8 +52,7 @@ def test_one_persons_problem_still_gets_the_article(tier0: Tier0) -> None:
 
 
 def test_the_calibration_decides_instead_of_a_fixed_threshold(tier0: Tier0) -> None:
-    never = AnswerCalibration(tuple(0.0 for _ in FEATURES), bias=-10.0, threshold=0.5)
-    tier0.assistant.calibration = never
+    tier0.assistant.calibration = leaning_to(Outcome.ESCALATE)
 
     reply = tier0.assistant.respond(
         IncomingMessage(
@@ -60,11 +74,63 @@ def test_the_index_carries_the_calibration_the_assistant_uses(tier0: Tier0) -> N
     assert answer_calibration(tier0.knowledge) == tuned
 
 
+def test_the_calibration_not_the_intent_decides_whether_a_person_is_needed(
+    tier0: Tier0,
+) -> None:
+    # Read as a hardware fault by the intent model, but the calibration says an article
+    # settles it: the article is given, no ticket is opened.
+    tier0.assistant.calibration = leaning_to(Outcome.ANSWER)
+    reply = ask(tier0, "my laptop screen is flickering", "console:dana:3")
+    assert reply.decision is Decision.ANSWER and reply.ticket is None
+
+    # And a plain question the calibration reads as work for a person opens a ticket.
+    tier0.assistant.calibration = leaning_to(Outcome.TICKET)
+    reply = ask(tier0, "how do i connect to the vpn from home", "console:dana:4")
+    assert reply.decision is Decision.TICKET and reply.ticket is not None
+
+
+def test_with_the_shipped_calibration_broken_hardware_opens_a_ticket(tier0: Tier0) -> None:
+    reply = ask(tier0, "my laptop screen is cracked", "console:dana:5")
+
+    assert reply.decision is Decision.TICKET
+    assert reply.ticket is not None and reply.ticket.category == "hardware"
+
+
+def test_with_the_shipped_calibration_a_stolen_phone_gets_the_article(tier0: Tier0) -> None:
+    reply = ask(tier0, "someone stole my work phone from my bag", "console:dana:6")
+
+    assert reply.decision is Decision.ANSWER
+    assert reply.articles[0].article_id == "lost-stolen-device"
+
+
 def test_features_of_an_empty_search_say_there_is_no_answer() -> None:
-    features = answer_features([], {"ask_question": 0.9})
+    features = decision_features([], {"ask_question": 0.9}, "how do i print?")
 
     assert features["fused"] == 0.0 and features["question_intent"] == 0.9
     assert set(features) == set(FEATURES)
+
+
+def test_the_wording_says_whether_someone_is_asked_to_act() -> None:
+    def cues(text: str, devices: tuple[str, ...] = ()) -> dict[str, float]:
+        return decision_features([], {}, text, devices)
+
+    asking = cues("can you order a second monitor for my desk", ("device",))
+    assert asking["asks_someone_to_act"] == 1.0 and asking["question_phrasing"] == 0.0
+    assert asking["names_device"] == 1.0
+    wondering = cues("how do I add a second monitor?")
+    assert wondering["question_phrasing"] == 1.0 and wondering["asks_someone_to_act"] == 0.0
+    assert cues("printer on the 2nd floor is smoking")["physical_damage"] == 1.0
+    assert cues("printer on the 2nd floor is offline")["physical_damage"] == 0.0
+
+
+def test_a_calibration_of_the_wrong_shape_is_refused() -> None:
+    shipped = load_calibration()
+    assert shipped is not None
+    data = shipped.as_dict()
+    with pytest.raises(ValueError, match="outcome"):
+        AnswerCalibration.from_dict({**data, "outcomes": ["answer", "escalate"]})
+    with pytest.raises(ValueError, match="per feature"):
+        AnswerCalibration.from_dict({**data, "weights": [[1.0]] * len(OUTCOMES)})
 
 
 def test_a_damaged_calibration_falls_back_to_the_shipped_one(tier0: Tier0) -> None:

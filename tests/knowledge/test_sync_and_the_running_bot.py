@@ -12,7 +12,7 @@ import pytest
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.kb_cli import sync_folder
 from bot.runtime import Tier0, build_tier0
-from knowledge.answerability import AnswerCalibration, load_calibration
+from knowledge.answerability import FEATURES, OUTCOMES, AnswerCalibration, load_calibration
 from knowledge.index import KnowledgeIndex, build_index
 from nlu.embedding import SentenceEmbedder, Vectors
 from tests.conftest import make_settings
@@ -84,6 +84,15 @@ def test_golden_question_found_by_its_words_passes_as_the_bot_would_answer_it(
     assert json.loads(checked.stdout) == {"checked": 4, "passed": 4, "failures": []}
 
 
+def tuned_calibration() -> AnswerCalibration:
+    """An answer-or-escalate model as a KB's own tuning would store it."""
+    weights = tuple(
+        tuple(0.1 * (row + 1) * (column % 3 - 1) for column in range(len(FEATURES)))
+        for row in range(len(OUTCOMES))
+    )
+    return AnswerCalibration(weights, (-1.5, 0.5, 1.0), 0.6, "dev set")
+
+
 # -- 2. kb sync updates the index article by article ----------------------------------
 
 
@@ -94,7 +103,7 @@ def test_sync_re_embeds_only_the_changed_article_and_keeps_the_calibration(
     sync_folder(settings, "alice", embedder=embedder)
     before = KnowledgeIndex.load(settings.index_dir)
     assert before is not None
-    tuned = AnswerCalibration((1.0, 2.0, 0.5, 0.3, 0.2, -1.0, -0.5), -1.5, 0.6, "dev set")
+    tuned = tuned_calibration()
     before.calibration = tuned.as_dict()
     before.save(settings.index_dir)
     printer = editor.file("printer-jam")
@@ -123,7 +132,7 @@ def test_sync_re_embeds_only_the_changed_article_and_keeps_the_calibration(
 
 def test_a_stored_calibration_is_kept_only_while_it_can_be_read() -> None:
     index = build_index([], HashingEmbedder(), "hashing")
-    tuned = AnswerCalibration((1.0, 2.0, 0.5, 0.3, 0.2, -1.0, -0.5), -1.5, 0.6, "dev set")
+    tuned = tuned_calibration()
     index.calibration = tuned.as_dict()
 
     assert not index.keep_calibration_valid(None)  # nothing newer shipped: kept
