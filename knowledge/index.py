@@ -38,9 +38,10 @@ from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
 from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
+from knowledge.passages import PassageTable, rows_by_article
 from nlu.embedding import Embedder, Vectors
 
-INDEX_FORMAT_VERSION = 2
+INDEX_FORMAT_VERSION = 3
 PASSAGE_CHARS = 600
 EXACT_SEARCH_LIMIT = 200_000
 # The delta is merged into a fresh base once it outgrows this share of the base, so
@@ -190,11 +191,15 @@ def _dense_index(vectors: Vectors, approximate: bool | None) -> faiss.Index:
 
 
 class Segment:
-    """A fixed list of passages with their vectors, dense index and term frequencies."""
+    """A fixed list of passages with their vectors, dense index and term frequencies.
+
+    Once persisted it also knows the articles (fingerprint and file) it was saved with,
+    so a build on top of it records only the articles that changed since.
+    """
 
     def __init__(
         self,
-        chunks: list[Chunk],
+        chunks: Sequence[Chunk],
         vectors: Vectors,
         lexical: LexicalSegment | None = None,
         dense: faiss.Index | None = None,
@@ -207,9 +212,16 @@ class Segment:
         self.lexical = lexical or LexicalSegment.from_texts(c.embedding_text for c in chunks)
         self.dense = dense if dense is not None else _dense_index(vectors, approximate)
         self.name = name  # the folder it is persisted in, once it is
-        self.rows_of: dict[str, list[int]] = {}
-        for row, chunk in enumerate(chunks):
-            self.rows_of.setdefault(chunk.article_id, []).append(row)
+        self.articles: dict[str, tuple[str, str]] | None = None  # id → (fingerprint, path)
+        self._rows_of: dict[str, list[int]] | None = None
+
+    def rows_of(self, article_id: str) -> list[int]:
+        """The rows of one article's passages (none when it has none here)."""
+        if isinstance(self.chunks, PassageTable):
+            return self.chunks.rows_of(article_id)
+        if self._rows_of is None:
+            self._rows_of = rows_by_article(self.chunks)
+        return self._rows_of.get(article_id, [])
 
     @property
     def size(self) -> int:
@@ -229,12 +241,16 @@ class Segment:
         return rows[0][keep].astype(np.int64), scores[0][keep]
 
     # persistence
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, articles: dict[str, tuple[str, str]]) -> None:
         folder.mkdir(parents=True)
         np.save(folder / "vectors.npy", self.vectors)
-        (folder / "chunks.json").write_text(
-            json.dumps([asdict(chunk) for chunk in self.chunks]), encoding="utf-8"
+        passages = (
+            self.chunks
+            if isinstance(self.chunks, PassageTable)
+            else PassageTable.from_chunks(self.chunks)
         )
+        passages.save(folder)
+        (folder / "articles.json").write_text(json.dumps(articles), encoding="utf-8")
         matrix = self.lexical.frequencies
         np.savez(
             folder / "lexical.npz",
@@ -249,10 +265,11 @@ class Segment:
         )
         if self.approximate:
             faiss.write_index(self.dense, str(folder / "dense.faiss"))
+        self.articles = articles
 
     @classmethod
     def load(cls, folder: Path) -> Segment:
-        chunks = [Chunk(**c) for c in json.loads((folder / "chunks.json").read_text("utf-8"))]
+        chunks = PassageTable.load(folder)
         vectors = np.asarray(np.load(folder / "vectors.npy"), dtype=np.float32)
         if vectors.shape[0] != len(chunks):
             raise ValueError(f"{folder}: {vectors.shape[0]} vectors for {len(chunks)} passages")
@@ -264,7 +281,13 @@ class Segment:
         lexical = LexicalSegment(vocabulary, matrix, stored["lengths"])
         dense_file = folder / "dense.faiss"
         dense = faiss.read_index(str(dense_file)) if dense_file.exists() else None
-        return cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
+        segment = cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
+        articles = json.loads((folder / "articles.json").read_text("utf-8"))
+        segment.articles = {
+            str(article_id): (str(fingerprint), str(path))
+            for article_id, (fingerprint, path) in articles.items()
+        }
+        return segment
 
 
 def _empty_segment(dimension: int) -> Segment:
@@ -286,7 +309,7 @@ class _Snapshot:
 
     def live_chunks(self) -> list[Chunk]:
         kept = [c for row, c in enumerate(self.base.chunks) if row not in self.retired_rows]
-        return kept + self.delta.chunks
+        return kept + list(self.delta.chunks)
 
     def live_vectors(self) -> Vectors:
         alive = ~self.dead_mask
@@ -742,7 +765,7 @@ class KnowledgeIndex:
         current = self._snapshot
         retired = set(current.retired_rows)
         for article_id in replacements:
-            retired.update(current.base.rows_of.get(article_id, ()))
+            retired.update(current.base.rows_of(article_id))
         kept_rows = [
             row
             for row, chunk in enumerate(current.delta.chunks)
@@ -777,12 +800,30 @@ class KnowledgeIndex:
 
     def _save_locked(self, snapshot: _Snapshot, index_dir: Path) -> Path:
         base = snapshot.base
-        if base.name is None or not (index_dir / base.name / "chunks.json").exists():
+        if (
+            base.name is None
+            or base.articles is None
+            or not (index_dir / base.name / "articles.json").exists()
+        ):
             name = f"segment-{uuid.uuid4().hex[:12]}"
             staging = index_dir / f"{name}.tmp"
-            base.save(staging)
+            base.save(
+                staging,
+                {
+                    article_id: (fingerprint, snapshot.paths.get(article_id, ""))
+                    for article_id, fingerprint in snapshot.fingerprints.items()
+                },
+            )
             staging.replace(index_dir / name)
             base.name = name
+        assert base.articles is not None
+        # Only what changed since the base was written: one edit writes a small manifest.
+        changed = {
+            article_id: (fingerprint, snapshot.paths.get(article_id, ""))
+            for article_id, fingerprint in snapshot.fingerprints.items()
+            if base.articles.get(article_id) != (fingerprint, snapshot.paths.get(article_id, ""))
+        }
+        gone = sorted(set(base.articles) - set(snapshot.fingerprints))
         build = index_dir / f"build-{uuid.uuid4().hex[:12]}"
         staging = build.with_name(build.name + ".tmp")
         staging.mkdir()
@@ -793,8 +834,8 @@ class KnowledgeIndex:
             "base": base.name,
             "retired_rows": sorted(snapshot.retired_rows),
             "delta_chunks": [asdict(chunk) for chunk in snapshot.delta.chunks],
-            "articles": snapshot.fingerprints,
-            "paths": snapshot.paths,
+            "articles": changed,
+            "gone": gone,
             "fusion": self.fusion.value,
             "dense_weight": self.dense_weight,
             "calibration": self.calibration,
@@ -841,6 +882,13 @@ class KnowledgeIndex:
             base = known_base  # segments are immutable once written: share it
         else:
             base = Segment.load(index_dir / base_name)
+        if base.articles is None:
+            raise ValueError(f"{base_name}: no article table")
+        articles = dict(base.articles)
+        for article_id in manifest["gone"]:
+            articles.pop(str(article_id), None)
+        for article_id, (fingerprint, path) in manifest["articles"].items():
+            articles[str(article_id)] = (str(fingerprint), str(path))
         delta_chunks = [Chunk(**chunk) for chunk in manifest["delta_chunks"]]
         delta_vectors = np.asarray(np.load(build / "delta_vectors.npy"), dtype=np.float32)
         if delta_vectors.shape[0] != len(delta_chunks):
@@ -852,8 +900,8 @@ class KnowledgeIndex:
             base,
             Segment(delta_chunks, delta_vectors),
             frozenset(int(row) for row in manifest["retired_rows"]),
-            dict(manifest["articles"]),
-            dict(manifest["paths"]),
+            {article_id: fingerprint for article_id, (fingerprint, _) in articles.items()},
+            {article_id: path for article_id, (_, path) in articles.items() if path},
             str(manifest["embedder"]),
         )
         index.fusion = Fusion(manifest.get("fusion", Fusion.WEIGHTED.value))
