@@ -214,11 +214,8 @@ def serve(
         _fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
     slack_app = slack.app
     slack.start_sweeper()
-    import torch
-
-    # Several Slack workers embed one short message each at a time: torch's own
-    # threads per call would only oversubscribe the cores the acks need.
-    torch.set_num_threads(1)
+    # Several Slack workers embed one short message each at a time: the embedder runs
+    # each call on one thread (nlu.embedding.embedder_threads), leaving cores to the acks.
     if http:
         server = make_http_server(slack_app, port=port)
         console.print(f"tier0 serving Slack at http://0.0.0.0:{port}{EVENTS_PATH}")

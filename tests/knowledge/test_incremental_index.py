@@ -241,6 +241,23 @@ def test_beyond_the_exact_limit_an_approximate_index_keeps_recall() -> None:
     assert recall >= 0.9
 
 
+def test_an_approximate_index_from_disk_searches_as_before(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(3000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(f"a{n}", f"Article {n}", "", f"text {n}") for n in range(3000)]
+    fingerprints = {f"a{n}": str(n) for n in range(3000)}
+    index = KnowledgeIndex(chunks, vectors, fingerprints, {}, "x", approximate=True)
+    index.save(tmp_path)
+
+    loaded = KnowledgeIndex.load(tmp_path)
+
+    assert loaded is not None and loaded.approximate
+    for query in vectors[:20]:
+        assert loaded.search(query, limit=5) == index.search(query, limit=5)
+        assert loaded.search(query, limit=1)[0].dense_score == pytest.approx(1.0, abs=1e-4)
+
+
 def test_the_passage_shown_is_the_part_that_answers() -> None:
     filler = "This paragraph is about something else entirely and goes on. " * 8
     text = filler + "To clear a paper jam open the rear tray and pull gently. " + filler

@@ -247,16 +247,34 @@ def test_current_always_names_one_complete_build(kb: Path, index_dir: Path) -> N
     write_article(kb, "wifi.md", "wifi", "Join the office Wi-Fi", "Pick the corp network.")
     load_or_build_index(load_articles(kb), index_dir, embedder, EMBEDDER_NAME)
     assert not (index_dir / first_build).exists()
-    base_chunks = json.loads((index_dir / manifest["base"] / "chunks.json").read_text())
-    assert np.load(index_dir / manifest["base"] / "vectors.npy").shape[0] == len(base_chunks)
+    base = index_dir / manifest["base"]
+    base_articles = np.load(base / "passage_articles.npy")
+    assert np.load(base / "vectors.npy").shape[0] == base_articles.shape[0]
+    assert set(json.loads((base / "articles.json").read_text())) == {
+        "vpn",
+        "printer",
+        "password",
+        "wifi",
+    }
     delta = np.load(index_dir / current / "delta_vectors.npy")
     assert delta.shape[0] == len(manifest["delta_chunks"]) == 1  # only the edited article
-    assert set(manifest["articles"]) == {"vpn", "printer", "password", "wifi"}
+    # The build records only what changed since its base segment was written.
+    assert set(manifest["articles"]) == {"wifi"} and manifest["gone"] == []
+    reloaded = KnowledgeIndex.load(index_dir)
+    assert reloaded is not None
+    assert set(reloaded.article_fingerprints) == {"vpn", "printer", "password", "wifi"}
 
 
 @pytest.mark.parametrize(
     "damage",
-    ["no CURRENT", "CURRENT names a missing build", "manifest not JSON", "manifest incomplete"],
+    [
+        "no CURRENT",
+        "CURRENT names a missing build",
+        "manifest not JSON",
+        "manifest incomplete",
+        "previous format",
+        "passages cut short",
+    ],
 )
 def test_a_damaged_index_is_rebuilt(kb: Path, index_dir: Path, damage: str) -> None:
     embedder = HashingEmbedder()
@@ -268,6 +286,14 @@ def test_a_damaged_index_is_rebuilt(kb: Path, index_dir: Path, damage: str) -> N
         (index_dir / "CURRENT").write_text("build-gone")
     elif damage == "manifest not JSON":
         (build / "manifest.json").write_text("{ truncated")
+    elif damage == "previous format":  # passages as JSON, every article in the manifest
+        manifest = json.loads((build / "manifest.json").read_text())
+        manifest |= {"format": 2, "articles": {"vpn": "x"}, "paths": {}}
+        (build / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "passages cut short":
+        segment = index_dir / json.loads((build / "manifest.json").read_text())["base"]
+        stored = (segment / "passages.bin").read_bytes()
+        (segment / "passages.bin").write_bytes(stored[: len(stored) // 2])
     else:
         (build / "manifest.json").write_text(json.dumps({"format": 1, "embedder": "hashing"}))
     assert KnowledgeIndex.load(index_dir) is None

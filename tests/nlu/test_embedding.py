@@ -1,0 +1,60 @@
+"""The shared embedder runs the model on ONNX Runtime and means the same as on torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlu.embedding import SentenceEmbedder, _export_key, bundled_model_path, model_cache_dir
+
+QUESTIONS = [
+    "my vpn drops every few minutes",
+    "How do I get a new laptop?",
+    "printer on floor 3 prints blank pages again!!",
+    "",
+    "word " * 400,  # longer than the model reads: cut, not an error
+]
+
+
+def test_the_shared_embedder_runs_on_onnx_with_unit_vectors(embedder: SentenceEmbedder) -> None:
+    assert embedder.backend == "onnx"
+    vectors = embedder.embed(QUESTIONS)
+    assert vectors.shape == (len(QUESTIONS), 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_onnx_and_torch_give_the_same_vectors_alone_or_batched(
+    embedder: SentenceEmbedder,
+) -> None:
+    on_torch = SentenceEmbedder(backend="torch")
+    assert on_torch.backend == "torch" and on_torch.model_name == embedder.model_name
+    reference = on_torch.embed(QUESTIONS)
+    batched = embedder.embed(QUESTIONS)
+    alone = np.vstack([embedder.embed([question]) for question in QUESTIONS])
+    assert (batched * reference).sum(axis=1).min() >= 0.999
+    assert (alone * reference).sum(axis=1).min() >= 0.999
+    # Padding a short question to a long one's length must not move it.
+    np.testing.assert_allclose(alone, batched, atol=1e-4)
+
+
+def test_an_export_found_unfaithful_once_leaves_the_embedder_on_torch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIER0_MODEL_CACHE", str(tmp_path))
+    model = bundled_model_path()
+    tmp_path.joinpath(f"{model.name}-{_export_key(model)}.rejected").write_text(
+        "the ONNX export differs from torch (cosine 0.9)", encoding="utf-8"
+    )
+    assert model_cache_dir() == tmp_path
+    assert SentenceEmbedder().backend == "torch"
+    with pytest.raises(RuntimeError, match="differs from torch"):
+        SentenceEmbedder(backend="onnx")
+
+
+def test_an_unknown_backend_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'tpu'"):
+        SentenceEmbedder(backend="tpu")
