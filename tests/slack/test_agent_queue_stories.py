@@ -344,6 +344,23 @@ def test_someone_who_is_not_an_agent_is_refused_every_triage_control(slack: Slac
     assert slack.api.calls_to("chat.update") == [] and slack.api.calls_to("views.open") == []
 
 
+def test_a_channel_agent_outside_the_ticket_team_hears_the_services_refusal(
+    slack: SlackDesk,
+) -> None:
+    """In the triage channel but not in the directory: the ticket service, which knows the
+    teams, refuses the change, and says why."""
+    staff_the_desk(slack)
+    triage, number = a_ticket_in_triage(
+        slack, "1700000612.000001", "my laptop screen is cracked, please send someone"
+    )
+    choose(slack, "UAGENT03", triage, "set_priority", option=f"{number}:P1")
+    [refusal] = slack.api.wait_for("chat.postEphemeral")
+    assert refusal.args["user"] == "UAGENT03"
+    assert f"can change the priority of {number}" in refusal.args["text"]
+    assert slack.tier0.tickets.get(number).priority != "P1"
+    assert slack.api.calls_to("chat.update") == []
+
+
 # -- /helpdesk queue and /helpdesk stats ----------------------------------------------------
 
 
