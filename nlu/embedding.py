@@ -235,7 +235,12 @@ class _OnnxModel:
 
     def embed(self, texts: list[str], batch_size: int) -> Vectors:
         # Shortest first, so a batch pads to lengths alike (as sentence-transformers does).
-        encodings = self._tokenizer.encode_batch(texts)
+        # A message alone is tokenized on this thread; encode_batch would wake a thread pool.
+        encodings = (
+            [self._tokenizer.encode(text) for text in texts]
+            if len(texts) < 8
+            else self._tokenizer.encode_batch(texts)
+        )
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), batch_size):
