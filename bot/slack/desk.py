@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
+from bot.slack.article_owners import ArticleOwners
 from bot.slack.blocks import (
     as_payload,
     failure_blocks,
@@ -93,6 +94,7 @@ class SlackDesk:
         self.workers = workers
         # Every message and update goes out through here (the outbox); see bot.slack.sends.
         self.sends = sends
+        self.article_owners = ArticleOwners(tier0.settings.resolved_kb_dir, sends)
 
     def first_delivery(self, delivery_id: str) -> bool:
         return first_delivery(self.tier0.session_factory, delivery_id)
@@ -314,6 +316,11 @@ class SlackDesk:
             ticket_number=ticket.number,
         )
         self.post_to_triage(client, ticket)
+        if ticket.articles_tried:
+            try:
+                self.article_owners.tell_owners(client, ticket)
+            except Exception:  # the owners' news must not cost the requester their ticket
+                logger.exception("could not tell the article owners about %s", ticket.number)
 
     def post_to_triage(self, client: WebClient, ticket: TicketView) -> OutboxEntry:
         """The ticket's card in the triage channel; where it landed is kept on the ticket
