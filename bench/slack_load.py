@@ -191,13 +191,14 @@ def start_tier0(api: FakeSlackApi, home: Path, store: Path, port: int) -> subpro
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "TIER0_SLACK_API_URL": api.base_url,
+        # This checkout's code, whichever environment's Python runs it.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
     env.pop("SLACK_APP_TOKEN", None)
-    tier0 = Path(sys.executable).parent / "tier0"
     process = subprocess.Popen(
-        [str(tier0), "serve", "--http", "--port", str(port)],
+        [sys.executable, "-m", "bot.cli", "serve", "--http", "--port", str(port)],
         env=env,
         cwd=home,
         stdout=subprocess.DEVNULL,
@@ -218,7 +219,17 @@ def start_tier0(api: FakeSlackApi, home: Path, store: Path, port: int) -> subpro
     raise SystemExit("tier0 serve did not start within 10 minutes")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_stage(
+    pid: int,
     port: int,
     api: FakeSlackApi,
     rate: int,
@@ -244,8 +255,11 @@ def run_stage(
             deliveries.append(Delivery(due + 0.05, event_id, body, 1))
             deliveries.append(Delivery(due + 1.0, event_id, body, 2))
     outcome = Outcome()
+    cpu_before = cpu_seconds(pid)
     send_all(port, deliveries, outcome)
     sending_took = time.perf_counter() - start
+    # The server's CPU while the events arrived: acks, plus whatever work it did meanwhile.
+    server_cpu = cpu_seconds(pid) - cpu_before
 
     wanted = set(threads)
     deadline = time.monotonic() + catch_up
@@ -276,6 +290,7 @@ def run_stage(
         "duplicates": sum(1 for ts in wanted if answered[ts] > 1),
         "replies_caught_up_s": round(caught_up, 1),
         "replies_per_s": round(sum(1 for ts in wanted if answered[ts]) / caught_up, 1),
+        "server_cpu_per_s": round(server_cpu / sending_took, 2),
     }
 
 
@@ -302,24 +317,27 @@ def main() -> None:
     process = start_tier0(api, home, store, port)
     try:
         # Warm-up: the first answers load lazily-initialised parts.
-        run_stage(port, api, 5, 2, 0, asked, arguments.catch_up)
+        run_stage(process.pid, port, api, 5, 2, 0, asked, arguments.catch_up)
         header = (
             f"{'rate':>5} {'events':>6} {'sent/s':>7} {'acks/s':>7} {'p50':>7} {'p95':>7} "
             f"{'p99':>7} {'max':>7} {'errors':>6} {'dups':>4} {'answered':>8} "
-            f"{'replies/s':>9} {'caught up':>9}"
+            f"{'replies/s':>9} {'caught up':>9} {'srv cpu':>7}"
         )
         print(header)
         print("-" * len(header))
         results = []
         for stage, rate in enumerate(rates, start=1):
-            result = run_stage(port, api, rate, arguments.seconds, stage, asked, arguments.catch_up)
+            result = run_stage(
+                process.pid, port, api, rate, arguments.seconds, stage, asked, arguments.catch_up
+            )
             results.append(result)
             print(
                 f"{result['rate']:>5} {result['events']:>6} {result['sent_per_s']:>7} "
                 f"{result['acks_per_s']:>7} {result['p50_ms']:>7} {result['p95_ms']:>7} "
                 f"{result['p99_ms']:>7} {result['max_ms']:>7} {result['errors']:>6} "
                 f"{result['duplicates']:>4} {result['answered']:>8} "
-                f"{result['replies_per_s']:>9} {result['replies_caught_up_s']:>8}s",
+                f"{result['replies_per_s']:>9} {result['replies_caught_up_s']:>8}s "
+                f"{result['server_cpu_per_s']:>7}",
                 flush=True,
             )
             if result["errors"]:
@@ -327,9 +345,15 @@ def main() -> None:
         print(
             "\nack latencies in ms, measured from each event's due time; 'sent/s' counts "
             f"deliveries including the retries (1 event in {RETRIED_SHARE} sent 3 times); "
-            "'caught up' is when the last question of the stage had its reply."
+            "'caught up' is when the last question of the stage had its reply; 'srv cpu' is "
+            "the server's CPU seconds per wall second while the events arrived (2 = both "
+            "cores)."
         )
         print(f"load average during the run: {os.getloadavg()}")
+        print(
+            f"this generator used {time.process_time():.1f} s CPU; "
+            f"tier0 serve {cpu_seconds(process.pid):.1f} s CPU in all"
+        )
     finally:
         process.terminate()
         try:

@@ -488,7 +488,8 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
 
     @kb_app.command("stats")
     def kb_stats(as_json: JsonOption = False) -> None:
-        """Per article: how often shown, helpful / not helpful, tickets opened after it."""
+        """Per article: how often shown, helpful / not helpful, tickets opened after it,
+        and failures (conversations it did not settle: "Still need help" or a ticket)."""
         from knowledge.feedback import ArticleFeedbackLog, ArticleStats
 
         settings = Settings()
@@ -508,6 +509,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                         "not_helpful": row.not_helpful,
                         "helpful_rate": row.helpful_rate,
                         "tickets_after_shown": row.tickets,
+                        "failures": row.failures,
                     }
                     for row in rows
                 ]
@@ -516,7 +518,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
         table = Table(title="article feedback")
         table.add_column("id")
         table.add_column("title")
-        for column in ("shown", "helpful", "not helpful", "helpful %", "tickets"):
+        for column in ("shown", "helpful", "not helpful", "helpful %", "tickets", "failures"):
             table.add_column(column, justify="right")
         for row in rows:
             rate = "-" if row.helpful_rate is None else f"{row.helpful_rate:.0%}"
@@ -528,6 +530,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                 str(row.not_helpful),
                 rate,
                 str(row.tickets),
+                str(row.failures),
             )
         console.print(table)
 

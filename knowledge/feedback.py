@@ -26,6 +26,9 @@ class ArticleStats:
     helpful: int = 0
     not_helpful: int = 0
     tickets: int = 0
+    # Conversations where the article did not settle the question: "Still need help",
+    # or a ticket opened after it (counted once when both happened).
+    failures: int = 0
 
     @property
     def helpful_rate(self) -> float | None:
@@ -91,8 +94,22 @@ class ArticleFeedbackLog:
                 .where(ArticleFeedback.article_id.is_not(None))
                 .group_by(ArticleFeedback.article_id, ArticleFeedback.kind)
             ).all()
+            failed = session.execute(
+                select(
+                    ArticleFeedback.article_id,
+                    func.count(func.distinct(ArticleFeedback.conversation_key)),
+                )
+                .where(
+                    ArticleFeedback.article_id.is_not(None),
+                    ArticleFeedback.kind.in_(
+                        [FeedbackKind.NOT_HELPFUL.value, FeedbackKind.TICKET.value]
+                    ),
+                )
+                .group_by(ArticleFeedback.article_id)
+            ).all()
         for article_id, kind, count in rows:
             counts.setdefault(str(article_id), {})[str(kind)] = int(count)
+        failures = {str(article_id): int(count) for article_id, count in failed}
         return {
             article_id: ArticleStats(
                 article_id=article_id,
@@ -100,6 +117,7 @@ class ArticleFeedbackLog:
                 helpful=kinds.get(FeedbackKind.HELPFUL, 0),
                 not_helpful=kinds.get(FeedbackKind.NOT_HELPFUL, 0),
                 tickets=kinds.get(FeedbackKind.TICKET, 0),
+                failures=failures.get(article_id, 0),
             )
             for article_id, kinds in counts.items()
         }

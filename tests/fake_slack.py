@@ -2,9 +2,9 @@
 
 It records every call (method and arguments) and answers the way Slack does, enough
 for tier0: `auth.test`, `chat.*`, `conversations.open|history|replies|members` (over the
-messages posted to it or seeded with `seed_message`), `views.*`, and a slash command's
-`response_url` (recorded as the method `response_url`). It can also play an outage:
-answer 500, or 429 with a Retry-After, until told to recover.
+messages posted to it or seeded with `seed_message`), `users.lookupByEmail`, `views.*`,
+and a slash command's `response_url` (recorded as the method `response_url`). It can also
+play an outage: answer 500, or 429 with a Retry-After, until told to recover.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class FakeSlackApi:
         self.messages: dict[str, list[dict[str, Any]]] = {}
         # Members of each channel (conversations.members).
         self.members: dict[str, list[str]] = {}
+        # Workspace users by email (users.lookupByEmail).
+        self.users_by_email: dict[str, str] = {}
         # While set: (HTTP status, error code, Retry-After seconds) every call answers with.
         self._outage: tuple[int, str, int | None] | None = None
         self.refused_calls = 0
@@ -140,6 +142,11 @@ class FakeSlackApi:
             return {"ok": True, "channel": channel, "ts": args.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000{next(self._ts):03d}.000200"}
+        if method == "users.lookupByEmail":
+            user = self.users_by_email.get(str(args.get("email", "")).lower())
+            if user is None:
+                return {"ok": False, "error": "users_not_found"}
+            return {"ok": True, "user": {"id": user, "profile": {"email": args.get("email")}}}
         if method == "conversations.members":
             return {"ok": True, "members": self.members.get(str(channel), [])}
         if method in ("views.open", "views.publish", "views.update"):

@@ -70,6 +70,8 @@ PERMANENT_SLACK_ERRORS = frozenset(
         "cannot_dm_bot",
     }
 )
+# chat.postMessage flags a Slack outbox message may carry besides its text and blocks.
+_POST_OPTIONS = ("reply_broadcast", "unfurl_links", "unfurl_media")
 # How far back an in-doubt look-up searches a channel, before the message was written.
 _LOOKUP_MARGIN = timedelta(minutes=5)
 
@@ -128,6 +130,7 @@ class SlackSender:
                 text=payload["text"],
                 blocks=payload.get("blocks"),
                 thread_ts=payload.get("thread_ts"),
+                **{option: payload[option] for option in _POST_OPTIONS if option in payload},
                 metadata={
                     "event_type": SLACK_METADATA_EVENT_TYPE,
                     "event_payload": {"outbox_key": entry.dedupe_key},

@@ -52,7 +52,7 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, CursorResult, Index, Integer, String, Text, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
 from tickets.models import Base, UTCDateTime, utc_now
 
@@ -101,6 +101,10 @@ class OutboxMessage(Base):
     # Names the delivery hook (``on_delivered``) to run once delivered, if any.
     purpose: Mapped[str | None] = mapped_column(String(50))
     ticket_number: Mapped[str | None] = mapped_column(String(20), index=True)
+    # Slack messages in one thread (or edits of one message) share a thread key and are
+    # delivered in the order they were written: a later one waits while an earlier one
+    # is still pending, so a retry never lets the conversation overtake itself.
+    thread_key: Mapped[str | None] = mapped_column(String(MAX_DEDUPE_KEY_LENGTH), index=True)
     status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -199,6 +203,7 @@ def enqueue(
     ticket_number: str | None = None,
     now: datetime | None = None,
     fresh_key: bool = False,
+    thread_key: str | None = None,
 ) -> OutboxEntry:
     """Add a message to the outbox in ``session``'s transaction; commit is the caller's.
 
@@ -229,6 +234,7 @@ def enqueue(
         payload=stored_payload,
         purpose=purpose,
         ticket_number=ticket_number,
+        thread_key=thread_key[:MAX_DEDUPE_KEY_LENGTH] if thread_key else None,
         status=OutboxStatus.PENDING.value,
         attempts=0,
         next_attempt_at=at,
@@ -262,13 +268,17 @@ def enqueue_slack_message(
     ticket_number: str | None = None,
     now: datetime | None = None,
     fresh_key: bool = False,
+    reply_broadcast: bool = False,
+    unfurl: bool = True,
 ) -> OutboxEntry:
     """Owe a Slack message (``chat.postMessage``), delivered by the worker.
 
     ``channel`` is a channel id (C…), a user id (U…, delivered as a DM) or a channel
     name; ``text`` is required even with ``blocks`` (it is what notifications show);
-    ``thread_ts`` posts the message as a reply in that thread. Call it inside the
-    transaction of the change that causes the message; see the module docstring.
+    ``thread_ts`` posts the message as a reply in that thread (``reply_broadcast`` shows
+    it in the channel too); ``unfurl=False`` keeps Slack from previewing its links. Call
+    it inside the transaction of the change that causes the message; see the module
+    docstring.
     """
     payload: dict[str, Any] = {
         "channel": _required(channel, "channel"),
@@ -278,6 +288,10 @@ def enqueue_slack_message(
         payload["blocks"] = [dict(block) for block in blocks]
     if thread_ts:
         payload["thread_ts"] = thread_ts
+        if reply_broadcast:
+            payload["reply_broadcast"] = True
+    if not unfurl:
+        payload["unfurl_links"] = payload["unfurl_media"] = False
     return enqueue(
         session,
         channel=OutboxChannel.SLACK,
@@ -288,6 +302,9 @@ def enqueue_slack_message(
         ticket_number=ticket_number,
         now=now,
         fresh_key=fresh_key,
+        # Replies in a thread keep their order; top-level posts (one per ticket, say) do
+        # not wait on each other, so one refused post cannot hold up a whole channel.
+        thread_key=slack_thread_key(payload["channel"], thread_ts) if thread_ts else None,
     )
 
 
@@ -327,7 +344,14 @@ def enqueue_slack_update(
         ticket_number=ticket_number,
         now=now,
         fresh_key=fresh_key,
+        # Edits of one message go out in order, so the card never shows an older state.
+        thread_key=slack_thread_key(payload["channel"], payload["ts"]),
     )
+
+
+def slack_thread_key(channel: str, ts: str) -> str:
+    """What orders Slack messages: the thread they belong to (or the message edited)."""
+    return f"slack:{channel.strip()}:{ts}"
 
 
 def enqueue_email(
@@ -378,8 +402,10 @@ def claim_due(
     """Lease up to ``limit`` due messages to ``worker``, oldest first, in one transaction.
 
     Due means pending with its next attempt at or before ``now``, or sending under a lease
-    that ran out (its worker died). Any message tried before comes back ``in_doubt``. A
-    message leased to one worker is never handed to another while the lease lasts.
+    that ran out (its worker died), and not behind an earlier undelivered message of the
+    same thread (``thread_key``): those go first. Any message tried before comes back
+    ``in_doubt``. A message leased to one worker is never handed to another while the
+    lease lasts.
     """
     due = or_(
         (OutboxMessage.status == OutboxStatus.PENDING.value)
@@ -387,7 +413,19 @@ def claim_due(
         (OutboxMessage.status == OutboxStatus.SENDING.value)
         & (OutboxMessage.lease_expires_at <= now),
     )
-    query = select(OutboxMessage).where(due)
+    earlier = aliased(OutboxMessage)
+    waits_behind_an_earlier_one = (
+        select(earlier.id)
+        .where(
+            earlier.thread_key == OutboxMessage.thread_key,
+            earlier.id < OutboxMessage.id,
+            earlier.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+        )
+        .exists()
+    )
+    query = select(OutboxMessage).where(
+        due, or_(OutboxMessage.thread_key.is_(None), ~waits_behind_an_earlier_one)
+    )
     if channels is not None:
         query = query.where(OutboxMessage.channel.in_([channel.value for channel in channels]))
     query = (

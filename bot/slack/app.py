@@ -22,6 +22,7 @@ from bot.runtime import Tier0
 from bot.slack.desk import REDRIVE_CLAIMED, SlackDesk
 from bot.slack.inbox import SlackInbox
 from bot.slack.listeners import register_listeners
+from bot.slack.sends import SlackSends
 from bot.slack.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class SlackService:
     desk: SlackDesk
     inbox: SlackInbox
     workers: WorkerPool
+    sends: SlackSends
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def redrive_stale_events(self, waiting_longer_than: timedelta = UNSTARTED_GRACE) -> int:
@@ -77,6 +79,7 @@ class SlackService:
     def stop(self) -> None:
         self._stop.set()
         self.workers.stop()
+        self.sends.stop()
 
 
 def build_slack_service(
@@ -101,10 +104,14 @@ def build_slack_service(
     )
     inbox = SlackInbox(tier0.session_factory)
     pool = WorkerPool(workers=workers, niceness=WORKER_NICENESS)
-    desk = SlackDesk(tier0, inbox=inbox, workers=pool)
+    sends = SlackSends(
+        tier0.session_factory, token=settings.slack_bot_token or "", api_url=base_url
+    )
+    sends.start()
+    desk = SlackDesk(tier0, inbox=inbox, workers=pool, sends=sends)
     app.use(_keep_events_in(inbox))
     register_listeners(app, desk)
-    return SlackService(app, desk, inbox, pool)
+    return SlackService(app, desk, inbox, pool, sends)
 
 
 def create_slack_app(tier0: Tier0, *, process_before_response: bool = False) -> App:

@@ -20,10 +20,18 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.assistant import Reply
-from bot.slack.markup import article_mrkdwn, clip, escape_mrkdwn, quote, user_mention
+from bot.slack.markup import (
+    MAX_SECTION_CHARS,
+    article_mrkdwn,
+    clip,
+    escape_mrkdwn,
+    quote,
+    user_mention,
+)
 from bot.slack.sla_due import NO_SLA, SlaDue, slack_time
 from tickets.models import Tier
 from tickets.service import TicketView
+from tickets.transcript import TranscriptTurn
 
 SOLVED_ACTION = "feedback_solved"
 NEED_HELP_ACTION = "feedback_need_help"
@@ -47,6 +55,7 @@ PRIORITIES = {
 # One action id per score (csat_1 … csat_5): Slack wants them unique within a block.
 CSAT_ACTION = "csat"
 TRANSCRIPT_EXCERPT_TURNS = 8
+EXCERPT_LINE_CHARS = 300
 
 
 def _section(text: str) -> SectionBlock:
@@ -185,14 +194,8 @@ def triage_blocks(ticket: TicketView, due: SlaDue = NO_SLA) -> list[Block]:
         blocks.append(_section(f"*Articles already tried*\n{tried}"))
     else:
         blocks.append(_section("*Articles already tried*\nnone — no article fitted"))
-    excerpt = ticket.transcript[-TRANSCRIPT_EXCERPT_TURNS:]
-    if excerpt:
-        lines = [
-            f"*{'Requester' if turn['role'] == 'requester' else 'tier0'}:* "
-            f"{escape_mrkdwn(clip(turn['text'].replace(chr(10), ' '), 300))}"
-            for turn in excerpt
-        ]
-        blocks.append(_section("*Conversation*\n" + "\n".join(lines)))
+    if ticket.transcript:
+        blocks.append(_section(conversation_excerpt(ticket.transcript)))
     blocks.append(DividerBlock())
     if ticket.assignee is not None:
         blocks.append(_context(f"Claimed by {user_mention(ticket.assignee)}"))
@@ -221,6 +224,44 @@ def triage_blocks(ticket: TicketView, due: SlaDue = NO_SLA) -> list[Block]:
     elif ticket.resolution:
         blocks.append(_section(f"*Resolution*\n{quote(ticket.resolution, 1500)}"))
     return blocks
+
+
+def conversation_excerpt(
+    transcript: Sequence[TranscriptTurn],
+    *,
+    turns: int = TRANSCRIPT_EXCERPT_TURNS,
+    limit: int = MAX_SECTION_CHARS,
+) -> str:
+    """The end of the conversation for the triage card: the newest turns that fit one
+    section (at most `turns`, each cut to a line), with a note saying how many earlier
+    messages are left out, so agents know to read the ticket for the rest."""
+    heading = "*Conversation*"
+    # Room for the heading and the note, so neither pushes the newest turn out.
+    budget = limit - len(heading) - 60
+    lines: list[str] = []
+    for turn in reversed(transcript[-turns:]):
+        line = _excerpt_line(turn)
+        if len(line) + 1 > budget:
+            break
+        lines.append(line)
+        budget -= len(line) + 1
+    lines.reverse()
+    left_out = len(transcript) - len(lines)
+    if left_out:
+        noun = "message" if left_out == 1 else "messages"
+        lines.insert(0, f"_… {left_out} earlier {noun} not shown_")
+    return "\n".join([heading, *lines])
+
+
+def _excerpt_line(turn: TranscriptTurn, width: int = EXCERPT_LINE_CHARS) -> str:
+    who = "Requester" if turn["role"] == "requester" else "tier0"
+    text = " ".join(turn["text"].split())
+    shown = escape_mrkdwn(clip(text, width))
+    while len(shown) > 2 * width and width > 20:
+        # Escaping (&amp; …) can multiply the length: cut the text, never an entity.
+        width //= 2
+        shown = escape_mrkdwn(clip(text, width))
+    return f"*{who}:* {shown}"
 
 
 def resolved_blocks(ticket: TicketView, agent: str) -> list[Block]:

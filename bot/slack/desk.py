@@ -15,11 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from sqlalchemy import select
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
+from bot.slack.article_owners import ArticleOwners
 from bot.slack.blocks import (
     as_payload,
     failure_blocks,
@@ -36,6 +38,7 @@ from bot.slack.catalog import offer_blocks
 from bot.slack.inbox import SlackInbox
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
 from bot.slack.popular import popular_articles
+from bot.slack.sends import SlackSends
 from bot.slack.sla_due import NO_SLA, SlaDue
 from bot.slack.sla_due import sla_due as read_sla_due
 from bot.slack.threads import ticket_of_thread
@@ -57,8 +60,10 @@ from tickets.directory import find_user
 from tickets.directory import is_agent as has_agent_role
 from tickets.idempotency import first_delivery
 from tickets.metrics import desk_report
-from tickets.models import Team
+from tickets.models import Team, TicketEventKind
+from tickets.outbox import Delivery, OutboxEntry, on_delivered
 from tickets.service import TicketAlreadyClaimed, TicketError, TicketView
+from tickets.steps import BOT_ACTOR, record_event, ticket_by_number
 
 logger = logging.getLogger(__name__)
 # In a request's bolt context: the sweeper has already claimed this event id for it.
@@ -95,12 +100,17 @@ def readable_text(slack_text: str) -> str:
 
 
 class SlackDesk:
-    def __init__(self, tier0: Tier0, *, inbox: SlackInbox, workers: WorkerPool) -> None:
+    def __init__(
+        self, tier0: Tier0, *, inbox: SlackInbox, workers: WorkerPool, sends: SlackSends
+    ) -> None:
         self.tier0 = tier0
         self.assistant = tier0.assistant
         self.triage_channel = tier0.settings.triage_channel
         self.inbox = inbox
         self.workers = workers
+        # Every message and update goes out through here (the outbox); see bot.slack.sends.
+        self.sends = sends
+        self.article_owners = ArticleOwners(tier0.settings.resolved_kb_dir, sends)
 
     def first_delivery(self, delivery_id: str) -> bool:
         return first_delivery(self.tier0.session_factory, delivery_id)
@@ -157,14 +167,17 @@ class SlackDesk:
         except Exception:
             logger.exception("could not answer a message in %s", key)
             self._keep_unanswered(message)
-            client.chat_postMessage(
-                channel=channel,
+            self.sends.post(
+                channel,
+                SORRY,
                 thread_ts=thread_ts,
-                text=SORRY,
                 blocks=as_payload(failure_blocks(SORRY, key)),
+                key=f"sorry:{channel}:{event['ts']}",
             )
             return
-        self.post_reply(client, channel, thread_ts, reply, key)
+        self.post_reply(
+            client, channel, thread_ts, reply, key, send_key=f"reply:{channel}:{event['ts']}"
+        )
 
     def on_direct_message(self, client: WebClient, event: dict[str, Any]) -> None:
         """A reply in a DM thread that holds a ticket goes to the agents; the rest is a question."""
@@ -223,8 +236,8 @@ class SlackDesk:
         else:
             relayed = f"💬 {user_mention(user)} on {ticket.number}: {escape_mrkdwn(body)}"
         if target[0] and target[1]:
-            client.chat_postMessage(
-                channel=target[0], thread_ts=target[1], text=clip(relayed), unfurl_links=False
+            self.sends.post(
+                target[0], clip(relayed), thread_ts=target[1], key=f"relay:{channel}:{ts}"
             )
         return True
 
@@ -241,8 +254,17 @@ class SlackDesk:
             )
 
     def post_reply(
-        self, client: WebClient, channel: str, thread_ts: str, reply: Reply, key: str
+        self,
+        client: WebClient,
+        channel: str,
+        thread_ts: str,
+        reply: Reply,
+        key: str,
+        *,
+        send_key: str | None = None,
     ) -> None:
+        """The assistant's reply in the thread; `send_key` names it once (a redelivered
+        event's reply is the same outbox message)."""
         if reply.decision is Decision.TICKET and reply.ticket is not None:
             self.announce_ticket(client, reply.ticket, channel, thread_ts)
             return
@@ -259,12 +281,12 @@ class SlackDesk:
                 )
         else:
             blocks = reply_blocks(reply, key)
-        client.chat_postMessage(
-            channel=channel,
+        self.sends.post(
+            channel,
+            escape_mrkdwn(reply.text),
             thread_ts=thread_ts,
-            text=escape_mrkdwn(reply.text),
             blocks=as_payload(blocks),
-            unfurl_links=False,
+            key=send_key,
         )
 
     def mark_solved(self, client: WebClient, body: dict[str, Any]) -> None:
@@ -305,34 +327,47 @@ class SlackDesk:
         self, client: WebClient, ticket: TicketView, channel: str, thread_ts: str
     ) -> None:
         """Tell the requester the ticket number and put the ticket in front of the agents, once."""
-        if not self.first_delivery(f"ticket-announced:{ticket.number}"):
-            return
-        client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread_ts,
-            text=ticket_opened_text(ticket, self.sla_due([ticket]).get(ticket.number, NO_SLA)),
+        # Keyed by the ticket: announcing it again (a retried event) sends nothing more.
+        self.sends.post(
+            channel,
+            ticket_opened_text(ticket, self.sla_due([ticket]).get(ticket.number, NO_SLA)),
+            thread_ts=thread_ts or None,
+            key=f"ticket-opened:{ticket.number}",
+            ticket_number=ticket.number,
         )
         self.post_to_triage(client, ticket)
+        if ticket.articles_tried:
+            try:
+                self.article_owners.tell_owners(client, ticket)
+            except Exception:  # the owners' news must not cost the requester their ticket
+                logger.exception("could not tell the article owners about %s", ticket.number)
 
-    def post_to_triage(self, client: WebClient, ticket: TicketView) -> None:
-        posted = client.chat_postMessage(
-            channel=self.triage_channel,
-            text=triage_text(ticket),
+    def post_to_triage(self, client: WebClient, ticket: TicketView) -> OutboxEntry:
+        """The ticket's card in the triage channel; where it landed is kept on the ticket
+        when it is delivered (`TRIAGE_POST`)."""
+        return self.sends.post(
+            self.triage_channel,
+            triage_text(ticket),
             blocks=as_payload(self.triage_card(ticket)),
-            unfurl_links=False,
+            key=f"triage-post:{ticket.number}",
+            purpose=TRIAGE_POST,
+            ticket_number=ticket.number,
         )
-        self.tier0.tickets.record_triage_message(ticket.number, posted["channel"], posted["ts"])
 
     def ping_agents(self, client: WebClient, ticket: TicketView, why: str) -> None:
-        """Mention the on-duty agents in the ticket's triage thread."""
+        """Mention the on-duty agents in the ticket's triage thread (in the channel, if the
+        triage post has not reached Slack in a few seconds)."""
+        self.sends.wait_for(self.post_to_triage(client, ticket), timeout=5.0)
         current = self.tier0.tickets.get(ticket.number)
         agents = sorted(self.tier0.settings.agent_ids)
         who = " ".join(f"<@{agent}>" for agent in agents) if agents else "<!here>"
-        client.chat_postMessage(
-            channel=current.triage_channel or self.triage_channel,
+        self.sends.post(
+            current.triage_channel or self.triage_channel,
+            f"🚨 {who} {why}: {current.number} needs someone now.",
             thread_ts=current.triage_ts,
             reply_broadcast=True,
-            text=f"🚨 {who} {why}: {current.number} needs someone now.",
+            key=f"agents-pinged:{ticket.number}",
+            ticket_number=ticket.number,
         )
 
     # -- employees: /helpdesk, the request form, App Home --------------------------------
@@ -362,16 +397,29 @@ class SlackDesk:
                 response_type="ephemeral",
             )
         else:
-            self.answer_in_direct_message(client, user, text)
+            self.answer_in_direct_message(
+                client, user, text, asked_as=str(command.get("trigger_id") or "")
+            )
 
-    def answer_in_direct_message(self, client: WebClient, user: str, question: str) -> None:
+    def answer_in_direct_message(
+        self, client: WebClient, user: str, question: str, *, asked_as: str = ""
+    ) -> None:
         """A question asked with /helpdesk is answered in tier0's DM with the person, in a
-        thread under it, where the conversation can go on like any other."""
+        thread under it, where the conversation can go on like any other.
+
+        The answer needs the thread's ts, so the question is posted and waited for; if
+        Slack does not take it in time, it still goes out later (it is in the outbox), and
+        the person is told to ask again, rather than answered somewhere else.
+        """
         channel = client.conversations_open(users=user)["channel"]["id"]
-        asked = client.chat_postMessage(
-            channel=channel, text=f"You asked with /helpdesk:\n{quote(question, 2000)}"
+        asked = self.sends.post_and_wait(
+            channel,
+            f"You asked with /helpdesk:\n{quote(question, 2000)}",
+            key=f"helpdesk-asked:{asked_as}" if asked_as else None,
         )
-        ts = asked["ts"]
+        if asked is None or not asked.ref:
+            raise SlackUnavailable("Slack did not take the /helpdesk question in time")
+        ts = asked.ref
         self.answer_message(
             client, {"channel": channel, "user": user, "text": question, "ts": ts, "thread_ts": ts}
         )
@@ -404,11 +452,7 @@ class SlackDesk:
             if part
         )
         _urgency, priority = URGENCIES[values["urgency"]]
-        channel = client.conversations_open(users=user)["channel"]["id"]
-        root = client.chat_postMessage(
-            channel=channel,
-            text=f"📝 Your request: *{escape_mrkdwn(clip(title, 150))}*",
-        )
+        channel, thread_ts = self._request_thread(client, user, title, view["id"])
         ticket = self.tier0.tickets.open_ticket(
             requester=user,
             title=title,
@@ -419,9 +463,26 @@ class SlackDesk:
             source="slack",
             idempotency_key=f"slack-view:{view['id']}",
             requester_channel=channel,
-            requester_thread_ts=root["ts"],
+            requester_thread_ts=thread_ts,
         )
-        self.announce_ticket(client, ticket, channel, root["ts"])
+        self.announce_ticket(client, ticket, channel or user, thread_ts or "")
+
+    def _request_thread(
+        self, client: WebClient, user: str, title: str, view_id: str
+    ) -> tuple[str | None, str | None]:
+        """The DM thread a form's ticket is told about: its channel and root ts. When
+        Slack is down the ticket is opened all the same and announced in the DM later."""
+        try:
+            channel = client.conversations_open(users=user)["channel"]["id"]
+        except SlackApiError:
+            logger.warning("cannot open the DM with %s; the ticket is announced later", user)
+            return None, None
+        root = self.sends.post_and_wait(
+            channel,
+            f"📝 Your request: *{escape_mrkdwn(clip(title, 150))}*",
+            key=f"request-root:{view_id}",
+        )
+        return channel, (root.ref if root is not None else None)
 
     def publish_home(self, client: WebClient, user: str) -> None:
         mine = self.tier0.tickets.list_for_requester(user)
@@ -517,10 +578,12 @@ class SlackDesk:
                 channel=where["channel"], user=agent, text=escape_mrkdwn(message)
             )
             return
-        client.chat_postMessage(
-            channel=where["channel"],
+        self.sends.post(
+            where["channel"],
+            f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
             thread_ts=where["ts"],
-            text=f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
+            key=f"internal-note:{body['view']['id']}",
+            ticket_number=where["number"],
         )
 
     def resolve_from_form(self, client: WebClient, body: dict[str, Any]) -> None:
@@ -539,19 +602,31 @@ class SlackDesk:
                 channel=where["channel"], user=agent, text=escape_mrkdwn(message)
             )
             return
-        client.chat_update(
-            channel=where["channel"],
-            ts=where["ts"],
-            text=triage_text(ticket),
-            blocks=as_payload(self.triage_card(ticket)),
-        )
+        self.update_triage_card(ticket, where["channel"], where["ts"])
         if ticket.requester_channel and ticket.requester_thread_ts:
-            client.chat_postMessage(
-                channel=ticket.requester_channel,
+            self.sends.post(
+                ticket.requester_channel,
+                f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
                 thread_ts=ticket.requester_thread_ts,
-                text=f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
                 blocks=as_payload(resolved_blocks(ticket, agent)),
+                key=f"resolved-told:{body['view']['id']}",
+                ticket_number=ticket.number,
             )
+
+    def update_triage_card(
+        self, ticket: TicketView, channel: str | None = None, ts: str | None = None
+    ) -> None:
+        """Show the ticket's current state on its triage card (edits go out in order)."""
+        channel, ts = channel or ticket.triage_channel, ts or ticket.triage_ts
+        if not channel or not ts:
+            return  # not posted yet: the card will be posted as it is now
+        self.sends.update(
+            channel,
+            ts,
+            triage_text(ticket),
+            blocks=as_payload(self.triage_card(ticket)),
+            ticket_number=ticket.number,
+        )
 
     def rate(self, client: WebClient, body: dict[str, Any]) -> None:
         """A CSAT button: the score is kept once, and the buttons give way to a thank-you."""
@@ -589,10 +664,10 @@ class SlackDesk:
         message = body.get("message") or {}
         if not message.get("blocks"):
             return
-        client.chat_update(
-            channel=body["channel"]["id"],
-            ts=message["ts"],
-            text=message.get("text") or outcome,
+        self.sends.update(
+            body["channel"]["id"],
+            message["ts"],
+            message.get("text") or outcome,
             blocks=feedback_given_blocks(message["blocks"], outcome),
         )
 
@@ -631,17 +706,14 @@ class SlackDesk:
                 channel=channel, user=agent, text=escape_mrkdwn(error.message)
             )
             return
-        client.chat_update(
-            channel=channel,
-            ts=body["message"]["ts"],
-            text=triage_text(ticket),
-            blocks=as_payload(self.triage_card(ticket)),
-        )
+        self.update_triage_card(ticket, channel, body["message"]["ts"])
         if ticket.requester_channel and ticket.requester_thread_ts:
-            client.chat_postMessage(
-                channel=ticket.requester_channel,
+            self.sends.post(
+                ticket.requester_channel,
+                f"{user_mention(agent)} from IT is now working on {ticket.number}.",
                 thread_ts=ticket.requester_thread_ts,
-                text=f"{user_mention(agent)} from IT is now working on {ticket.number}.",
+                key=f"claimed-told:{ticket.number}:{agent}",
+                ticket_number=ticket.number,
             )
 
     # -- agents: assign, priority, escalation; the queue and today's figures -------------
@@ -739,25 +811,28 @@ class SlackDesk:
             self._update_triage_post(client, where["channel"], where["ts"], ticket)
             return
         card = self.triage_card(ticket)
-        posted = client.chat_postMessage(
-            channel=team_channel,
-            text=f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
+        # Delivered as the ticket's triage post (TRIAGE_POST): the requester's replies then
+        # go to the new team's thread.
+        self.sends.post(
+            team_channel,
+            f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
             blocks=as_payload(card),
-            unfurl_links=False,
+            key=f"escalated-post:{body['view']['id']}",
+            purpose=TRIAGE_POST,
+            ticket_number=ticket.number,
         )
-        # The requester's replies now go to the new team's thread.
-        self.tier0.tickets.record_triage_message(ticket.number, posted["channel"], posted["ts"])
-        client.chat_update(
-            channel=where["channel"],
-            ts=where["ts"],
-            text=triage_text(ticket),
+        self.sends.update(
+            where["channel"],
+            where["ts"],
+            triage_text(ticket),
             blocks=as_payload(
                 handed_over_blocks(
                     card,
                     f"⬆️ {user_mention(agent)} escalated it to {escape_mrkdwn(ticket.team or '')}: "
-                    f"now in <#{posted['channel']}>",
+                    f"now in <#{team_channel}>",
                 )
             ),
+            ticket_number=ticket.number,
         )
 
     def show_queue(self, client: WebClient, user: str, respond: Respond) -> None:
@@ -834,12 +909,7 @@ class SlackDesk:
     def _update_triage_post(
         self, client: WebClient, channel: str, ts: str, ticket: TicketView
     ) -> None:
-        client.chat_update(
-            channel=channel,
-            ts=ts,
-            text=triage_text(ticket),
-            blocks=as_payload(self.triage_card(ticket)),
-        )
+        self.update_triage_card(ticket, channel, ts)
 
     def _next_team(self, ticket: TicketView) -> str | None:
         """The name of the team the ticket's team escalates to, if any."""
@@ -871,3 +941,31 @@ def _interaction_id(body: dict[str, Any]) -> str:
     """One click on a triage control, as Slack names it: who, which control, when."""
     action = body["actions"][0]
     return f"triage-select:{body['user']['id']}:{action['action_id']}:{action.get('action_ts')}"
+
+
+class SlackUnavailable(RuntimeError):
+    """Slack did not take a message the flow cannot go on without (it is still owed)."""
+
+
+# The delivery hook of a ticket's triage post: where it landed is kept on the ticket in
+# the transaction that records the delivery, so relays and edits find the card.
+TRIAGE_POST = "slack-triage-post"
+
+
+def _remember_triage_post(session: Any, entry: OutboxEntry, delivery: Delivery) -> None:
+    if not entry.ticket_number or not delivery.ref:
+        return
+    ticket = ticket_by_number(session, entry.ticket_number)
+    ticket.triage_channel = delivery.channel or str(entry.payload["channel"])
+    ticket.triage_ts = delivery.ref
+    record_event(
+        session,
+        ticket,
+        actor=BOT_ACTOR,
+        kind=TicketEventKind.TRIAGE_POSTED,
+        detail={"channel": ticket.triage_channel, "ts": ticket.triage_ts},
+        at=entry.created_at,
+    )
+
+
+on_delivered(TRIAGE_POST, _remember_triage_post)

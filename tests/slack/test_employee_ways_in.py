@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bot.runtime import Tier0
-from tests.fake_slack import FakeSlackApi
+from tests.fake_slack import FakeSlackApi, SlackCall
 from tests.slack.conftest import (
     AGENT,
     DM_CHANNEL,
@@ -19,6 +19,7 @@ from tests.slack.conftest import (
     SlackDesk,
     as_shown,
     button,
+    eventually,
     serve_slack,
 )
 
@@ -128,7 +129,9 @@ def test_my_tickets_lists_status_and_assignee(slack: SlackDesk) -> None:
     assert opened.number in shown and "in progress" in shown and f"<@{AGENT}>" in shown
 
     slack.direct_message(f"what's the status of {opened.number}", ts="1700000201.000001")
-    [reply] = slack.api.wait_for("chat.postMessage")
+    # The claim (made outside Slack) is also told to the employee, through the outbox.
+    eventually(lambda: len(replies_in_thread(slack, "1700000201.000001")) == 1)
+    [reply] = replies_in_thread(slack, "1700000201.000001")
     assert opened.number in json.dumps(reply.args["blocks"])
     assert "Monitor flickers" in json.dumps(reply.args["blocks"])
 
@@ -252,3 +255,11 @@ def test_only_agents_may_claim_and_others_are_told_privately(slack: SlackDesk) -
     [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
     assert ticket.assignee is None
     assert slack.api.calls_to("chat.update") == []
+
+
+def replies_in_thread(slack: SlackDesk, thread_ts: str) -> list[SlackCall]:
+    return [
+        call
+        for call in slack.api.calls_to("chat.postMessage")
+        if call.args.get("thread_ts") == thread_ts
+    ]

@@ -34,8 +34,7 @@ def register(app: App, desk: SlackDesk) -> None:
                 desk.submit_new_request(client, body)
             except Exception:
                 logger.exception("failed to open a ticket from the request form")
-                channel = client.conversations_open(users=user)["channel"]["id"]
-                client.chat_postMessage(channel=channel, text=SORRY)
+                desk.sends.post(user, SORRY)  # to the user: their DM with tier0
 
         desk.later(work)
 

@@ -1,0 +1,94 @@
+"""Article failure routing: an article that did not settle a question is its owner's news.
+
+When a ticket follows an answer ("Still need help", "Talk to a person", or the
+assistant opening one), each article the employee was shown has its owner told in a
+direct message: the question, and the ticket it became. The owner comes from the
+article's front matter (`owner`: a Slack user id, or an email looked up with
+`users.lookupByEmail`). The failure itself is counted by the assistant in the article
+feedback log (`tier0 kb stats`, column "failures").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.slack.markup import clip, escape_mrkdwn, quote
+from bot.slack.sends import SlackSends
+from knowledge.articles import SLACK_USER_ID, load_articles
+from tickets.service import TicketView
+
+logger = logging.getLogger(__name__)
+
+# Articles change rarely; their owners are read again at most this often.
+OWNERS_CACHE_SECONDS = 60.0
+
+
+class ArticleOwners:
+    def __init__(self, kb_dir: Path, sends: SlackSends) -> None:
+        self._kb_dir = kb_dir
+        self._sends = sends
+        self._lock = threading.Lock()
+        self._owners: dict[str, tuple[str, str]] = {}  # article id → (owner, title)
+        self._read_at = float("-inf")
+
+    def tell_owners(self, client: WebClient, ticket: TicketView) -> list[str]:
+        """DM each owner of the articles tried before `ticket`, once, naming their
+        articles; the Slack ids told."""
+        titles_by_user: dict[str, list[str]] = {}
+        for article in ticket.articles_tried:
+            owner, title = self._owner_of(str(article["id"]))
+            user = self._slack_user(client, owner) if owner else None
+            if user is not None:
+                titles_by_user.setdefault(user, []).append(title or str(article["title"]))
+        for user, titles in titles_by_user.items():
+            self._sends.post(
+                user,
+                failure_notice(titles, ticket),
+                key=f"article-failed:{user}:{ticket.number}",
+                ticket_number=ticket.number,
+            )
+        return list(titles_by_user)
+
+    def _owner_of(self, article_id: str) -> tuple[str | None, str | None]:
+        with self._lock:
+            if time.monotonic() - self._read_at > OWNERS_CACHE_SECONDS:
+                try:
+                    articles = load_articles(self._kb_dir)
+                except Exception:
+                    logger.exception("cannot read article owners from %s", self._kb_dir)
+                    articles = []
+                self._owners = {a.id: (a.owner, a.title) for a in articles if a.owner}
+                self._read_at = time.monotonic()
+            found = self._owners.get(article_id)
+        return found if found is not None else (None, None)
+
+    @staticmethod
+    def _slack_user(client: WebClient, owner: str) -> str | None:
+        if SLACK_USER_ID.match(owner):
+            return owner
+        try:
+            found = client.users_lookupByEmail(email=owner)
+        except SlackApiError as error:
+            logger.warning(
+                "article owner %s not found in Slack (%s); not told",
+                owner,
+                error.response.get("error"),
+            )
+            return None
+        user = (found.get("user") or {}).get("id")
+        return str(user) if user else None
+
+
+def failure_notice(titles: list[str], ticket: TicketView) -> str:
+    named = ", ".join(f"*{escape_mrkdwn(clip(title, 200))}*" for title in titles[:10])
+    which = "Your article" if len(titles) == 1 else "Your articles"
+    return (
+        f"📉 {which} {named} did not settle a question; it became ticket *{ticket.number}*."
+        f"\n{quote(ticket.title, 1500)}"
+    )
