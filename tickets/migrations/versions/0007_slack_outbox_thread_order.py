@@ -1,7 +1,7 @@
 """Outbox messages of one Slack thread are delivered in the order they were written.
 
-Revision ID: 0006_slackb_outbox_thread_order
-Revises: 0005_slack_inbox
+Revision ID: 0007_slack_outbox_thread_order
+Revises: 0006_tickets_fast_open
 Create Date: 2026-11-27
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_slackb_outbox_thread_order"
-down_revision: str | None = "0005_slack_inbox"
+revision: str = "0007_slack_outbox_thread_order"
+down_revision: str | None = "0006_tickets_fast_open"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
