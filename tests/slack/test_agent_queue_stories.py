@@ -99,9 +99,11 @@ def choose(
     )
 
 
-def deliver_outbox(slack: SlackDesk, now: datetime | None = None) -> list[SlackCall]:
-    """Run the worker's delivery (as `tier0 worker` does) at `now`; the calls it made."""
-    before = len(slack.api.calls)
+def deliver_outbox(
+    slack: SlackDesk, now: datetime | None = None, *, since: int = 0
+) -> list[SlackCall]:
+    """Run the worker's delivery (as `tier0 worker` does) at `now` and let the desk's own
+    delivery thread finish too; the calls made since the call numbered `since`."""
     delivery = OutboxDelivery(
         slack.tier0.session_factory,
         {OutboxChannel.SLACK: SlackSender(make_slack_client(TEST_BOT_TOKEN, slack.api.base_url))},
@@ -109,7 +111,25 @@ def deliver_outbox(slack: SlackDesk, now: datetime | None = None) -> list[SlackC
     )
     outcome = delivery.deliver_all_due()
     assert outcome.errors == [] and outcome.dead == 0
-    return slack.api.calls[before:]
+    deadline = time.monotonic() + 10
+    while slack.service.sends.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return slack.api.calls[since:]
+
+
+def wait_for_card_in(slack: SlackDesk, channel: str, since: int) -> SlackCall:
+    """The first message with blocks posted in `channel` after the call numbered `since`."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for call in slack.api.calls[since:]:
+            if (
+                call.method == "chat.postMessage"
+                and call.args.get("channel") == channel
+                and call.args.get("blocks")
+            ):
+                return call
+        time.sleep(0.02)
+    raise AssertionError(f"nothing was posted in {channel}")
 
 
 def resolution_due(slack: SlackDesk, number: str) -> datetime:
@@ -171,6 +191,7 @@ def test_an_agent_assigns_the_ticket_to_a_colleague(slack: SlackDesk) -> None:
         slack, "1700000602.000001", "my laptop screen is cracked, please send someone"
     )
 
+    since = len(slack.api.calls)
     choose(slack, AGENT, triage, "assign_ticket", selected_user=OTHER_AGENT)
 
     [updated] = slack.api.wait_for("chat.update")
@@ -181,7 +202,7 @@ def test_an_agent_assigns_the_ticket_to_a_colleague(slack: SlackDesk) -> None:
     assert "claim_ticket" not in triage_controls_shown(updated.args["blocks"])
 
     # The worker tells the requester in their thread and the new assignee in a DM.
-    delivered = [c for c in deliver_outbox(slack) if c.method == "chat.postMessage"]
+    delivered = [c for c in deliver_outbox(slack, since=since) if c.method == "chat.postMessage"]
     requester = [c for c in delivered if c.args["channel"] == DM_CHANNEL]
     assert [c.args["thread_ts"] for c in requester] == ["1700000602.000001"]
     assert "Bo Agent from IT is now working on" in requester[0].args["text"]
@@ -195,13 +216,16 @@ def test_the_same_click_delivered_twice_assigns_once(slack: SlackDesk) -> None:
     triage, number = a_ticket_in_triage(
         slack, "1700000611.000001", "my laptop screen is cracked, please send someone"
     )
+    since = len(slack.api.calls)
     for _ in range(2):
         choose(slack, AGENT, triage, "assign_ticket", selected_user=OTHER_AGENT, action_ts="1.5")
     slack.api.wait_for("chat.update")
     time.sleep(1.0)  # the second delivery had its chance to act
     assert len(slack.api.calls_to("chat.update")) == 1
     assert slack.tier0.tickets.get(number).assignee == OTHER_AGENT
-    told = [c for c in deliver_outbox(slack) if c.args.get("channel") == DM_CHANNEL]
+    told = [
+        c for c in deliver_outbox(slack, since=since) if c.args.get("channel") == DM_CHANNEL
+    ]
     assert len(told) == 1
 
 
@@ -229,6 +253,7 @@ def test_an_agent_raises_the_priority_and_the_sla_due_moves(slack: SlackDesk) ->
     due_before = resolution_due(slack, number)
     assert before.priority != "P1"
 
+    since = len(slack.api.calls)
     choose(slack, AGENT, triage, "set_priority", option=f"{number}:P1")
 
     [updated] = slack.api.wait_for("chat.update")
@@ -249,7 +274,7 @@ def test_an_agent_raises_the_priority_and_the_sla_due_moves(slack: SlackDesk) ->
     assert priority_select["initial_option"]["value"] == f"{number}:P1"
 
     # The team hears of it in its channel.
-    delivered = [c for c in deliver_outbox(slack) if c.method == "chat.postMessage"]
+    delivered = [c for c in deliver_outbox(slack, since=since) if c.method == "chat.postMessage"]
     assert [c.args["channel"] for c in delivered] == ["it-triage"]
     assert f"{number} is now P1 (was {before.priority})" in delivered[0].args["text"]
 
@@ -274,10 +299,11 @@ def test_an_agent_escalates_to_l2_and_the_ticket_moves_to_the_l2_channel(
     _status, body = slack.submit_view(form.response["view"], {"reason": "  "}, user=AGENT)
     assert json.loads(body)["response_action"] == "errors"
 
+    since = len(slack.api.calls)
     slack.submit_view(form.response["view"], {"reason": "Needs a board swap <!here>"}, user=AGENT)
 
     # The L2 team gets the ticket's post, with the buttons, in its channel...
-    l2_post = slack.api.wait_for("chat.postMessage", count=3)[-1]
+    l2_post = wait_for_card_in(slack, "it-l2", since)
     assert l2_post.args["channel"] == "it-l2"
     controls = triage_controls_shown(l2_post.args["blocks"])
     assert {"resolve_ticket", "assign_ticket", "set_priority"} <= controls
@@ -294,7 +320,11 @@ def test_an_agent_escalates_to_l2_and_the_ticket_moves_to_the_l2_channel(
     assert (ticket.triage_channel, ticket.triage_ts) == ("it-l2", l2_post.response["ts"])
 
     # The worker tells both teams and the requester; the agent's text stays text.
-    delivered = [c for c in deliver_outbox(slack) if c.method == "chat.postMessage"]
+    delivered = [
+        c
+        for c in deliver_outbox(slack, since=since)
+        if c.method == "chat.postMessage" and c is not l2_post
+    ]
     channels = sorted(c.args["channel"] for c in delivered)
     assert channels == sorted([DM_CHANNEL, L2_AGENT, "it-l2", "it-triage"])
     for call in delivered:
@@ -458,8 +488,9 @@ def run_the_worker_sla_job(slack: SlackDesk, at: datetime) -> list[SlackCall]:
     """`tier0 worker`'s SLA job run at `at`, then its delivery: the messages posted."""
     scheduler = build_scheduler(slack.tier0.settings, slack.tier0.session_factory, clock=lambda: at)
     sla_job = next(job for job in scheduler.jobs if job.name == "sla checks")
+    since = len(slack.api.calls)
     sla_job.run()
-    return [c for c in deliver_outbox(slack, at) if c.method == "chat.postMessage"]
+    return [c for c in deliver_outbox(slack, at, since=since) if c.method == "chat.postMessage"]
 
 
 def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
