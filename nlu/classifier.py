@@ -168,7 +168,7 @@ class IntentClassifier:
         neighbours: NearestExamples | None = None,
     ) -> None:
         self.intents = list(intents)
-        self._weights = np.ascontiguousarray(weights, dtype=np.float32)
+        weights = np.asarray(weights, dtype=np.float32)
         self._biases = np.asarray(biases, dtype=np.float32)
         self.fallback_threshold = fallback_threshold
         self.ambiguity_threshold = ambiguity_threshold
@@ -180,7 +180,11 @@ class IntentClassifier:
         self.config = config or ClassifierConfig(lexical=lexical is not None)
         self.tuned_on = tuned_on
         self.report = report or TrainingReport()
-        self.embedding_dimension = self._weights.shape[1] - (lexical.dimension if lexical else 0)
+        self.embedding_dimension = weights.shape[1] - (lexical.dimension if lexical else 0)
+        self._embedding_weights = np.ascontiguousarray(weights[:, : self.embedding_dimension])
+        # Kept one n-gram per row: a message's sparse n-grams times this needs no copy of
+        # the block, where multiplying by a transposed view copied all of it on every parse.
+        self._lexical_weights = np.ascontiguousarray(weights[:, self.embedding_dimension :].T)
         self.out_of_scope_intent = next((i for i in OUT_OF_SCOPE_INTENTS if i in intents), None)
 
     # -- training -------------------------------------------------------------------------
@@ -257,15 +261,12 @@ class IntentClassifier:
     ) -> npt.NDArray[np.float32]:
         """Raw per-intent scores, one row per message."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        embedding_part = self._weights[:, : self.embedding_dimension]
-        result = (vectors * self.config.embedding_weight) @ embedding_part.T + self._biases
+        result = (vectors * self.config.embedding_weight) @ self._embedding_weights.T + self._biases
         if self.lexical is not None:
             if texts is None or len(texts) != len(vectors):
                 raise ValueError("this model reads the words too: pass the texts with the vectors")
             lexical = self.lexical.transform(texts)
-            result += np.asarray(
-                lexical @ self._weights[:, self.embedding_dimension :].T, dtype=np.float32
-            )
+            result += np.asarray(lexical @ self._lexical_weights, dtype=np.float32)
         if self.neighbours is not None and self.config.neighbour_weight:
             result += self.neighbours.score_adjustment(vectors, self.config.neighbour_weight)
         return np.asarray(result, dtype=np.float32)
@@ -303,7 +304,7 @@ class IntentClassifier:
         directory.mkdir(parents=True, exist_ok=True)
         # Written aside and renamed, so a reader never loads half a model.
         arrays: dict[str, npt.NDArray[np.float32]] = {
-            "weights": self._weights,
+            "weights": np.hstack([self._embedding_weights, self._lexical_weights.T]),
             "biases": self._biases,
         }
         if self.lexical is not None:

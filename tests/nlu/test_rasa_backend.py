@@ -119,7 +119,9 @@ def test_an_unreachable_rasa_server_leaves_the_built_in_model_answering(
 
 
 def test_a_slow_rasa_server_costs_at_most_the_timeout(tier0: Tier0, fake_rasa: FakeRasa) -> None:
-    fake_rasa.delay_seconds = 3.0
+    # Far longer than the timeout, so the bound below holds however busy the machine is
+    # (the built-in model's parse is inside it too) and still fails if the client waited.
+    fake_rasa.delay_seconds = 60.0
     interpreter = RasaInterpreter(
         tier0.assistant.interpreter, RasaClient(fake_rasa.url, timeout=0.3)
     )
@@ -128,7 +130,7 @@ def test_a_slow_rasa_server_costs_at_most_the_timeout(tier0: Tier0, fake_rasa: F
     understanding = interpreter.understand("how do I reset my password")
     elapsed = time.monotonic() - started
 
-    assert elapsed < 2.0
+    assert elapsed < 30.0
     assert (
         understanding.intent
         == tier0.assistant.interpreter.understand("how do I reset my password").intent
