@@ -66,9 +66,10 @@ _QUESTION = re.compile(
     r"am i|do|does|did|should|any|anyone know)\b|\?",
     re.IGNORECASE,
 )
-# "can you…", "please…", "I need someone to…": the employee wants someone to act.
+# "can you…", "I need someone to…", "call me": the employee wants someone to act (a bare
+# "please" is only politeness: "vpn from home please" is still a question).
 _ASKS_SOMEONE = re.compile(
-    r"\b(can|could|would|will) (you|u|someone|somebody|anyone|it)\b|\bplease\b|\bpls\b|"
+    r"\b(can|could|would|will) (you|u|someone|somebody|anyone|it)\b|"
     r"\b(i|we) need (you|someone|somebody|a person|a human|an agent)\b|"
     r"\b(someone|somebody) (to|should|needs? to|has to)\b|\b(call|ring) me\b",
     re.IGNORECASE,

@@ -17,7 +17,7 @@ from dataclasses import replace
 from knowledge.index import SearchHit
 from knowledge.lexical import tokenize
 
-TITLE_WEIGHT = 0.2
+TITLE_WEIGHT = 0.1
 # Candidates re-ranked: enough that an article fusion put fourth or fifth can rise.
 RERANK_DEPTH = 10
 
