@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack.listeners.commands import HELPDESK_COMMAND
 from bot.slack.drafts import SAVE_DRAFT_SHORTCUT
+from bot.slack.listeners.commands import HELPDESK_COMMAND
 from bot.slack.listeners.shortcuts import CREATE_TICKET_SHORTCUT
 
 MANIFEST = Path(__file__).resolve().parents[2] / "slack" / "manifest.yml"
