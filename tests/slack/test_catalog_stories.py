@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tickets.catalog import CatalogService
 from tickets.directory import Directory
 from tickets.models import ApprovalState
 from tickets.outbox import OutboxMessage
+from tickets.seed import load_desk_config
 
 MANAGER = "UMANAGER1"
 MANAGER_DM = "DMANAGER1"
@@ -222,3 +224,56 @@ def test_a_request_without_a_known_manager_is_explained_to_the_requester(slack: 
     assert told.args["channel"] == DM_CHANNEL
     assert "does not know your manager" in told.args["text"]
     assert slack.tier0.tickets.list_for_requester(EMPLOYEE) == []
+
+
+def test_two_approvers_decide_in_turn_and_the_l2_team_gets_the_request_in_its_channel(
+    desk: SlackDesk, tmp_path: Path
+) -> None:
+    finance = "UFINANCE1"
+    Directory(desk.tier0.session_factory).register_user(finance, name="Fin Ance")
+    config = tmp_path / "desk.yml"
+    config.write_text(
+        "catalog:\n"
+        "  - key: design-workstation\n"
+        "    name: Design workstation\n"
+        "    description: A workstation for 3D work.\n"
+        "    team: Service Desk L2\n"
+        f"    approvers: [manager, {finance}]\n"
+        "    fields:\n"
+        '      - {name: gpu, label: "Which GPU?", required: true, choices: [RTX 4000, RTX 5000]}\n'
+    )
+    load_desk_config(desk.tier0.session_factory, config)
+
+    desk.command("catalog")
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    pick = next(b for b in catalog["blocks"] if b.get("block_id") == "item:design-workstation")
+    click_in_modal(desk, EMPLOYEE, catalog, {**pick["accessory"], "block_id": pick["block_id"]})
+    [turned] = desk.api.wait_for("views.update")
+    [choice] = [b for b in turned.args["view"]["blocks"] if b["type"] == "input"]
+    assert [o["value"] for o in choice["element"]["options"]] == ["RTX 4000", "RTX 5000"]
+    desk.submit_view(turned.response["view"], {"field:gpu": ("select", "RTX 5000")})
+
+    asked = desk.api.wait_for("chat.postMessage", count=3)
+    to_manager = next(c for c in asked if c.args["channel"] == MANAGER_DM)
+    desk.click(
+        MANAGER, as_shown(to_manager), MANAGER_DM, button(to_manager.args, "catalog_approve")
+    )
+
+    posts = desk.api.wait_for("chat.postMessage", count=5)
+    to_finance = next(c for c in posts if c.args["channel"] == "DFINANCE1")
+    assert any("now waits for <@UFINANCE1>" in m["text"] for m in messages_to(desk, DM_CHANNEL))
+    assert not any(c.args["channel"] == "it-l2" for c in posts)  # not yet
+
+    desk.click(
+        finance, as_shown(to_finance), "DFINANCE1", button(to_finance.args, "catalog_approve")
+    )
+    posts = desk.api.wait_for("chat.postMessage", count=8)
+    triage = next(c for c in posts if c.args["channel"] == "it-l2")
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert request.number in triage.args["text"] and request.team == "Service Desk L2"
+    assert request.approval_state is ApprovalState.APPROVED
+    assert [a.decision for a in CatalogService(desk.tier0.tickets).approvals(request.number)] == [
+        ApprovalState.APPROVED,
+        ApprovalState.APPROVED,
+    ]
