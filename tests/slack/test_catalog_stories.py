@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.slack.conftest import (
 from tickets.catalog import CatalogService
 from tickets.directory import Directory
 from tickets.models import ApprovalState
-from tickets.outbox import OutboxMessage
+from tickets.outbox import OutboxMessage, RetryPolicy
 from tickets.seed import load_desk_config
 
 MANAGER = "UMANAGER1"
@@ -284,3 +285,52 @@ def test_two_approvers_decide_in_turn_and_the_l2_team_gets_the_request_in_its_ch
         ApprovalState.APPROVED,
         ApprovalState.APPROVED,
     ]
+
+
+def test_slack_down_when_the_manager_approves_loses_no_step_and_doubles_none(
+    desk: SlackDesk,
+) -> None:
+    desk.service.sends.delivery.policy = RetryPolicy(
+        first_delay=timedelta(milliseconds=100), max_delay=timedelta(milliseconds=500)
+    )
+    desk.command("catalog")
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    figma = next(b for b in catalog["blocks"] if b.get("block_id") == "item:figma")
+    click_in_modal(desk, EMPLOYEE, catalog, {**figma["accessory"], "block_id": figma["block_id"]})
+    [turned] = desk.api.wait_for("views.update")
+    desk.submit_view(turned.response["view"], {"field:reason": "Design reviews"})
+    [approval_message] = posted_in(desk, MANAGER_DM, showing="catalog_approve")
+    [submitted] = posted_in(desk, DM_CHANNEL, saying="is submitted")
+    settled(desk)
+
+    desk.api.fail_with(500, "internal_error")
+    desk.click(
+        MANAGER,
+        as_shown(approval_message),
+        MANAGER_DM,
+        button(approval_message.args, "catalog_approve"),
+    )
+    # The card's edit, the requester's two messages, the triage post and the form's
+    # answers (in the channel: the post never reached Slack) are all owed, none sent.
+    eventually(lambda: desk.service.sends.pending() == 5)
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert request.approval_state is ApprovalState.APPROVED
+    assert not messages_to(desk, "it-triage")
+
+    desk.api.recover()
+    settled(desk)
+    time.sleep(1.0)  # a message sent twice would show by now
+    [updated] = updates_of(desk, approval_message.response["ts"])
+    assert "Approved by" in json.dumps(updated.args["blocks"])
+    in_triage = messages_to(desk, "it-triage")
+    assert len(in_triage) == 2
+    assert sum(bool(m.get("blocks")) and request.number in m["text"] for m in in_triage) == 1
+    [form_answers] = [m for m in in_triage if "Request form" in m["text"]]
+    assert "Design reviews" in form_answers["text"]
+    told = [
+        m for m in messages_to(desk, DM_CHANNEL) if m.get("thread_ts") == submitted.response["ts"]
+    ]
+    assert sum("approved your request" in m["text"] for m in told) == 1
+    assert sum(f"fulfilment ticket is *{request.number}*" in m["text"] for m in told) == 1
+    eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts is not None)
