@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
@@ -210,6 +211,25 @@ class FakeSlackApi:
                 return calls
             time.sleep(0.02)
         raise AssertionError(f"expected {count} {method} call(s), got {self.calls_to(method)}")
+
+    def wait_for_matching(
+        self,
+        method: str,
+        where: Callable[[SlackCall], bool],
+        count: int = 1,
+        timeout: float = 15.0,
+    ) -> list[SlackCall]:
+        """The `method` calls `where` holds for, once there are `count` of them: the calls
+        a story waits on, whatever else (outbox deliveries) reached Slack meanwhile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = [call for call in self.calls_to(method) if where(call)]
+            if len(calls) >= count:
+                return calls
+            time.sleep(0.02)
+        raise AssertionError(
+            f"expected {count} matching {method} call(s), got {self.calls_to(method)}"
+        )
 
     def posted_text(self) -> str:
         """Everything tier0 sent to Slack, as one string, for checks on escaping and leaks."""

@@ -346,30 +346,34 @@ class SlackCatalog:
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
-            client.chat_postMessage(
-                channel=channel,
-                text=f"I couldn't submit your request: {escape_mrkdwn(message)}",
+            self.desk.sends.post(
+                channel,
+                f"I couldn't submit your request: {escape_mrkdwn(message)}",
+                key=f"catalog-refused:{view['id']}",
             )
             return
-        if not self.desk.first_delivery(f"catalog-submitted:{request.number}"):
-            return
+        # Every message below is keyed by the request: submitting the same form again (a
+        # retry after a failure half-way) sends only what was not sent yet.
         item = self.catalog.item(request.catalog_item or "")
-        root = client.chat_postMessage(
-            channel=channel,
-            text=f"📝 Your request *{request.number}* for *{escape_mrkdwn(item.name)}* "
-            "is submitted.",
+        root = self.desk.sends.post_and_wait(
+            channel,
+            f"📝 Your request *{request.number}* for *{escape_mrkdwn(item.name)}* is submitted.",
+            key=f"catalog-submitted:{request.number}",
         )
-        where = json.dumps({"number": request.number, "channel": channel, "ts": root["ts"]})
+        # The requester's news goes under that message; if Slack has not taken it in time
+        # (it is still owed), the news goes straight into the DM instead of being lost.
+        root_ts = root.ref if root is not None and root.ref else ""
+        where = json.dumps({"number": request.number, "channel": channel, "ts": root_ts})
         if request.approval_state is ApprovalState.PENDING:
             approver = self._ask_current_approver(client, request, item.name, where)
-            client.chat_postMessage(
-                channel=channel,
-                thread_ts=root["ts"],
-                text=f"⏳ It waits for {user_mention(approver)}'s approval; "
+            self._tell_requester(
+                (channel, root_ts),
+                f"⏳ It waits for {user_mention(approver)}'s approval; "
                 "I'll tell you here when they decide.",
+                key=f"catalog-waits:{request.number}",
             )
         else:
-            self._hand_to_fulfilment(client, request, channel, root["ts"])
+            self._hand_to_fulfilment(request, channel, root_ts)
 
     # -- approvals -------------------------------------------------------------------
 
@@ -389,11 +393,13 @@ class SlackCatalog:
             logger.info("approver %s of %s has no Slack id", approver, request.number)
             return approver
         dm = client.conversations_open(users=slack_id)["channel"]["id"]
-        client.chat_postMessage(
-            channel=dm,
-            text=f"{user_mention(request.requester)} asks for your approval of "
+        self.desk.sends.post(
+            dm,
+            f"{user_mention(request.requester)} asks for your approval of "
             f"{request.number}: {escape_mrkdwn(item_name)}",
             blocks=as_payload(approval_blocks(request, item_name, where)),
+            key=f"approval-asked:{request.number}:{approver}",
+            ticket_number=request.number,
         )
         return slack_id
 
@@ -473,68 +479,82 @@ class SlackCatalog:
             else f"❌ Rejected by {user_mention(user)}: {escape_mrkdwn(reason or '')}"
         )
         shown = body.get("message") or {}
-        client.chat_update(
-            channel=body["channel"]["id"],
-            ts=shown["ts"],
-            text=outcome,
+        # One decision per approval message: its news is keyed by that message.
+        decision = f"{body['channel']['id']}:{shown['ts']}"
+        self.desk.sends.update(
+            body["channel"]["id"],
+            shown["ts"],
+            outcome,
             blocks=feedback_given_blocks(
                 shown.get("blocks") or as_payload(approval_blocks(request, item_name, "{}")),
                 outcome,
             ),
+            key=f"approval-decided:{decision}",
+            ticket_number=number,
         )
         thread = (where["channel"], where["ts"])
+        told = f"approval-told:{decision}"
         if not approve:
             self._tell_requester(
-                client,
                 thread,
                 f"❌ {user_mention(user)} did not approve your request for "
                 f"*{escape_mrkdwn(item_name)}* ({number}):\n{quote(reason or '', 1500)}",
+                key=told,
             )
         elif request.approval_state is ApprovalState.APPROVED:
-            self._tell_requester(client, thread, f"✅ {user_mention(user)} approved your request.")
-            self._hand_to_fulfilment(client, request, *thread)
+            self._tell_requester(
+                thread, f"✅ {user_mention(user)} approved your request.", key=told
+            )
+            self._hand_to_fulfilment(request, *thread)
         else:
             following = self._ask_current_approver(client, request, item_name, json.dumps(where))
             self._tell_requester(
-                client,
                 thread,
                 f"✅ {user_mention(user)} approved; it now waits for "
                 f"{user_mention(following)}'s approval.",
+                key=told,
             )
 
     # -- fulfilment ------------------------------------------------------------------
 
-    def _hand_to_fulfilment(
-        self, client: WebClient, request: TicketView, channel: str, thread_ts: str
-    ) -> None:
+    def _hand_to_fulfilment(self, request: TicketView, channel: str, thread_ts: str) -> None:
         """The request is the fulfilment team's ticket now: into their triage channel,
-        with the form's answers in its thread, and the requester told its number."""
-        if not self.desk.first_delivery(f"ticket-announced:{request.number}"):
-            return
+        with the form's answers in its thread, and the requester told its number.
+
+        Keyed by the ticket, like the desk's own triage posts, so handing it over again
+        sends nothing twice; the post is recorded as the ticket's triage post when Slack
+        takes it (`TRIAGE_POST`), so replies and edits find it."""
+        from bot.slack.desk import TRIAGE_POST  # the desk imports this module
+
         team_channel = self._team_channel(request.team)
-        posted = client.chat_postMessage(
-            channel=team_channel,
-            text=triage_text(request),
+        triage_post = self.desk.sends.post(
+            team_channel,
+            triage_text(request),
             blocks=as_payload(triage_blocks(request)),
-            unfurl_links=False,
+            key=f"triage-post:{request.number}",
+            purpose=TRIAGE_POST,
+            ticket_number=request.number,
         )
-        self.desk.tier0.tickets.record_triage_message(
-            request.number, posted["channel"], posted["ts"]
-        )
+        # The answers go in the post's thread (where the delivery hook recorded it, by
+        # Slack's channel id); in the channel if the post is not in Slack in a few seconds.
+        self.desk.sends.wait_for(triage_post, timeout=5.0)
+        posted = self.desk.tier0.tickets.get(request.number)
         answers = "\n".join(
             f"• *{escape_mrkdwn(str(name))}:* {escape_mrkdwn(clip(str(value), 500))}"
             for name, value in (request.form_answers or {}).items()
         )
-        client.chat_postMessage(
-            channel=posted["channel"],
-            thread_ts=posted["ts"],
-            text=clip(f"📋 Request form:\n{answers or '(no answers)'}"),
+        self.desk.sends.post(
+            posted.triage_channel or team_channel,
+            clip(f"📋 Request form:\n{answers or '(no answers)'}"),
+            thread_ts=posted.triage_ts,
+            key=f"catalog-form-answers:{request.number}",
+            ticket_number=request.number,
         )
         self._tell_requester(
-            client,
             (channel, thread_ts),
             f"🎫 Your fulfilment ticket is *{request.number}*, with "
             f"{escape_mrkdwn(request.team or 'the IT team')}. They'll be in touch here.",
+            key=f"catalog-ticket-told:{request.number}",
         )
 
     def _team_channel(self, team: str | None) -> str:
@@ -545,19 +565,20 @@ class SlackCatalog:
 
     # -- telling people ----------------------------------------------------------------
 
-    @staticmethod
-    def _tell_requester(client: WebClient, thread: tuple[str, str], text: str) -> None:
-        client.chat_postMessage(channel=thread[0], thread_ts=thread[1], text=clip(text))
+    def _tell_requester(self, thread: tuple[str, str], text: str, *, key: str) -> None:
+        """In the requester's DM thread (the DM itself when its root never reached Slack)."""
+        self.desk.sends.post(thread[0], clip(text), thread_ts=thread[1] or None, key=key)
 
-    @staticmethod
-    def _tell_privately(client: WebClient, body: dict[str, Any], user: str, text: str) -> None:
+    def _tell_privately(
+        self, client: WebClient, body: dict[str, Any], user: str, text: str
+    ) -> None:
         """`text` is mrkdwn already: whatever a person wrote in it is escaped."""
         channel = (body.get("channel") or {}).get("id")
         if channel:
             client.chat_postEphemeral(channel=channel, user=user, text=text)
         else:  # a click inside a modal has no channel: a DM instead
             dm = client.conversations_open(users=user)["channel"]["id"]
-            client.chat_postMessage(channel=dm, text=text)
+            self.desk.sends.post(dm, text)
 
 
 # -- listeners ---------------------------------------------------------------------------
@@ -605,7 +626,7 @@ def register(app: App, desk: SlackDesk) -> SlackCatalog:
                 from bot.slack.desk import SORRY
 
                 dm = client.conversations_open(users=body["user"]["id"])["channel"]["id"]
-                client.chat_postMessage(channel=dm, text=SORRY)
+                desk.sends.post(dm, SORRY, key=f"catalog-sorry:{body['view']['id']}")
 
         desk.later(work)
 

@@ -161,11 +161,13 @@ class SlackDrafts:
         except (DraftError, PermissionDenied) as error:
             tell(escape_mrkdwn(_message(error)))
             return
-        client.chat_postMessage(
-            channel=self.editors_channel,
-            text=f"New article draft from {ticket.number}: {escape_mrkdwn(article.title)}",
+        # Keyed by this use of the shortcut: the draft is posted once for it, even if the
+        # work runs again; a draft made again later (after a discard) is posted anew.
+        self.desk.sends.post(
+            self.editors_channel,
+            f"New article draft from {ticket.number}: {escape_mrkdwn(article.title)}",
             blocks=as_payload(draft_blocks(article)),
-            unfurl_links=False,
+            key=f"draft-posted:{article.id}:{shortcut.get('trigger_id') or message['ts']}",
         )
         tell(
             f"📝 Saved `{escape_mrkdwn(article.id)}` as a draft from {ticket.number}; "
@@ -187,10 +189,11 @@ class SlackDrafts:
         except (DraftError, PermissionDenied) as error:
             self._refuse(client, body, error)
             return
-        client.chat_update(
-            channel=body["channel"]["id"],
-            ts=body["message"]["ts"],
-            text=f"Draft discarded: {escape_mrkdwn(article.title)}",
+        self.desk.sends.update(
+            body["channel"]["id"],
+            body["message"]["ts"],
+            f"Draft discarded: {escape_mrkdwn(article.title)}",
+            key=_interaction_key(body),
             blocks=as_payload(
                 [
                     SectionBlock(
@@ -240,11 +243,12 @@ class SlackDrafts:
                 channel=where["channel"], user=editor, text=escape_mrkdwn(_message(error))
             )
             return
-        client.chat_update(
-            channel=where["channel"],
-            ts=where["ts"],
-            text=f"Article edited: {escape_mrkdwn(article.title)}",
+        self.desk.sends.update(
+            where["channel"],
+            where["ts"],
+            f"Article edited: {escape_mrkdwn(article.title)}",
             blocks=as_payload(draft_blocks(article, f"✏️ Edited by {user_mention(editor)}.")),
+            key=f"draft-edited:{body['view']['id']}",
         )
 
     def _change(
@@ -260,11 +264,12 @@ class SlackDrafts:
         except (DraftError, PermissionDenied) as error:
             self._refuse(client, body, error)
             return
-        client.chat_update(
-            channel=body["channel"]["id"],
-            ts=body["message"]["ts"],
-            text=f"Article {article.status}: {escape_mrkdwn(article.title)}",
+        self.desk.sends.update(
+            body["channel"]["id"],
+            body["message"]["ts"],
+            f"Article {article.status}: {escape_mrkdwn(article.title)}",
             blocks=as_payload(draft_blocks(article, note.format(who=user_mention(editor)))),
+            key=_interaction_key(body),
         )
 
     def _refuse(self, client: WebClient, body: dict[str, Any], error: Exception) -> None:
@@ -278,6 +283,15 @@ class SlackDrafts:
 
 def _message(error: Exception) -> str:
     return getattr(error, "message", None) or str(error)
+
+
+def _interaction_key(body: dict[str, Any]) -> str:
+    """One click on a draft's button, as Slack names it: who, which button, when."""
+    action = body["actions"][0]
+    return (
+        f"draft-click:{body['user']['id']}:{action['action_id']}:{action['value']}:"
+        f"{action.get('action_ts') or body['message']['ts']}"
+    )
 
 
 def register(app: App, desk: SlackDesk) -> SlackDrafts:

@@ -233,6 +233,41 @@ def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
+def posted_in(
+    desk: SlackDesk,
+    channel: str,
+    *,
+    showing: str | None = None,
+    saying: str | None = None,
+    count: int = 1,
+) -> list[SlackCall]:
+    """Messages tier0 posted in `channel` (whose blocks show `showing`, e.g. a button's
+    action id, and whose text says `saying`, if given), once there are `count`: the
+    outbox's delivery thread may post other news in between, so a story waits for its
+    own message, not the first one."""
+
+    def wanted(call: SlackCall) -> bool:
+        if call.args.get("channel") != channel:
+            return False
+        if saying is not None and saying not in str(call.args.get("text") or ""):
+            return False
+        return showing is None or showing in json.dumps(call.args.get("blocks") or [])
+
+    return desk.api.wait_for_matching("chat.postMessage", wanted, count=count)
+
+
+def updates_of(desk: SlackDesk, ts: str, count: int = 1) -> list[SlackCall]:
+    """Edits of the message `ts`, once there are `count`, in the order Slack got them."""
+    return desk.api.wait_for_matching(
+        "chat.update", lambda call: call.args.get("ts") == ts, count=count
+    )
+
+
+def settled(desk: SlackDesk) -> None:
+    """Everything tier0 owes Slack is delivered (before asserting what was not sent)."""
+    eventually(lambda: desk.service.sends.pending() == 0)
+
+
 def button(message_args: dict[str, Any], action_id: str) -> dict[str, Any]:
     """The button with this action id in a message tier0 posted."""
     for block in message_args.get("blocks", []):

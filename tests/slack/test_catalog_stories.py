@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.slack.conftest import DM_CHANNEL, EMPLOYEE, SlackDesk, as_shown, button, eventually
+from tests.slack.conftest import (
+    DM_CHANNEL,
+    EMPLOYEE,
+    SlackDesk,
+    as_shown,
+    button,
+    eventually,
+    posted_in,
+    settled,
+    updates_of,
+)
 from tickets.catalog import CatalogService
 from tickets.directory import Directory
 from tickets.models import ApprovalState
-from tickets.outbox import OutboxMessage
+from tickets.outbox import OutboxMessage, RetryPolicy
 from tickets.seed import load_desk_config
 
 MANAGER = "UMANAGER1"
@@ -66,7 +77,7 @@ def test_i_need_figma_goes_through_the_managers_approval_to_the_fulfilment_team(
     desk: SlackDesk,
 ) -> None:
     desk.direct_message("I need Figma", ts="1700000801.000001")
-    [offer] = desk.api.wait_for("chat.postMessage")
+    [offer] = posted_in(desk, DM_CHANNEL, showing="catalog_request_item")
     assert offer.args["thread_ts"] == "1700000801.000001"
     assert "Figma licence" in offer.args["text"] and "approval" in offer.args["text"]
     request_figma = button(offer.args, "catalog_request_item")
@@ -88,18 +99,18 @@ def test_i_need_figma_goes_through_the_managers_approval_to_the_fulfilment_team(
     }
     desk.submit_view(opened.response["view"], {"field:reason": "Design reviews <!channel>"})
 
-    asked = desk.api.wait_for("chat.postMessage", count=4)
+    [approval_message] = posted_in(desk, MANAGER_DM, showing="catalog_approve")
+    [submitted] = posted_in(desk, DM_CHANNEL, saying="is submitted")
+    [waiting] = posted_in(desk, DM_CHANNEL, saying="waits for")
+    settled(desk)
     to_manager = messages_to(desk, MANAGER_DM)
     assert len(to_manager) == 1 and "<!channel>" not in json.dumps(to_manager)
     assert "Design reviews &lt;!channel&gt;" in json.dumps(to_manager[0]["blocks"])
-    submitted, waiting = messages_to(desk, DM_CHANNEL)[1:]
     [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
-    assert request.number in submitted["text"] and "Figma licence" in submitted["text"]
-    submitted_ts = next(c.response["ts"] for c in asked if c.args == submitted)
-    assert waiting["thread_ts"] == submitted_ts
-    assert f"<@{MANAGER}>" in waiting["text"]
+    assert request.number in submitted.args["text"] and "Figma licence" in submitted.args["text"]
+    assert waiting.args["thread_ts"] == submitted.response["ts"]
+    assert f"<@{MANAGER}>" in waiting.args["text"]
     assert request.approval_state is ApprovalState.PENDING
-    approval_message = next(c for c in asked if c.args["channel"] == MANAGER_DM)
     approve = button(approval_message.args, "catalog_approve")
 
     # Somebody else's click decides nothing.
@@ -109,22 +120,24 @@ def test_i_need_figma_goes_through_the_managers_approval_to_the_fulfilment_team(
     assert desk.tier0.tickets.get(request.number).approval_state is ApprovalState.PENDING
 
     desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, approve)
-    [updated] = desk.api.wait_for("chat.update")
-    assert updated.args["ts"] == approval_message.response["ts"]
+    [updated] = updates_of(desk, approval_message.response["ts"])
     assert "Approved by" in json.dumps(updated.args["blocks"])
     assert "catalog_approve" not in json.dumps(updated.args["blocks"])
 
-    posts = desk.api.wait_for("chat.postMessage", count=8)
-    triage = next(c for c in posts if c.args["channel"] == "it-triage")
-    assert request.number in triage.args["text"]
-    form_answers = next(c for c in posts if c.args.get("thread_ts") == triage.response["ts"])
+    [triage] = posted_in(desk, "it-triage", saying=request.number)
+    [form_answers] = desk.api.wait_for_matching(
+        "chat.postMessage", lambda c: c.args.get("thread_ts") == triage.response["ts"]
+    )
+    assert form_answers.args["channel"] == "CTRIAGE"
     assert "Design reviews" in form_answers.args["text"]
-    told = [m["text"] for m in messages_to(desk, DM_CHANNEL)[3:]]
-    assert any("approved your request" in text for text in told)
-    assert any(f"fulfilment ticket is *{request.number}*" in text for text in told)
+    [approved] = posted_in(desk, DM_CHANNEL, saying="approved your request")
+    [numbered] = posted_in(desk, DM_CHANNEL, saying=f"fulfilment ticket is *{request.number}*")
+    assert approved.args["thread_ts"] == numbered.args["thread_ts"] == submitted.response["ts"]
+    # The post is the ticket's triage post once Slack has it (replies and edits find it).
+    eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts == triage.response["ts"])
     fulfilled = desk.tier0.tickets.get(request.number)
     assert fulfilled.approval_state is ApprovalState.APPROVED
-    assert fulfilled.triage_channel == "CTRIAGE" and fulfilled.triage_ts == triage.response["ts"]
+    assert fulfilled.triage_channel == "CTRIAGE"
 
     # The desk told everyone itself: the service queued no second copy for Slack.
     with desk.tier0.session_factory() as session:
@@ -162,13 +175,13 @@ def test_browse_catalog_from_app_home_and_an_item_without_approval_goes_straight
     assert turned.args["view"]["callback_id"] == "catalog_request"
 
     desk.submit_view(turned.response["view"], {"field:address": "legal@northwind.example"})
-    posts = desk.api.wait_for("chat.postMessage", count=4)
+    eventually(lambda: len(desk.tier0.tickets.list_for_requester(EMPLOYEE)) == 1)
     [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
     assert request.approval_state is None
-    assert any(c.args["channel"] == "it-triage" for c in posts)
+    posted_in(desk, "it-triage", saying=request.number)
+    posted_in(desk, DM_CHANNEL, saying=f"fulfilment ticket is *{request.number}*")
+    settled(desk)
     assert not messages_to(desk, MANAGER_DM)
-    told = [m["text"] for m in messages_to(desk, DM_CHANNEL)]
-    assert any(f"fulfilment ticket is *{request.number}*" in text for text in told)
     eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts is not None)
 
 
@@ -182,8 +195,7 @@ def test_the_manager_rejects_with_a_reason_and_the_requester_reads_it(desk: Slac
     [turned] = desk.api.wait_for("views.update")
     desk.submit_view(turned.response["view"], {"field:reason": "Working from home on Fridays"})
 
-    asked = desk.api.wait_for("chat.postMessage", count=3)
-    approval_message = next(c for c in asked if c.args["channel"] == MANAGER_DM)
+    [approval_message] = posted_in(desk, MANAGER_DM, showing="catalog_reject")
     reject = button(approval_message.args, "catalog_reject")
 
     # Only the approver gets the reason form.
@@ -200,14 +212,14 @@ def test_the_manager_rejects_with_a_reason_and_the_requester_reads_it(desk: Slac
         reason_form.response["view"], {"reason": "Fridays are office days <!here>"}, user=MANAGER
     )
 
-    [updated] = desk.api.wait_for("chat.update")
+    [updated] = updates_of(desk, approval_message.response["ts"])
     assert updated.args["channel"] == MANAGER_DM
     assert "Rejected by" in json.dumps(updated.args["blocks"])
     [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE, include_resolved=True)
-    eventually(lambda: any("did not approve" in m["text"] for m in messages_to(desk, DM_CHANNEL)))
-    rejected = next(m for m in messages_to(desk, DM_CHANNEL) if "did not approve" in m["text"])
-    assert "Fridays are office days &lt;!here&gt;" in rejected["text"]
+    [rejected] = posted_in(desk, DM_CHANNEL, saying="did not approve")
+    assert "Fridays are office days &lt;!here&gt;" in rejected.args["text"]
     assert desk.tier0.tickets.get(request.number).approval_state is ApprovalState.REJECTED
+    settled(desk)
     assert not any(c.args["channel"] == "it-triage" for c in desk.api.calls_to("chat.postMessage"))
 
 
@@ -220,9 +232,7 @@ def test_a_request_without_a_known_manager_is_explained_to_the_requester(slack: 
     [turned] = slack.api.wait_for("views.update")
     slack.submit_view(turned.response["view"], {"field:reason": "Design reviews"})
 
-    [told] = slack.api.wait_for("chat.postMessage")
-    assert told.args["channel"] == DM_CHANNEL
-    assert "does not know your manager" in told.args["text"]
+    posted_in(slack, DM_CHANNEL, saying="does not know your manager")
     assert slack.tier0.tickets.list_for_requester(EMPLOYEE) == []
 
 
@@ -254,22 +264,20 @@ def test_two_approvers_decide_in_turn_and_the_l2_team_gets_the_request_in_its_ch
     assert [o["value"] for o in choice["element"]["options"]] == ["RTX 4000", "RTX 5000"]
     desk.submit_view(turned.response["view"], {"field:gpu": ("select", "RTX 5000")})
 
-    asked = desk.api.wait_for("chat.postMessage", count=3)
-    to_manager = next(c for c in asked if c.args["channel"] == MANAGER_DM)
+    [to_manager] = posted_in(desk, MANAGER_DM, showing="catalog_approve")
     desk.click(
         MANAGER, as_shown(to_manager), MANAGER_DM, button(to_manager.args, "catalog_approve")
     )
 
-    posts = desk.api.wait_for("chat.postMessage", count=5)
-    to_finance = next(c for c in posts if c.args["channel"] == "DFINANCE1")
-    assert any("now waits for <@UFINANCE1>" in m["text"] for m in messages_to(desk, DM_CHANNEL))
-    assert not any(c.args["channel"] == "it-l2" for c in posts)  # not yet
+    [to_finance] = posted_in(desk, "DFINANCE1", showing="catalog_approve")
+    posted_in(desk, DM_CHANNEL, saying="now waits for <@UFINANCE1>")
+    settled(desk)
+    assert not messages_to(desk, "it-l2")  # not yet
 
     desk.click(
         finance, as_shown(to_finance), "DFINANCE1", button(to_finance.args, "catalog_approve")
     )
-    posts = desk.api.wait_for("chat.postMessage", count=8)
-    triage = next(c for c in posts if c.args["channel"] == "it-l2")
+    [triage] = posted_in(desk, "it-l2", showing="")
     [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
     assert request.number in triage.args["text"] and request.team == "Service Desk L2"
     assert request.approval_state is ApprovalState.APPROVED
@@ -277,3 +285,52 @@ def test_two_approvers_decide_in_turn_and_the_l2_team_gets_the_request_in_its_ch
         ApprovalState.APPROVED,
         ApprovalState.APPROVED,
     ]
+
+
+def test_slack_down_when_the_manager_approves_loses_no_step_and_doubles_none(
+    desk: SlackDesk,
+) -> None:
+    desk.service.sends.delivery.policy = RetryPolicy(
+        first_delay=timedelta(milliseconds=100), max_delay=timedelta(milliseconds=500)
+    )
+    desk.command("catalog")
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    figma = next(b for b in catalog["blocks"] if b.get("block_id") == "item:figma")
+    click_in_modal(desk, EMPLOYEE, catalog, {**figma["accessory"], "block_id": figma["block_id"]})
+    [turned] = desk.api.wait_for("views.update")
+    desk.submit_view(turned.response["view"], {"field:reason": "Design reviews"})
+    [approval_message] = posted_in(desk, MANAGER_DM, showing="catalog_approve")
+    [submitted] = posted_in(desk, DM_CHANNEL, saying="is submitted")
+    settled(desk)
+
+    desk.api.fail_with(500, "internal_error")
+    desk.click(
+        MANAGER,
+        as_shown(approval_message),
+        MANAGER_DM,
+        button(approval_message.args, "catalog_approve"),
+    )
+    # The card's edit, the requester's two messages, the triage post and the form's
+    # answers (in the channel: the post never reached Slack) are all owed, none sent.
+    eventually(lambda: desk.service.sends.pending() == 5)
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    assert request.approval_state is ApprovalState.APPROVED
+    assert not messages_to(desk, "it-triage")
+
+    desk.api.recover()
+    settled(desk)
+    time.sleep(1.0)  # a message sent twice would show by now
+    [updated] = updates_of(desk, approval_message.response["ts"])
+    assert "Approved by" in json.dumps(updated.args["blocks"])
+    in_triage = messages_to(desk, "it-triage")
+    assert len(in_triage) == 2
+    assert sum(bool(m.get("blocks")) and request.number in m["text"] for m in in_triage) == 1
+    [form_answers] = [m for m in in_triage if "Request form" in m["text"]]
+    assert "Design reviews" in form_answers["text"]
+    told = [
+        m for m in messages_to(desk, DM_CHANNEL) if m.get("thread_ts") == submitted.response["ts"]
+    ]
+    assert sum("approved your request" in m["text"] for m in told) == 1
+    assert sum(f"fulfilment ticket is *{request.number}*" in m["text"] for m in told) == 1
+    eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts is not None)
