@@ -62,7 +62,9 @@ def test_questions_and_their_verdicts_reach_the_deflection_report(
 
 def test_a_question_no_article_answers_counts_as_not_deflected(tier0: Tier0) -> None:
     reply = tier0.assistant.respond(
-        IncomingMessage("console:eve:1", "eve", "what colour will the chairs in the new cafeteria be?")
+        IncomingMessage(
+            "console:eve:1", "eve", "what colour will the chairs in the new cafeteria be?"
+        )
     )
     assert reply.decision is Decision.ESCALATE and reply.offers_ticket
     tier0.assistant.respond(IncomingMessage("console:eve:1", "eve", "no"))
