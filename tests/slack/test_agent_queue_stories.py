@@ -223,9 +223,7 @@ def test_the_same_click_delivered_twice_assigns_once(slack: SlackDesk) -> None:
     time.sleep(1.0)  # the second delivery had its chance to act
     assert len(slack.api.calls_to("chat.update")) == 1
     assert slack.tier0.tickets.get(number).assignee == OTHER_AGENT
-    told = [
-        c for c in deliver_outbox(slack, since=since) if c.args.get("channel") == DM_CHANNEL
-    ]
+    told = [c for c in deliver_outbox(slack, since=since) if c.args.get("channel") == DM_CHANNEL]
     assert len(told) == 1
 
 
