@@ -633,20 +633,16 @@ def register(app: App, desk: SlackDesk) -> SlackCatalog:
     app.view(CATALOG_REQUEST_VIEW)(request_submitted)
 
     def reason_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
         if not submitted_values(view).get("reason", "").strip():
             ack(response_action="errors", errors={"reason": "Say why: the requester reads it."})
             return
         ack()
 
-        def work() -> None:
-            try:
-                catalog.reject_from_form(client, body)
-            except Exception:
-                logger.exception("failed to reject a catalog request")
-
-        desk.later(work)
+        desk.later_logged(
+            lambda: catalog.reject_from_form(client, body), "reject a catalog request"
+        )
 
     app.view(REJECT_VIEW)(reason_submitted)
     return catalog

@@ -147,6 +147,18 @@ class SlackDesk:
         if not self.workers.submit(work):
             work()
 
+    def later_logged(self, step: Callable[[], None], failing_to: str) -> None:
+        """`later`, for a step whose failure has no one left to tell (the form or the
+        click was already acknowledged): the failure is logged, never lost silently."""
+
+        def work() -> None:
+            try:
+                step()
+            except Exception:
+                logger.exception("failed to %s", failing_to)
+
+        self.later(work)
+
     # -- employees ---------------------------------------------------------------------
 
     def answer_message(self, client: WebClient, event: dict[str, Any]) -> None:

@@ -329,7 +329,7 @@ def register(app: App, desk: SlackDesk) -> SlackDrafts:
     app.action(EDIT_ACTION)(edit_button)
 
     def edit_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
         values = submitted_values(view)
         errors = {
@@ -342,13 +342,7 @@ def register(app: App, desk: SlackDesk) -> SlackDrafts:
             return
         ack()
 
-        def work() -> None:
-            try:
-                drafts.save_edit(client, body)
-            except Exception:
-                logger.exception("failed to save an article edit")
-
-        desk.later(work)
+        desk.later_logged(lambda: drafts.save_edit(client, body), "save an article edit")
 
     app.view(EDIT_VIEW)(edit_submitted)
     return drafts

@@ -40,9 +40,7 @@ def register(app: App, desk: SlackDesk) -> None:
 
     app.view(NEW_REQUEST_VIEW)(new_request)
 
-    def resolution(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
-    ) -> None:
+    def resolution(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         if not submitted_values(view).get("resolution", "").strip():
             ack(
                 response_action="errors", errors={"resolution": "Tell the requester what fixed it."}
@@ -50,51 +48,31 @@ def register(app: App, desk: SlackDesk) -> None:
             return
         ack()
 
-        def work() -> None:
-            try:
-                desk.resolve_from_form(client, body)
-            except Exception:
-                logger.exception("failed to resolve from the form")
-
-        desk.later(work)
+        desk.later_logged(lambda: desk.resolve_from_form(client, body), "resolve from the form")
 
     app.view(RESOLVE_VIEW)(resolution)
 
     def internal_note(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
         if not submitted_values(view).get("note", "").strip():
             ack(response_action="errors", errors={"note": "Write the note."})
             return
         ack()
 
-        def work() -> None:
-            try:
-                desk.add_internal_note(client, body)
-            except Exception:
-                logger.exception("failed to add an internal note")
-
-        desk.later(work)
+        desk.later_logged(lambda: desk.add_internal_note(client, body), "add an internal note")
 
     app.view(INTERNAL_NOTE_VIEW)(internal_note)
     register_escalation(app, desk)
 
 
 def register_escalation(app: App, desk: SlackDesk) -> None:
-    def escalation(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: Logger
-    ) -> None:
+    def escalation(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         if not submitted_values(view).get("reason", "").strip():
             ack(response_action="errors", errors={"reason": "Say why it needs the next tier."})
             return
         ack()
 
-        def work() -> None:
-            try:
-                desk.escalate_from_form(client, body)
-            except Exception:
-                logger.exception("failed to escalate from the form")
-
-        desk.later(work)
+        desk.later_logged(lambda: desk.escalate_from_form(client, body), "escalate from the form")
 
     app.view(ESCALATE_VIEW)(escalation)
