@@ -1,5 +1,6 @@
-"""Fixtures for notification tests: a migrated store on SQLite and PostgreSQL, a clock
-the test moves, Slack's Web API played locally and a real local SMTP server."""
+"""Fixtures for notification tests: a migrated store on SQLite and PostgreSQL (migrated
+once per run, see ``migrated_store_url`` in tests/conftest.py), a clock the test moves,
+Slack's Web API played locally and a real local SMTP server."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import TEST_BOT_TOKEN
 from tests.fake_slack import FakeSlackApi
 from tests.local_smtp import LocalSmtpServer
-from tickets import create_store_engine, make_session_factory, upgrade_schema
+from tickets import create_store_engine, make_session_factory
 from tickets.delivery import SlackSender, SmtpSender, SmtpSettings, make_slack_client
 from tickets.models import utc_now
 
@@ -33,9 +34,10 @@ class FakeClock:
 
 
 @pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(store_url)
-    upgrade_schema(engine)
+def engine(migrated_store_url: str) -> Iterator[Engine]:
+    """An engine on a store with the newest schema and no rows: a copy of a SQLite file
+    migrated once, or the run's PostgreSQL schema emptied before the test."""
+    engine = create_store_engine(migrated_store_url)
     yield engine
     engine.dispose()
 

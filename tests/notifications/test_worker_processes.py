@@ -32,7 +32,7 @@ def deliver_in_this_process(store_url: str, api_url: str, name: str) -> None:
 
 
 def test_worker_processes_running_at_once_post_each_message_once(
-    store_url: str, session_factory: sessionmaker[Session], slack_api: FakeSlackApi
+    migrated_store_url: str, session_factory: sessionmaker[Session], slack_api: FakeSlackApi
 ) -> None:
     with session_factory.begin() as session:
         for number in range(MESSAGES):
@@ -42,7 +42,8 @@ def test_worker_processes_running_at_once_post_each_message_once(
     spawn = multiprocessing.get_context("spawn")
     workers = [
         spawn.Process(
-            target=deliver_in_this_process, args=(store_url, slack_api.base_url, f"proc-{n}")
+            target=deliver_in_this_process,
+            args=(migrated_store_url, slack_api.base_url, f"proc-{n}"),
         )
         for n in range(WORKERS)
     ]
