@@ -1,7 +1,11 @@
 """Service-desk store benchmark: open tickets, list a queue, report metrics over 1M rows.
 
     python bench/tickets_bench.py [--backend sqlite|postgres|both] [--tickets 100000]
-                                  [--events 1000000]
+                                  [--events 1000000] [--keep]
+    python bench/tickets_bench.py --report-only STORE_URL
+
+The defaults are the issue's full-scale run: 100k tickets opened, a queue listed among
+them, the report over 1M history rows, on SQLite and then PostgreSQL.
 
 * **open**: ``TicketService.open_ticket`` one after another from one process, each its own
   transaction with routing, SLA clocks and audit trail, as the bot opens them.
@@ -11,7 +15,14 @@
   asked, tickets, SLA clocks, ratings) on top of the opened tickets. Target: at most 2 s.
 
 PostgreSQL comes from ``TIER0_BENCH_POSTGRES_URL`` (default the local test server); the
-benchmark works in a schema of its own and drops it afterwards.
+benchmark works in a schema of its own and drops it afterwards, unless ``--keep`` says to
+keep the store (its URL is printed) so that ``--report-only URL`` can list the queue and
+time the report on it again, e.g. after a change to the report, without reloading.
+
+Times are wall clock and CPU: the CPU of this process (all of SQLite's work, which runs
+in-process) and, for a PostgreSQL server on this machine, the CPU of the server process
+serving the report's connection (read from /proc; parallel workers, if PostgreSQL starts
+any, are not in that figure).
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from tickets.db import create_store_engine, make_session_factory, upgrade_schema
@@ -46,15 +57,27 @@ LEVELS = ["high", "medium", "low"]
 
 
 @contextmanager
-def store(backend: str) -> Iterator[str]:
+def store(backend: str, *, keep: bool = False) -> Iterator[str]:
     if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
+        if keep:
+            directory = tempfile.mkdtemp(prefix="tier0-bench-")
             yield f"sqlite:///{Path(directory) / 'bench.db'}"
+            return
+        with tempfile.TemporaryDirectory() as temporary:
+            yield f"sqlite:///{Path(temporary) / 'bench.db'}"
         return
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    if keep:
+        yield (
+            make_url(POSTGRES_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+        admin.dispose()
+        return
     try:
         yield (
             make_url(POSTGRES_URL)
@@ -86,14 +109,38 @@ def bench_open(service: TicketService, count: int) -> tuple[float, float]:
     return count / (time.perf_counter() - started), count / (time.process_time() - cpu_started)
 
 
-def bench_queue(service: TicketService, repeats: int = 20) -> float:
-    timings = []
+class ServerCpu:
+    """CPU seconds used by the PostgreSQL server process behind an engine's one pooled
+    connection, read from /proc: only when the server runs on this machine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._path: Path | None = None
+        if engine.dialect.name != "postgresql":
+            return
+        with engine.connect() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        path = Path(f"/proc/{pid}/stat")
+        if engine.url.host in ("127.0.0.1", "localhost", "::1", None) and path.exists():
+            self._path = path
+
+    def seconds(self) -> float | None:
+        if self._path is None:
+            return None
+        fields = self._path.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_queue(service: TicketService, repeats: int = 20) -> tuple[float, float]:
+    """The median time to list an L1 agent's 100 most urgent open tickets, wall and CPU
+    of this process."""
+    timings, cpu_timings = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         rows = service.queue(as_user="agent-l1", limit=100)
         timings.append(time.perf_counter() - started)
+        cpu_timings.append(time.process_time() - cpu_started)
         assert len(rows) == 100
-    return statistics.median(timings)
+    return statistics.median(timings), statistics.median(cpu_timings)
 
 
 def fill_events(engine: Engine, total: int) -> dict[str, int]:
@@ -196,24 +243,75 @@ def fill_events(engine: Engine, total: int) -> dict[str, int]:
     }
 
 
-def bench_metrics(engine: Engine) -> dict[str, tuple[float, float]]:
+def bench_metrics(engine: Engine) -> dict[str, tuple[float, float, float | None]]:
+    """The report over the last 90 days (all the history), ungrouped and by team: wall
+    seconds, CPU seconds of this process and of the PostgreSQL server process."""
     factory = make_session_factory(engine)
-    until = datetime.now(UTC) + timedelta(minutes=1)
+    server = ServerCpu(engine)
+    with engine.connect() as connection:
+        # The history's newest row, so a store kept by --keep is reported over the same
+        # period when it is timed again later.
+        newest = connection.execute(select(func.max(Ticket.created_at))).scalar()
+    until = (newest or datetime.now(UTC)) + timedelta(minutes=1)
     since = until - timedelta(days=90)
-    figures = {}
+    figures: dict[str, tuple[float, float, float | None]] = {}
     for group_by in (GroupBy.NONE, GroupBy.TEAM):
+        server_before = server.seconds()
         started, cpu_started = time.perf_counter(), time.process_time()
         report = desk_report(factory, since=since, until=until, group_by=group_by)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        server_after = server.seconds()
         figures[group_by.value] = (
-            time.perf_counter() - started,
-            time.process_time() - cpu_started,
+            wall,
+            cpu,
+            None if server_before is None or server_after is None else server_after - server_before,
         )
         assert report.rows
     return figures
 
 
-def run(backend: str, tickets: int, events: int) -> None:
-    with store(backend) as url:
+def report_queue_and_metrics(backend: str, engine: Engine, tickets: int) -> None:
+    service = TicketService(make_session_factory(engine))
+    queue, queue_cpu = bench_queue(service)
+    print(
+        f"[{backend}] queue: 100 most urgent of {tickets:,} open, median "
+        f"{queue * 1000:.1f} ms wall, {queue_cpu * 1000:.1f} ms CPU of this process",
+        flush=True,
+    )
+    for group, (seconds, cpu_seconds, server_seconds) in bench_metrics(engine).items():
+        server_note = (
+            ""
+            if server_seconds is None
+            else (f", {server_seconds:.2f} s CPU of the PostgreSQL server process")
+        )
+        print(
+            f"[{backend}] metrics report (group by {group}): {seconds:.2f} s wall, "
+            f"{cpu_seconds:.2f} s CPU of this process{server_note} (target ≤2 s)",
+            flush=True,
+        )
+
+
+def report_only(url: str) -> None:
+    """Queue and report timings on a store kept by an earlier ``--keep`` run."""
+    engine = create_store_engine(url)
+    try:
+        backend = "postgres" if engine.dialect.name == "postgresql" else engine.dialect.name
+        with engine.connect() as connection:
+            open_tickets = connection.execute(
+                select(func.count()).select_from(Ticket).where(Ticket.status != "closed")
+            ).scalar_one()
+            history = sum(
+                connection.execute(select(func.count()).select_from(model)).scalar_one()
+                for model in (Question, Ticket, SlaClock, CsatResponse)
+            )
+        print(f"[{backend}] kept store: {open_tickets:,} open tickets, {history:,} rows")
+        report_queue_and_metrics(backend, engine, open_tickets)
+    finally:
+        engine.dispose()
+
+
+def run(backend: str, tickets: int, events: int, *, keep: bool = False) -> None:
+    with store(backend, keep=keep) as url:
         engine = create_store_engine(url)
         try:
             upgrade_schema(engine)
@@ -228,12 +326,6 @@ def run(backend: str, tickets: int, events: int) -> None:
                 "(target ≥500/s wall on PostgreSQL)",
                 flush=True,
             )
-            queue = bench_queue(service)
-            print(
-                f"[{backend}] queue: 100 most urgent of {tickets} open, "
-                f"median {queue * 1000:.1f} ms",
-                flush=True,
-            )
             started = time.perf_counter()
             loaded = fill_events(engine, events)
             print(
@@ -241,12 +333,9 @@ def run(backend: str, tickets: int, events: int) -> None:
                 f"in {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
-            for group, (seconds, cpu_seconds) in bench_metrics(engine).items():
-                print(
-                    f"[{backend}] metrics report (group by {group}): {seconds:.2f} s wall, "
-                    f"{cpu_seconds:.2f} s CPU of this process (target ≤2 s)",
-                    flush=True,
-                )
+            report_queue_and_metrics(backend, engine, tickets)
+            if keep:
+                print(f"[{backend}] store kept: --report-only '{url}'", flush=True)
         finally:
             engine.dispose()
 
@@ -256,12 +345,23 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the store and print its URL for --report-only"
+    )
+    parser.add_argument(
+        "--report-only",
+        metavar="STORE_URL",
+        help="only list the queue and time the report on a store kept by --keep",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        report_only(args.report_only)
+        return
     if args.tickets < 100 or args.events < 1000:
         parser.error("use at least 100 tickets and 1000 events")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        run(backend, args.tickets, args.events)
+        run(backend, args.tickets, args.events, keep=args.keep)
 
 
 if __name__ == "__main__":
