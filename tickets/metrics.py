@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -165,6 +166,10 @@ def desk_report(
 
     with session_factory.begin() as session:
         dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            # JIT compiling these few big aggregates costs more than it saves (measured
+            # on the 1M-row benchmark: about a quarter of a second per report).
+            session.execute(text("SET LOCAL jit = off"))
         # Clocks and ratings need their ticket only to group by its team or category.
         by_ticket = group_by in (GroupBy.TEAM, GroupBy.CATEGORY)
         team_names = {team.id: team.name for team in session.scalars(select(Team))}
@@ -193,35 +198,65 @@ def desk_report(
                 target["deflected"] = int(deflected or 0)
                 target["verified_deflected"] = int(verified or 0)
 
-        opened_group = ticket_group(Ticket.created_at)
-        for key, opened, responded_hours in session.execute(
-            select(
-                opened_group,
-                func.count(),
-                func.avg(_hours(dialect, Ticket.created_at, Ticket.first_response_at)),
-            )
-            .where(Ticket.created_at >= since, Ticket.created_at < until)
-            .group_by(opened_group)
-        ):
-            target = row(label(key)).values
-            target["tickets_opened"] = opened
-            target["first_response_hours"] = _float(responded_hours)
-
-        resolved_group = ticket_group(Ticket.resolved_at)
-        for key, resolved, hours, reopened in session.execute(
-            select(
-                resolved_group,
-                func.count(),
-                func.avg(_hours(dialect, Ticket.created_at, Ticket.resolved_at)),
-                func.sum(case((Ticket.reopen_count > 0, 1), else_=0)),
-            )
-            .where(Ticket.resolved_at >= since, Ticket.resolved_at < until)
-            .group_by(resolved_group)
-        ):
-            target = row(label(key)).values
-            target["resolved"] = resolved
-            target["mttr_hours"] = _float(hours)
-            target["reopened"] = int(reopened or 0)
+        opened = and_(Ticket.created_at >= since, Ticket.created_at < until)
+        resolved = and_(Ticket.resolved_at >= since, Ticket.resolved_at < until)
+        response_hours = _hours(dialect, Ticket.created_at, Ticket.first_response_at)
+        resolve_hours = _hours(dialect, Ticket.created_at, Ticket.resolved_at)
+        reopened = case((Ticket.reopen_count > 0, 1), else_=0)
+        if group_by is GroupBy.WEEK:
+            # A ticket opened one week and resolved another counts in both: two passes.
+            opened_week = _week(dialect, Ticket.created_at)
+            for key, count, responded_hours in session.execute(
+                select(opened_week, func.count(), func.avg(response_hours))
+                .where(opened)
+                .group_by(opened_week)
+            ):
+                target = row(key).values
+                target["tickets_opened"] = count
+                target["first_response_hours"] = _float(responded_hours)
+            resolved_week = _week(dialect, Ticket.resolved_at)
+            for key, count, hours, reopened_count in session.execute(
+                select(resolved_week, func.count(), func.avg(resolve_hours), func.sum(reopened))
+                .where(resolved)
+                .group_by(resolved_week)
+            ):
+                target = row(key).values
+                target["resolved"] = count
+                target["mttr_hours"] = _float(hours)
+                target["reopened"] = int(reopened_count or 0)
+        else:
+            # Opened, resolved and still open, by the ticket's team or category: one pass
+            # over the tickets with filtered aggregates instead of three.
+            still_open = Ticket.status.in_([s.value for s in OPEN_STATUSES])
+            group = ticket_group(Ticket.created_at)
+            for (
+                key,
+                count_opened,
+                responded_hours,
+                count_resolved,
+                hours,
+                reopened_count,
+                backlog,
+            ) in session.execute(
+                select(
+                    group,
+                    func.count().filter(opened),
+                    func.avg(response_hours).filter(opened),
+                    func.count().filter(resolved),
+                    func.avg(resolve_hours).filter(resolved),
+                    func.sum(reopened).filter(resolved),
+                    func.count().filter(still_open),
+                )
+                .where(or_(opened, resolved, still_open))
+                .group_by(group)
+            ):
+                target = row(label(key)).values
+                target["tickets_opened"] = count_opened
+                target["first_response_hours"] = _float(responded_hours)
+                target["resolved"] = count_resolved
+                target["mttr_hours"] = _float(hours)
+                target["reopened"] = int(reopened_count or 0)
+                target["backlog"] = backlog
 
         # A clock counts once it is decided: stopped in the period, or breached in it.
         decided_at = func.coalesce(SlaClock.stopped_at, SlaClock.breached_at)
@@ -243,15 +278,6 @@ def desk_report(
             target = row(label(key)).values
             target["sla_measured"] = measured
             target["sla_met"] = int(met or 0)
-
-        if group_by is not GroupBy.WEEK:
-            backlog_group = ticket_group(Ticket.created_at)
-            for key, backlog in session.execute(
-                select(backlog_group, func.count())
-                .where(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
-                .group_by(backlog_group)
-            ):
-                row(label(key)).values["backlog"] = backlog
 
         csat_group = ticket_group(CsatResponse.created_at)
         if group_by is GroupBy.WEEK:
@@ -301,6 +327,16 @@ def _week(dialect: str, timestamp: Any) -> ColumnElement[Any]:
     return func.to_char(timestamp, 'IYYY-"W"IW')
 
 
+def _exact(dialect: str, column: Any) -> Any:
+    """``column`` compared byte for byte, for partitions that only need equal values
+    together. PostgreSQL otherwise sorts text by the database's collation through the C
+    library (even C.UTF-8), several times slower; equality is the same either way, as
+    the database's collations are deterministic. SQLite compares bytes already."""
+    if dialect == "postgresql":
+        return column.collate("C")
+    return column
+
+
 def _plus_window(dialect: str, timestamp: Any) -> Any:
     days = VERIFICATION_WINDOW.days
     if dialect == "sqlite":
@@ -330,14 +366,13 @@ def _question_figures(
     horizon = until + VERIFICATION_WINDOW
     window_end = _plus_window(dialect, Question.asked_at)
 
+    asker = _exact(dialect, Question.asker)
+
     def asked_again_by(similar: Any) -> ColumnElement[bool]:
         order = (Question.asked_at, Question.id)
-        following = func.lead(Question.asked_at).over(
-            partition_by=(Question.asker, similar), order_by=order
-        )
-        preceding = func.lag(Question.asked_at).over(
-            partition_by=(Question.asker, similar), order_by=order
-        )
+        partition = (asker, _exact(dialect, similar))
+        following = func.lead(Question.asked_at).over(partition_by=partition, order_by=order)
+        preceding = func.lag(Question.asked_at).over(partition_by=partition, order_by=order)
         return and_(
             similar.is_not(None),
             or_(following < window_end, preceding == Question.asked_at),
@@ -367,7 +402,7 @@ def _question_figures(
     next_ticket = (
         func.min(case((timeline.c.is_ticket == 1, timeline.c.at)))
         .over(
-            partition_by=timeline.c.who,
+            partition_by=_exact(dialect, timeline.c.who),
             order_by=(timeline.c.at.desc(), timeline.c.is_ticket.desc()),
             rows=(None, 0),
         )
