@@ -11,8 +11,9 @@ the server after a few uses:
   repeated key (a Slack redelivery, even a concurrent one: the unique index makes the
   second writer wait for the first to commit) inserts nothing at all: the other CTEs
   read their ticket id from it and write no row either;
-* the clocks and articles come in as arrays (unnest), so every open runs the same text,
-  whatever number of clocks its policy gives or articles it tried.
+* each table's rows come in as one JSON parameter (see ``open_statement``), so every
+  open runs the same text, whatever number of clocks its policy gives or articles it
+  tried.
 
 Notifications, the assignment strategy and the secret-redaction notice run afterwards in
 the same transaction (``TicketService._insert_new_ticket``): they need the persistent
@@ -22,12 +23,13 @@ serialised and local, a round trip costs it nothing).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from psycopg import Connection
-from psycopg.types.json import Json
 
 from tickets.models import (
     ArticleOutcome,
@@ -63,61 +65,67 @@ OPENED_TICKET_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_JSON_COLUMNS = frozenset({"transcript", "articles_tried", "form_answers"})
 _USER_COLUMNS = ("handle", "slack_id", "name", "email", "roles", "created_at")
 
-# (column, element type of the array it arrives in) for each started clock.
-_CLOCK_ARRAYS = (
-    ("kind", "varchar"),
-    ("target_minutes", "integer"),
-    ("business_hours", "boolean"),
-    ("calendar_id", "integer"),
-    ("consumed_minutes", "double precision"),
-    ("running_since", "timestamptz"),
-    ("due_at", "timestamptz"),
-    ("warn_at", "timestamptz"),
+_CLOCK_COLUMNS = (
+    "kind",
+    "target_minutes",
+    "business_hours",
+    "calendar_id",
+    "consumed_minutes",
+    "running_since",
+    "due_at",
+    "warn_at",
 )
+_EVENT_COLUMNS = ("actor", "kind", "from_status", "to_status", "detail", "created_at")
+_ARTICLE_COLUMNS = ("article_id", "title", "outcome", "created_at")
+
+
+def _columns(names: Sequence[str], row: str) -> str:
+    return ", ".join(f"{row}.{name}" for name in names)
 
 
 @cache
 def open_statement(register_requester: bool) -> str:
     """The statement's text, with or without registering a requester seen for the first
-    time (two texts, so each stays one prepared statement)."""
+    time (two texts, so each stays one prepared statement).
+
+    Each table's rows arrive as one JSON parameter that json_populate_record(set) turns
+    into rows of that table's own type: one json.dumps in C instead of psycopg adapting
+    some forty values one by one, and PostgreSQL checks each value against its column
+    (a text too long for its column fails as in a plain INSERT).
+    """
     parts = []
     if register_requester:
         # Whichever unique column clashes (handle, Slack id, email), the person is known.
         parts.append(
             f"new_requester AS (INSERT INTO users ({', '.join(_USER_COLUMNS)}) "
-            f"VALUES ({', '.join(f'%(user_{column})s' for column in _USER_COLUMNS)}) "
+            f"SELECT {_columns(_USER_COLUMNS, 'person')} "
+            "FROM json_populate_record(NULL::users, %(requester)s::json) AS person "
             "ON CONFLICT DO NOTHING)"
         )
     parts.append(
         f"ticket AS (INSERT INTO tickets (number, {', '.join(OPENED_TICKET_COLUMNS)}) "
-        f"VALUES ('{TICKET_NUMBER_PREFIX}' || nextval('ticket_numbers')::text, "
-        f"{', '.join(f'%({column})s' for column in OPENED_TICKET_COLUMNS)}) "
+        f"SELECT '{TICKET_NUMBER_PREFIX}' || nextval('ticket_numbers')::text, "
+        f"{_columns(OPENED_TICKET_COLUMNS, 'opened')} "
+        "FROM json_populate_record(NULL::tickets, %(ticket)s::json) AS opened "
         # Without a key NULL never clashes, so this costs keyless tickets nothing.
         "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, number)"
     )
     parts.append(
-        "opened AS (INSERT INTO ticket_events "
-        "(ticket_id, actor, kind, from_status, to_status, detail, created_at) "
-        f"SELECT id, %(requester)s, '{TicketEventKind.OPENED.value}', NULL, "
-        f"'{TicketStatus.NEW.value}', %(opened_detail)s, %(created_at)s FROM ticket)"
-    )
-    clock_columns = ", ".join(column for column, _ in _CLOCK_ARRAYS)
-    clock_arrays = ", ".join(f"%(clock_{column})s::{kind}[]" for column, kind in _CLOCK_ARRAYS)
-    parts.append(
-        f"clocks AS (INSERT INTO sla_clocks (ticket_id, {clock_columns}) "
-        f"SELECT ticket.id, {clock_columns} FROM ticket, "
-        f"unnest({clock_arrays}) AS clock({clock_columns}))"
+        f"opened_event AS (INSERT INTO ticket_events (ticket_id, {', '.join(_EVENT_COLUMNS)}) "
+        f"SELECT ticket.id, {_columns(_EVENT_COLUMNS, 'event')} FROM ticket, "
+        "json_populate_record(NULL::ticket_events, %(event)s::json) AS event)"
     )
     parts.append(
-        "tried AS (INSERT INTO ticket_articles "
-        "(ticket_id, article_id, title, outcome, created_at) "
-        f"SELECT ticket.id, article.article_id, article.title, "
-        f"'{ArticleOutcome.TRIED.value}', %(created_at)s FROM ticket, "
-        "unnest(%(article_ids)s::varchar[], %(article_titles)s::varchar[]) "
-        "AS article(article_id, title))"
+        f"clocks AS (INSERT INTO sla_clocks (ticket_id, {', '.join(_CLOCK_COLUMNS)}) "
+        f"SELECT ticket.id, {_columns(_CLOCK_COLUMNS, 'clock')} FROM ticket, "
+        "json_populate_recordset(NULL::sla_clocks, %(clocks)s::json) AS clock)"
+    )
+    parts.append(
+        f"tried AS (INSERT INTO ticket_articles (ticket_id, {', '.join(_ARTICLE_COLUMNS)}) "
+        f"SELECT ticket.id, {_columns(_ARTICLE_COLUMNS, 'article')} FROM ticket, "
+        "json_populate_recordset(NULL::ticket_articles, %(articles)s::json) AS article)"
     )
     return "WITH " + ",\n".join(parts) + "\nSELECT id, number FROM ticket"
 
@@ -133,19 +141,49 @@ def insert_opened_ticket(
 ) -> tuple[int, str] | None:
     """Insert the ticket and everything an open writes with it, in the connection's open
     transaction; its (id, number), or None when its idempotency key is taken."""
-    params: dict[str, Any] = {
-        column: Json(ticket[column]) if column in _JSON_COLUMNS else ticket.get(column)
-        for column in OPENED_TICKET_COLUMNS
+    created_at = ticket["created_at"]
+    params = {
+        "ticket": _json({column: ticket.get(column) for column in OPENED_TICKET_COLUMNS}),
+        "event": _json(
+            {
+                "actor": ticket["requester"],
+                "kind": TicketEventKind.OPENED.value,
+                "from_status": None,
+                "to_status": TicketStatus.NEW.value,
+                "detail": opened_detail,
+                "created_at": created_at,
+            }
+        ),
+        "clocks": _json(
+            [{column: getattr(clock, column) for column in _CLOCK_COLUMNS} for clock in clocks]
+        ),
+        "articles": _json(
+            [
+                {
+                    "article_id": article["id"][:200],
+                    "title": article["title"][:200],
+                    "outcome": ArticleOutcome.TRIED.value,
+                    "created_at": created_at,
+                }
+                for article in articles
+            ]
+        ),
     }
-    params["opened_detail"] = Json(dict(opened_detail))
     if requester_row is not None:
-        for column in _USER_COLUMNS:
-            value = requester_row[column]
-            params[f"user_{column}"] = Json(value) if column == "roles" else value
-    for column, _ in _CLOCK_ARRAYS:
-        params[f"clock_{column}"] = [getattr(clock, column) for clock in clocks]
-    params["article_ids"] = [article["id"][:200] for article in articles]
-    params["article_titles"] = [article["title"][:200] for article in articles]
+        params["requester"] = _json(requester_row)
     with connection.cursor() as cursor:
         row = cursor.execute(open_statement(requester_row is not None), params).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, default=_timestamp)
+
+
+def _timestamp(value: object) -> str:
+    if not isinstance(value, datetime):
+        raise TypeError(f"cannot store {type(value).__name__} as JSON")
+    if value.tzinfo is None:
+        # As UTCDateTime refuses them: PostgreSQL would read it in the session's zone.
+        raise ValueError(f"refusing to store a naive datetime ({value!r}); use UTC")
+    return value.isoformat()
