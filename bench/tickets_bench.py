@@ -7,9 +7,11 @@
 The defaults are the issue's full-scale run: 100k tickets opened, a queue listed among
 them, the report over 1M history rows, on SQLite and then PostgreSQL.
 
-* **open**: ``TicketService.open_ticket`` one after another from one process, each its own
-  transaction with routing, SLA clocks and audit trail, as the bot opens them.
-  Target: at least 500 per second on PostgreSQL.
+* **open**: ``TicketService.open_ticket`` from one process, each its own transaction with
+  routing, SLA clocks and audit trail, as the bot opens them, from a few threads at once
+  (``TIER0_BENCH_OPEN_THREADS``, default 8, each with its own pooled connection) as the
+  bot's event handlers do: one connection alone waits for every commit's WAL flush, several
+  share one. Target: at least 500 per second on PostgreSQL.
 * **queue**: an L1 agent's queue (100 most urgent open tickets), repeated.
 * **metrics**: ``desk_report`` over a store holding ``--events`` recorded facts (questions
   asked, tickets, SLA clocks, ratings) on top of the opened tickets. Target: at most 2 s.
@@ -35,6 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +55,8 @@ from tickets.service import TicketService
 POSTGRES_URL = os.environ.get(
     "TIER0_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# Threads opening tickets at once, each with a pooled connection of its own.
+OPEN_THREADS = int(os.environ.get("TIER0_BENCH_OPEN_THREADS", "8"))
 CATEGORIES = ["general", "hardware", "access", "software", "network"]
 LEVELS = ["high", "medium", "low"]
 
@@ -90,22 +95,30 @@ def store(backend: str, *, keep: bool = False) -> Iterator[str]:
         admin.dispose()
 
 
-def bench_open(service: TicketService, count: int) -> tuple[float, float]:
-    """Tickets per second, by the wall clock and by this process's CPU time (the machine
-    may be shared; PostgreSQL's own CPU time is not in the second figure)."""
-    rng = random.Random(7)
+def bench_open(
+    service: TicketService, count: int, threads: int = OPEN_THREADS
+) -> tuple[float, float]:
+    """Tickets per second, by the wall clock and by this process's CPU time (all threads;
+    the machine may be shared; PostgreSQL's own CPU time is not in the second figure)."""
+
+    def open_share(first: int) -> None:
+        rng = random.Random(7 + first)
+        for index in range(first, count, threads):
+            service.open_ticket(
+                requester=f"U{index % 5000:06d}",
+                title=f"Problem number {index}: the thing does not work",
+                description="Since this morning it fails with an error.",
+                category=rng.choice(CATEGORIES),
+                impact=rng.choice(LEVELS),
+                urgency=rng.choice(LEVELS),
+                source="slack",
+                idempotency_key=f"Ev{index:09d}",
+            )
+
     started, cpu_started = time.perf_counter(), time.process_time()
-    for index in range(count):
-        service.open_ticket(
-            requester=f"U{index % 5000:06d}",
-            title=f"Problem number {index}: the thing does not work",
-            description="Since this morning it fails with an error.",
-            category=rng.choice(CATEGORIES),
-            impact=rng.choice(LEVELS),
-            urgency=rng.choice(LEVELS),
-            source="slack",
-            idempotency_key=f"Ev{index:09d}",
-        )
+    with ThreadPoolExecutor(threads) as pool:
+        for share in [pool.submit(open_share, first) for first in range(threads)]:
+            share.result()
     return count / (time.perf_counter() - started), count / (time.process_time() - cpu_started)
 
 
@@ -312,7 +325,7 @@ def report_only(url: str) -> None:
 
 def run(backend: str, tickets: int, events: int, *, keep: bool = False) -> None:
     with store(backend, keep=keep) as url:
-        engine = create_store_engine(url)
+        engine = create_store_engine(url, pool_size=max(5, OPEN_THREADS))
         try:
             upgrade_schema(engine)
             factory = make_session_factory(engine)
@@ -321,7 +334,8 @@ def run(backend: str, tickets: int, events: int, *, keep: bool = False) -> None:
             service = TicketService(factory)
             rate, cpu_rate = bench_open(service, tickets)
             print(
-                f"[{backend}] open: {tickets} tickets, {rate:,.0f} tickets/s wall, "
+                f"[{backend}] open: {tickets} tickets from {OPEN_THREADS} threads, "
+                f"{rate:,.0f} tickets/s wall, "
                 f"{cpu_rate:,.0f} tickets per CPU-second of this process "
                 "(target ≥500/s wall on PostgreSQL)",
                 flush=True,

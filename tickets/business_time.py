@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # No calendar has a gap this long between working days; hitting it means the calendar
@@ -50,13 +51,20 @@ class WorkingCalendar:
 
     def window(self, day: date) -> tuple[datetime, datetime]:
         """The day's opening hours as UTC instants."""
-        zone = self.zone
-        opens = datetime.combine(day, _clock_time(self.opens_at_minute), zone)
-        if self.closes_at_minute == 24 * 60:
-            closes = datetime.combine(day + timedelta(days=1), time(0), zone)
-        else:
-            closes = datetime.combine(day, _clock_time(self.closes_at_minute), zone)
-        return opens.astimezone(UTC), closes.astimezone(UTC)
+        return _window(self, day)
+
+
+# Every ticket opened starts two clocks, each walking the same few days' windows; the
+# time-zone arithmetic is the costly part, so each (calendar, day) is worked out once.
+@lru_cache(maxsize=4096)
+def _window(calendar: WorkingCalendar, day: date) -> tuple[datetime, datetime]:
+    zone = calendar.zone
+    opens = datetime.combine(day, _clock_time(calendar.opens_at_minute), zone)
+    if calendar.closes_at_minute == 24 * 60:
+        closes = datetime.combine(day + timedelta(days=1), time(0), zone)
+    else:
+        closes = datetime.combine(day, _clock_time(calendar.closes_at_minute), zone)
+    return opens.astimezone(UTC), closes.astimezone(UTC)
 
 
 def parse_clock(text: str) -> int:

@@ -23,8 +23,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
-def create_store_engine(url: str) -> Engine:
-    """Create the engine for a ticket store URL (``sqlite:///path`` or ``postgresql+psycopg://``)."""
+def create_store_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """Create the engine for a ticket store URL (``sqlite:///path`` or ``postgresql+psycopg://``).
+
+    ``pool_size``: the PostgreSQL connections kept open for reuse; as many as the threads
+    that work the store at once, or the ones beyond it (up to 10 more) are opened and
+    closed again for every transaction, which costs the server a process start each time.
+    """
     parsed = make_url(url)
     if parsed.drivername in ("postgres", "postgresql"):
         # Plain "postgresql://" URLs (as hosting providers hand them out) would ask for
@@ -32,7 +37,7 @@ def create_store_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
         # pre_ping: replicas hold pooled connections across PostgreSQL restarts/failovers.
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size)
 
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"

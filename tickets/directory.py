@@ -15,6 +15,7 @@ employee: the least privileged role.
 from __future__ import annotations
 
 import re
+import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -124,24 +125,34 @@ def ensure_user(session: Session, handle: str) -> User:
 def ensure_user_exists(session: Session, handle: str) -> None:
     """``ensure_user`` in one statement, for the hot path of opening a ticket: register the
     handle as an employee unless someone already has it (or its Slack id or email)."""
+    row = unregistered_user_row(session, handle)
+    if row is not None:
+        session.connection().execute(_user_upsert(session.get_bind().dialect.name), row)
+
+
+def unregistered_user_row(session: Session, handle: str) -> dict[str, object] | None:
+    """The users row that registers ``handle`` as an employee, or None when this process
+    already saw it registered in this store.
+
+    The caller inserts the row in this session's transaction, skipping it if the handle
+    (or its Slack id or email) is taken by then (ON CONFLICT DO NOTHING); once the
+    transaction commits, the handle is remembered and costs the next ticket nothing.
+    """
     engine = session.get_bind().engine
     known = _known_handles.setdefault(engine, {})
     if handle in known:
         # Nobody is ever deleted, so a handle this process saw in this store stays known.
-        return
-    session.connection().execute(
-        _user_upsert(engine.dialect.name),
-        {
-            "handle": handle,
-            "slack_id": handle if _SLACK_USER_ID.fullmatch(handle) else None,
-            "name": handle,
-            "email": handle.lower() if _EMAIL.fullmatch(handle) else None,
-            "roles": [Role.EMPLOYEE.value],
-            "created_at": utc_now(),
-        },
-    )
+        return None
     # Remembered once this transaction commits; a rollback may have undone the insert.
     session.info.setdefault(_NEW_HANDLES, []).append((known, handle))
+    return {
+        "handle": handle,
+        "slack_id": handle if _SLACK_USER_ID.fullmatch(handle) else None,
+        "name": handle,
+        "email": handle.lower() if _EMAIL.fullmatch(handle) else None,
+        "roles": [Role.EMPLOYEE.value],
+        "created_at": utc_now(),
+    }
 
 
 # Per engine (store), the handles known to be registered: most tickets come from people
@@ -149,14 +160,20 @@ def ensure_user_exists(session: Session, handle: str) -> None:
 _KNOWN_HANDLES_KEPT = 50_000
 _known_handles: weakref.WeakKeyDictionary[Engine, dict[str, None]] = weakref.WeakKeyDictionary()
 _NEW_HANDLES = "tier0.new_handles"
+_known_handles_lock = threading.Lock()
 
 
 @event.listens_for(Session, "after_commit")
 def _remember_handles(session: Session) -> None:
-    for known, handle in session.info.pop(_NEW_HANDLES, ()):
-        known[handle] = None
-        if len(known) > _KNOWN_HANDLES_KEPT:
-            del known[next(iter(known))]
+    new_handles = session.info.pop(_NEW_HANDLES, ())
+    if not new_handles:
+        return
+    # Sessions of several threads commit at once: forgetting the oldest walks the dict.
+    with _known_handles_lock:
+        for known, handle in new_handles:
+            known[handle] = None
+            if len(known) > _KNOWN_HANDLES_KEPT:
+                del known[next(iter(known))]
 
 
 @event.listens_for(Session, "after_rollback")

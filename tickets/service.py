@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, insert, inspect, or_, select
+from sqlalchemy import Insert, Table, insert, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
@@ -32,6 +32,7 @@ from tickets.directory import (
     require_team,
     require_view,
     require_worker,
+    unregistered_user_row,
     works_ticket,
 )
 from tickets.errors import ApprovalRequired, PermissionDenied
@@ -66,6 +67,7 @@ from tickets.models import (
     utc_now,
 )
 from tickets.notifications import AlreadyTold, NotificationKind, NotificationSink, RecordingSink
+from tickets.opening import insert_opened_ticket
 from tickets.redaction import redact_secrets
 from tickets.routing import (
     category_for_intent,
@@ -79,7 +81,7 @@ from tickets.sla import (
     SlaAlert,
     check_sla,
     clock_views,
-    planned_clocks,
+    planned_clocks_for,
     retarget_clocks,
     start_clocks,
 )
@@ -103,6 +105,9 @@ from tickets.steps import canonical_ticket_number as canonical_ticket_number
 from tickets.steps import format_ticket_number as format_ticket_number
 from tickets.transcript import TranscriptTurn, copy_transcript, redacted_transcript
 
+if TYPE_CHECKING:
+    import psycopg
+
 MAX_TITLE_LENGTH = 200
 MAX_COMMENT_LENGTH = 20_000
 # Resolved tickets nobody reopens are closed after this many days.
@@ -115,8 +120,9 @@ _TICKETS = cast(Table, Ticket.__table__)
 _TICKET_COLUMNS = frozenset(_TICKETS.c.keys())
 _EVENT_INSERT = insert(cast(Table, TicketEvent.__table__))
 _ARTICLE_INSERT = insert(cast(Table, TicketArticle.__table__))
+_CLOCK_INSERT = insert(cast(Table, SlaClock.__table__))
+# What a started clock sets; the rest (stopped, warned, breached, met) stays NULL.
 _CLOCK_START_COLUMNS = (
-    "ticket_id",
     "kind",
     "target_minutes",
     "business_hours",
@@ -389,19 +395,19 @@ class TicketService:
         raw_texts: list[str],
         now: datetime,
     ) -> TicketView | None:
-        """``open_in_session`` as a few bulk-friendly statements: what ``open_ticket`` runs
-        for every ticket the bot opens, so it is the path that must be fast.
+        """``open_in_session`` in as few statements as the database allows: what
+        ``open_ticket`` runs for every ticket the bot opens, so it is the path that must be
+        fast.
 
-        The ticket is numbered inside its INSERT, a repeated idempotency key is caught by
-        the same INSERT (ON CONFLICT DO NOTHING), routing and SLA targets come from the
-        configuration cache, and the audit line and SLA clocks go in with one statement
-        each. Only what needs more (an assignment strategy's lock, notifications, a
-        redaction notice) loads anything. None: the idempotency key is taken by a ticket
-        this transaction cannot see.
+        Routing and SLA targets come from the configuration cache. On PostgreSQL the
+        requester, ticket, audit line, SLA clocks and articles tried go in with one
+        statement (``tickets.opening``); on SQLite with one statement each. Either way the
+        ticket is numbered inside its INSERT and a repeated idempotency key is caught by
+        that INSERT (ON CONFLICT DO NOTHING), which then writes nothing else. Only what
+        needs more (an assignment strategy's lock, notifications, a redaction notice)
+        loads anything. None: the idempotency key is taken by a ticket this transaction
+        cannot see.
         """
-        dialect = session.get_bind().dialect.name
-        connection = session.connection()
-        ensure_user_exists(session, ticket.requester)
         if intent and ticket.category == "general":
             ticket.category = category_for_intent(session, intent) or ticket.category
         asset_tag = None
@@ -415,63 +421,35 @@ class TicketService:
         values: dict[str, Any] = {
             key: value for key, value in inspect(ticket).dict.items() if key in _TICKET_COLUMNS
         }
-        inserted = connection.execute(_ticket_insert(dialect), values).first()
+        opened_detail = {
+            "source": ticket.source,
+            "category": ticket.category,
+            "type": ticket.type,
+            "priority": ticket.priority,
+            "team": None if team is None else team.name,
+        }
+        # Planned before the insert: the statement gives them the ticket's id.
+        clocks = planned_clocks_for(session, ticket, now)
+        connection = session.connection()
+        inserted: tuple[int, str] | None
+        if connection.dialect.name == "postgresql":
+            inserted = insert_opened_ticket(
+                cast("psycopg.Connection[Any]", connection.connection.driver_connection),
+                values,
+                requester_row=unregistered_user_row(session, ticket.requester),
+                opened_detail=opened_detail,
+                clocks=clocks,
+                articles=ticket.articles_tried,
+            )
+        else:
+            inserted = _insert_with_statements(
+                session, values, opened_detail=opened_detail, clocks=clocks, now=now
+            )
         if inserted is None:
             # The same Slack event or email again: the ticket it opened, unchanged.
             existing = _ticket_by_idempotency_key(session, cast(str, ticket.idempotency_key))
             return None if existing is None else TicketView.of(existing)
-        ticket.id, ticket.number = inserted.id, inserted.number
-        # One row each, as plain executes: psycopg runs an executemany in pipeline mode,
-        # which costs round trips of its own.
-        connection.execute(
-            _EVENT_INSERT,
-            {
-                "ticket_id": ticket.id,
-                "actor": ticket.requester,
-                "kind": TicketEventKind.OPENED.value,
-                "from_status": None,
-                "to_status": TicketStatus.NEW.value,
-                "detail": {
-                    "source": ticket.source,
-                    "category": ticket.category,
-                    "type": ticket.type,
-                    "priority": ticket.priority,
-                    "team": None if team is None else team.name,
-                },
-                "created_at": now,
-            },
-        )
-        if ticket.articles_tried:
-            connection.execute(
-                _ARTICLE_INSERT,
-                [
-                    {
-                        "ticket_id": ticket.id,
-                        "article_id": article["id"][:200],
-                        "title": article["title"][:200],
-                        "outcome": ArticleOutcome.TRIED.value,
-                        "created_at": now,
-                    }
-                    for article in ticket.articles_tried
-                ],
-            )
-        clocks = planned_clocks(
-            session,
-            ticket_id=ticket.id,
-            ticket_type=ticket.type,
-            priority=ticket.priority,
-            team_id=ticket.team_id,
-            now=now,
-        )
-        if clocks:
-            connection.execute(
-                _clock_insert(len(clocks)),
-                {
-                    f"{column}_{index}": getattr(clock, column)
-                    for index, clock in enumerate(clocks)
-                    for column in _CLOCK_START_COLUMNS
-                },
-            )
+        ticket.id, ticket.number = inserted
         if team is not None and team.assignment is not None:
             # The strategy locks the team row and moves the ticket on to triaged: that
             # works on the persistent ticket.
@@ -1547,15 +1525,58 @@ class TicketService:
         return self._enforce_roles if enforce_roles is None else enforce_roles
 
 
-@cache
-def _clock_insert(count: int) -> Insert:
-    """One INSERT of ``count`` clocks (parameters ``kind_0``, ``kind_1``, …), built once."""
-    return insert(cast(Table, SlaClock.__table__)).values(
-        [
-            {column: bindparam(f"{column}_{index}") for column in _CLOCK_START_COLUMNS}
-            for index in range(count)
-        ]
+def _insert_with_statements(
+    session: Session,
+    values: Mapping[str, Any],
+    *,
+    opened_detail: Mapping[str, Any],
+    clocks: list[SlaClock],
+    now: datetime,
+) -> tuple[int, str] | None:
+    """What ``tickets.opening`` does in one statement on PostgreSQL, as one statement per
+    table (SQLite); (id, number) of the new ticket, None when its idempotency key is taken."""
+    connection = session.connection()
+    ensure_user_exists(session, values["requester"])
+    inserted = connection.execute(_ticket_insert(connection.dialect.name), values).first()
+    if inserted is None:
+        return None
+    ticket_id: int = inserted.id
+    connection.execute(
+        _EVENT_INSERT,
+        {
+            "ticket_id": ticket_id,
+            "actor": values["requester"],
+            "kind": TicketEventKind.OPENED.value,
+            "from_status": None,
+            "to_status": TicketStatus.NEW.value,
+            "detail": dict(opened_detail),
+            "created_at": now,
+        },
     )
+    if values["articles_tried"]:
+        connection.execute(
+            _ARTICLE_INSERT,
+            [
+                {
+                    "ticket_id": ticket_id,
+                    "article_id": article["id"][:200],
+                    "title": article["title"][:200],
+                    "outcome": ArticleOutcome.TRIED.value,
+                    "created_at": now,
+                }
+                for article in values["articles_tried"]
+            ],
+        )
+    if clocks:
+        connection.execute(
+            _CLOCK_INSERT,
+            [
+                {"ticket_id": ticket_id}
+                | {column: getattr(clock, column) for column in _CLOCK_START_COLUMNS}
+                for clock in clocks
+            ],
+        )
+    return ticket_id, inserted.number
 
 
 @cache

@@ -177,7 +177,15 @@ def clocks_of(session: Session, ticket: Ticket) -> list[SlaClock]:
 
 def start_clocks(session: Session, ticket: Ticket, now: datetime) -> list[SlaClock]:
     """Start the ticket's first-response and resolution clocks; none without a policy."""
-    clocks = planned_clocks(
+    clocks = planned_clocks_for(session, ticket, now)
+    session.add_all(clocks)
+    return clocks
+
+
+def planned_clocks_for(session: Session, ticket: Ticket, now: datetime) -> list[SlaClock]:
+    """``planned_clocks`` for the ticket's type, priority and team. A ticket not yet
+    inserted has no id: its clocks get theirs from the statement that inserts it."""
+    return planned_clocks(
         session,
         ticket_id=ticket.id,
         ticket_type=ticket.type,
@@ -185,8 +193,6 @@ def start_clocks(session: Session, ticket: Ticket, now: datetime) -> list[SlaClo
         team_id=ticket.team_id,
         now=now,
     )
-    session.add_all(clocks)
-    return clocks
 
 
 def planned_clocks(
