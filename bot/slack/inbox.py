@@ -94,6 +94,27 @@ class SlackInbox:
             )
             return result.rowcount == 1
 
+    def claim_waiting(self, limit: int) -> list[StaleEvent]:
+        """Claim up to `limit` of the events received and not yet started, oldest first.
+
+        The answering processes call this in a loop; each event goes to the one whose
+        `claim` wins, so two processes polling together never both answer it. Claimed
+        events are handled at once (callers ask only for what they have room for), well
+        inside the lease."""
+        if limit < 1:
+            return []
+        with self._sessions() as session:
+            waiting = session.execute(
+                select(SlackInboxEvent.event_id, SlackInboxEvent.body)
+                .where(
+                    SlackInboxEvent.state == InboxState.RECEIVED.value,
+                    SlackInboxEvent.attempts < self.max_attempts,
+                )
+                .order_by(SlackInboxEvent.received_at)
+                .limit(limit)
+            ).all()
+        return [StaleEvent(event_id, body) for event_id, body in waiting if self.claim(event_id)]
+
     def finish(self, event_id: str) -> None:
         self._settle(event_id, InboxState.DONE)
 

@@ -50,6 +50,11 @@ class WorkerPool:
         return True
 
     @property
+    def size(self) -> int:
+        """How many threads run jobs."""
+        return len(self._threads)
+
+    @property
     def backlog(self) -> int:
         return self._jobs.qsize()
 
