@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import sys
@@ -259,10 +260,16 @@ def answer_events(
     import threading
 
     from bot.slack.answering import parent_gone
+    from bot.slack.app import WORKER_NICENESS
+    from bot.slack.workers import lower_priority
 
     settings = Settings()
     if not settings.slack_bot_token:
         _fail("SLACK_BOT_TOKEN is not set")
+    if exit_with is not None:
+        # Beside `serve --http` on the same cores: its acknowledgements come first.
+        with contextlib.suppress(AttributeError, OSError):
+            lower_priority(0, WORKER_NICENESS)
     slack = _slack_service(settings, answer_events=True)
     slack.start_sweeper()
     stop = threading.Event()
