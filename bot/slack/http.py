@@ -10,6 +10,7 @@ enter bolt here; interactions and commands go through bolt, which verifies them 
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Iterable
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,16 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # Buffer the response and send it in one segment when the handler finishes. Unbuffered
+    # (the stdlib's default), the status line, each header and the body are sent one by
+    # one, and with Nagle's algorithm and the client's delayed ACK the later segments can
+    # wait tens of milliseconds: a slow ack for no work at all.
+    wbufsize = -1
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
