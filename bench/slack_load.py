@@ -9,7 +9,8 @@ retries (`X-Slack-Retry-Num: 1` and `2`).
 Per rate it prints: events offered and acknowledged per second, ack latency
 p50/p95/p99/max (from the moment the event was due to leave, so a slow generator
 cannot hide queueing), errors (anything but HTTP 200, or no answer), duplicates
-(questions answered more than once), and how long the replies took to catch up.
+(questions answered more than once), how long the replies took to catch up, and the
+CPU used by the acknowledging process and by the answering processes it runs.
 The target on a 2-core machine: >= 150 events/s with ack p95 <= 100 ms, no errors,
 no duplicates.
 
@@ -180,7 +181,9 @@ def replies_by_thread(api: FakeSlackApi) -> Counter[str]:
     )
 
 
-def start_tier0(api: FakeSlackApi, home: Path, store: Path, port: int) -> subprocess.Popen[bytes]:
+def start_tier0(
+    api: FakeSlackApi, home: Path, store: Path, port: int, answer_processes: int
+) -> subprocess.Popen[bytes]:
     home.mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -198,7 +201,17 @@ def start_tier0(api: FakeSlackApi, home: Path, store: Path, port: int) -> subpro
     }
     env.pop("SLACK_APP_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--http", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "--http",
+            "--port",
+            str(port),
+            "--answer-processes",
+            str(answer_processes),
+        ],
         env=env,
         cwd=home,
         stdout=subprocess.DEVNULL,
@@ -226,6 +239,26 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started (tier0 serve's answering processes), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def answering_cpu_seconds(pid: int) -> float:
+    """CPU time of the answering processes `pid` runs now (a restarted one counts anew)."""
+    return sum(cpu_seconds(child) for child in children_of(pid))
 
 
 def run_stage(
@@ -256,10 +289,13 @@ def run_stage(
             deliveries.append(Delivery(due + 1.0, event_id, body, 2))
     outcome = Outcome()
     cpu_before = cpu_seconds(pid)
+    answering_before = answering_cpu_seconds(pid)
     send_all(port, deliveries, outcome)
     sending_took = time.perf_counter() - start
-    # The server's CPU while the events arrived: acks, plus whatever work it did meanwhile.
+    # While the events arrived: the CPU of the process that acknowledges them, and of the
+    # answering processes it runs beside it.
     server_cpu = cpu_seconds(pid) - cpu_before
+    answering_cpu = answering_cpu_seconds(pid) - answering_before
 
     wanted = set(threads)
     deadline = time.monotonic() + catch_up
@@ -291,6 +327,8 @@ def run_stage(
         "replies_caught_up_s": round(caught_up, 1),
         "replies_per_s": round(sum(1 for ts in wanted if answered[ts]) / caught_up, 1),
         "server_cpu_per_s": round(server_cpu / sending_took, 2),
+        "cpu_ms_per_ack": round(server_cpu * 1000 / max(1, len(latencies)), 2),
+        "answering_cpu_per_s": round(answering_cpu / sending_took, 2),
     }
 
 
@@ -304,6 +342,12 @@ def main() -> None:
         default=120.0,
         help="how long to wait after a stage for its replies (what is left spills over)",
     )
+    parser.add_argument(
+        "--answer-processes",
+        type=int,
+        default=1,
+        help="tier0 serve --http --answer-processes (0: the acking process answers too)",
+    )
     arguments = parser.parse_args()
     rates = [int(rate) for rate in arguments.rates.split(",")]
 
@@ -314,14 +358,14 @@ def main() -> None:
     store = Path(tempfile.mkdtemp(prefix="tier0-bench-slack-"))
     port = free_port()
     print(f"tier0 serve --http on :{port}, mock Slack Web API at {api.base_url}", flush=True)
-    process = start_tier0(api, home, store, port)
+    process = start_tier0(api, home, store, port, arguments.answer_processes)
     try:
         # Warm-up: the first answers load lazily-initialised parts.
         run_stage(process.pid, port, api, 5, 2, 0, asked, arguments.catch_up)
         header = (
             f"{'rate':>5} {'events':>6} {'sent/s':>7} {'acks/s':>7} {'p50':>7} {'p95':>7} "
             f"{'p99':>7} {'max':>7} {'errors':>6} {'dups':>4} {'answered':>8} "
-            f"{'replies/s':>9} {'caught up':>9} {'srv cpu':>7}"
+            f"{'replies/s':>9} {'caught up':>9} {'ack cpu':>7} {'ms/ack':>6} {'ans cpu':>7}"
         )
         print(header)
         print("-" * len(header))
@@ -337,7 +381,8 @@ def main() -> None:
                 f"{result['p99_ms']:>7} {result['max_ms']:>7} {result['errors']:>6} "
                 f"{result['duplicates']:>4} {result['answered']:>8} "
                 f"{result['replies_per_s']:>9} {result['replies_caught_up_s']:>8}s "
-                f"{result['server_cpu_per_s']:>7}",
+                f"{result['server_cpu_per_s']:>7} {result['cpu_ms_per_ack']:>6} "
+                f"{result['answering_cpu_per_s']:>7}",
                 flush=True,
             )
             if result["errors"]:
@@ -345,14 +390,17 @@ def main() -> None:
         print(
             "\nack latencies in ms, measured from each event's due time; 'sent/s' counts "
             f"deliveries including the retries (1 event in {RETRIED_SHARE} sent 3 times); "
-            "'caught up' is when the last question of the stage had its reply; 'srv cpu' is "
-            "the server's CPU seconds per wall second while the events arrived (2 = both "
-            "cores)."
+            "'caught up' is when the last question of the stage had its reply; 'ack cpu' is "
+            "the CPU seconds per wall second of the process that acknowledges (tier0 serve "
+            "--http) while the events arrived (2 = both cores), 'ms/ack' the same per "
+            "acknowledged delivery (work it did besides acking included), 'ans cpu' that of "
+            "its answering processes."
         )
         print(f"load average during the run: {os.getloadavg()}")
         print(
             f"this generator used {time.process_time():.1f} s CPU; "
-            f"tier0 serve {cpu_seconds(process.pid):.1f} s CPU in all"
+            f"tier0 serve {cpu_seconds(process.pid):.1f} s CPU in all, its answering "
+            f"processes {answering_cpu_seconds(process.pid):.1f} s"
         )
     finally:
         process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import sys
@@ -23,6 +24,7 @@ from bot.rasa_cli import actions_app, rasa_serve
 
 if TYPE_CHECKING:
     from bot.runtime import Tier0
+    from bot.slack.app import SlackService
     from tickets.worker import Scheduler
 
 app = typer.Typer(help="tier0: the IT self-service desk.", no_args_is_help=True)
@@ -191,9 +193,22 @@ def kb_build() -> None:
 def serve(
     http: Annotated[bool, typer.Option("--http", help="Serve Slack over HTTP.")] = False,
     port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
+    answer_processes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --http: processes that answer the stored events (0: this process "
+            "answers too). Run `tier0 answer-events` elsewhere for more.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the Slack bot: Socket Mode by default, the Events API over HTTP with --http."""
-    from bot.slack.app import build_slack_service
+    """Run the Slack bot: Socket Mode by default, the Events API over HTTP with --http.
+
+    Over HTTP this process verifies, stores and acknowledges Slack's event deliveries
+    (and handles interactions and commands); the answers are worked out by answering
+    processes it starts beside it, so acknowledgements never wait behind answer work.
+    """
+    from bot.slack.answering import AnsweringProcesses
     from bot.slack.http import EVENTS_PATH, make_http_server
 
     settings = Settings()
@@ -203,28 +218,97 @@ def serve(
         _fail("SLACK_SIGNING_SECRET is not set (needed to verify Slack's requests)")
     if not http and not settings.slack_app_token:
         _fail("SLACK_APP_TOKEN is not set (needed for Socket Mode); or use --http")
-    from slack_bolt.error import BoltError
-    from slack_sdk.errors import SlackApiError
-
-    tier0 = _build()
-    try:
-        slack = build_slack_service(tier0)  # checks the bot token with auth.test
-    except (BoltError, SlackApiError, OSError) as error:
-        reason = getattr(error, "reason", None) or error
-        _fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
-    slack_app = slack.app
-    slack.start_sweeper()
+    answers_here = not http or answer_processes == 0
+    slack = _slack_service(settings, answer_events=answers_here)
+    if answers_here:
+        slack.start_sweeper()
     # Several Slack workers embed one short message each at a time: the embedder runs
     # each call on one thread (nlu.embedding.embedder_threads), leaving cores to the acks.
     if http:
-        server = make_http_server(slack_app, port=port)
-        console.print(f"tier0 serving Slack at http://0.0.0.0:{port}{EVENTS_PATH}")
-        server.serve_forever()
+        answering = None if answers_here else AnsweringProcesses(answer_processes)
+        server = make_http_server(slack.app, port=port, intake=slack.intake)
+        _stop_on_sigterm()
+        try:
+            if answering is not None:
+                answering.start()
+            console.print(f"tier0 serving Slack at http://0.0.0.0:{port}{EVENTS_PATH}")
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            if answering is not None:
+                answering.stop()
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         console.print("tier0 connected to Slack in Socket Mode")
-        SocketModeHandler(slack_app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+        SocketModeHandler(slack.app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+
+
+@app.command("answer-events")
+def answer_events(
+    exit_with: Annotated[
+        int | None,
+        typer.Option(
+            help="Exit when the process with this id exits (`serve` sets it).", hidden=True
+        ),
+    ] = None,
+) -> None:
+    """Answer the Slack events `tier0 serve --http` stored: as many of these as you like,
+    on any machine that reaches the store; each event is answered by exactly one."""
+    import threading
+
+    from bot.slack.answering import parent_gone
+    from bot.slack.app import WORKER_NICENESS
+    from bot.slack.workers import lower_priority
+
+    settings = Settings()
+    if not settings.slack_bot_token:
+        _fail("SLACK_BOT_TOKEN is not set")
+    if exit_with is not None:
+        # Beside `serve --http` on the same cores: its acknowledgements come first.
+        with contextlib.suppress(AttributeError, OSError):
+            lower_priority(0, WORKER_NICENESS)
+    slack = _slack_service(settings, answer_events=True)
+    slack.start_sweeper()
+    stop = threading.Event()
+    _stop_on_sigterm()
+    try:
+        while not stop.wait(1.0):
+            if exit_with is not None and parent_gone(exit_with):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        slack.stop()
+
+
+def _slack_service(settings: Settings, *, answer_events: bool) -> SlackService:
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.app import build_slack_service
+
+    tier0 = _build()
+    try:
+        # Checks the bot token with auth.test.
+        return build_slack_service(tier0, answer_events=answer_events)
+    except (BoltError, SlackApiError, OSError) as error:
+        reason = getattr(error, "reason", None) or error
+        _fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
+
+
+def _stop_on_sigterm() -> None:
+    """A service manager stops us with SIGTERM: leave as on Ctrl-C, cleaning up."""
+    import signal
+    import threading
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 @app.command()

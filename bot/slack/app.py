@@ -3,6 +3,12 @@
 Every request is acknowledged at once; the work runs afterwards on a bounded worker
 pool. Events are kept in the inbox before the ack, so a redelivery is recognised and a
 crash mid-handling is recovered by the sweeper.
+
+Over HTTP an event delivery is only verified, stored and acknowledged
+(`bot.slack.intake`); `EventAnswering` claims it from the inbox and hands it to the
+listeners, in this process (`answer_events=True`) or in an answering process of its own
+(`tier0 serve --http` starts one). In Socket Mode bolt's middleware stores each event
+before its ack and the listeners queue the work here.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.runtime import Tier0
+from bot.slack.answering import EventAnswering
 from bot.slack.desk import REDRIVE_CLAIMED, SlackDesk
-from bot.slack.inbox import SlackInbox
+from bot.slack.inbox import SlackInbox, StaleEvent
+from bot.slack.intake import EventIntake, OnStored
 from bot.slack.listeners import register_listeners
 from bot.slack.sends import SlackSends
 from bot.slack.workers import WorkerPool
@@ -45,7 +53,24 @@ class SlackService:
     inbox: SlackInbox
     workers: WorkerPool
     sends: SlackSends
+    # The HTTP ack path for events; None without a signing secret (Socket Mode).
+    intake: EventIntake | None
+    answering: EventAnswering
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    def dispatch_claimed(self, event: StaleEvent) -> None:
+        """Run the listeners for an event this process has claimed in the inbox."""
+        response = self.app.dispatch(
+            BoltRequest(
+                body=json.loads(event.body),
+                mode="socket_mode",  # verified when it arrived
+                context={REDRIVE_CLAIMED: event.event_id},
+            )
+        )
+        if response.status == 404:
+            # No listener takes this kind of event: nothing to do, nothing to retry.
+            logger.info("no listener for Slack event %s; settled", event.event_id)
+            self.inbox.finish(event.event_id)
 
     def redrive_stale_events(self, waiting_longer_than: timedelta = UNSTARTED_GRACE) -> int:
         """Dispatch again the events nobody is working on; returns how many."""
@@ -54,13 +79,7 @@ class SlackService:
             if not self.inbox.claim(stale.event_id):
                 continue
             logger.warning("handling Slack event %s again: it was never finished", stale.event_id)
-            self.app.dispatch(
-                BoltRequest(
-                    body=json.loads(stale.body),
-                    mode="socket_mode",  # already verified when it first arrived
-                    context={REDRIVE_CLAIMED: stale.event_id},
-                )
-            )
+            self.dispatch_claimed(stale)
             redriven += 1
         return redriven
 
@@ -78,6 +97,7 @@ class SlackService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.answering.stop()
         self.workers.stop()
         self.sends.stop()
 
@@ -87,7 +107,11 @@ def build_slack_service(
     *,
     process_before_response: bool = False,
     workers: int = DEFAULT_WORKERS,
+    answer_events: bool = True,
 ) -> SlackService:
+    """The app and its parts. With `answer_events` this process also answers the events
+    its HTTP intake stores (started here); without, another process does
+    (`tier0 answer-events`) and this one only acknowledges them."""
     settings = tier0.settings
     base_url = (
         settings.slack_api_url
@@ -109,19 +133,37 @@ def build_slack_service(
     )
     sends.start()
     desk = SlackDesk(tier0, inbox=inbox, workers=pool, sends=sends)
-    app.use(_keep_events_in(inbox))
+
+    def dispatch(event: StaleEvent) -> None:
+        service.dispatch_claimed(event)
+
+    answering = EventAnswering(inbox, pool, dispatch)
+    on_stored = answering.wake if answer_events else None
+    app.use(_keep_events_in(inbox, on_stored))
     register_listeners(app, desk)
-    return SlackService(app, desk, inbox, pool, sends)
+    intake = (
+        EventIntake(settings.slack_signing_secret, inbox, on_stored=on_stored)
+        if settings.slack_signing_secret
+        else None
+    )
+    service = SlackService(app, desk, inbox, pool, sends, intake, answering)
+    if answer_events:
+        answering.start()
+    return service
 
 
 def create_slack_app(tier0: Tier0, *, process_before_response: bool = False) -> App:
     return build_slack_service(tier0, process_before_response=process_before_response).app
 
 
-def _keep_events_in(inbox: SlackInbox) -> Callable[..., BoltResponse | None]:
-    """Store each event before bolt acknowledges it; answer a redelivery without acting.
+def _keep_events_in(inbox: SlackInbox, on_stored: OnStored | None) -> Callable[..., Any]:
+    """Store each event and acknowledge it; the listeners run when it is claimed.
 
-    Runs after bolt's signature check, so a forged or stale request stores nothing.
+    What reaches bolt's middleware unclaimed is an event from Socket Mode (or from HTTP
+    without the intake): it is stored and acknowledged here, and `EventAnswering` hands
+    it to the listeners like every other event, so all events take one path from the
+    inbox. A redelivery is acknowledged without acting. Runs after bolt's signature
+    check, so a forged or stale request stores nothing.
     """
 
     def keep_event(req: BoltRequest, resp: BoltResponse, next: Callable[[], Any]) -> Any:
@@ -132,7 +174,9 @@ def _keep_events_in(inbox: SlackInbox) -> Callable[..., BoltResponse | None]:
         if req.context.get(REDRIVE_CLAIMED) == event_id:
             return next()
         if inbox.receive(event_id, _as_json(body)):
-            return next()
+            if on_stored is not None:
+                on_stored(event_id, body)
+            return BoltResponse(status=200, body="")
         retry = (req.headers.get("x-slack-retry-num") or ["0"])[0]
         reason = (req.headers.get("x-slack-retry-reason") or ["-"])[0]
         logger.info("Slack event %s delivered again (retry %s, %s)", event_id, retry, reason)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +25,7 @@ from tickets.models import SlackInboxEvent, utc_now
 logger = logging.getLogger(__name__)
 
 MAX_EVENT_ID_CHARS = 200
+_INSERT_EVENT = insert(SlackInboxEvent)
 
 
 class InboxState(StrEnum):
@@ -49,23 +50,32 @@ class SlackInbox:
         max_attempts: int = 3,
     ) -> None:
         self._sessions = session_factory
+        bind = session_factory.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise TypeError("the Slack inbox needs a session factory bound to an engine")
+        self._engine = bind
         self.lease = lease
         self.max_attempts = max_attempts
 
     def receive(self, event_id: str, body: str) -> bool:
-        """Keep a delivered event; False when this event id was delivered before."""
+        """Keep a delivered event; False when this event id was delivered before.
+
+        This runs before every acknowledgement, so it is one Core INSERT in a
+        transaction of its own (the ORM's unit of work would cost more CPU than the rest
+        of the ack path together); the row is committed when this returns."""
         if not event_id.strip() or len(event_id) > MAX_EVENT_ID_CHARS:
             raise ValueError(f"not a Slack event id: {event_id[:40]!r}")
         try:
-            with self._sessions.begin() as session:
-                session.add(
-                    SlackInboxEvent(
-                        event_id=event_id,
-                        body=body,
-                        state=InboxState.RECEIVED.value,
-                        attempts=0,
-                        received_at=utc_now(),
-                    )
+            with self._engine.begin() as connection:
+                connection.execute(
+                    _INSERT_EVENT,
+                    {
+                        "event_id": event_id,
+                        "body": body,
+                        "state": InboxState.RECEIVED.value,
+                        "attempts": 0,
+                        "received_at": utc_now(),
+                    },
                 )
         except IntegrityError:
             return False
@@ -93,6 +103,27 @@ class SlackInbox:
                 ),
             )
             return result.rowcount == 1
+
+    def claim_waiting(self, limit: int) -> list[StaleEvent]:
+        """Claim up to `limit` of the events received and not yet started, oldest first.
+
+        The answering processes call this in a loop; each event goes to the one whose
+        `claim` wins, so two processes polling together never both answer it. Claimed
+        events are handled at once (callers ask only for what they have room for), well
+        inside the lease."""
+        if limit < 1:
+            return []
+        with self._sessions() as session:
+            waiting = session.execute(
+                select(SlackInboxEvent.event_id, SlackInboxEvent.body)
+                .where(
+                    SlackInboxEvent.state == InboxState.RECEIVED.value,
+                    SlackInboxEvent.attempts < self.max_attempts,
+                )
+                .order_by(SlackInboxEvent.received_at)
+                .limit(limit)
+            ).all()
+        return [StaleEvent(event_id, body) for event_id, body in waiting if self.claim(event_id)]
 
     def finish(self, event_id: str) -> None:
         self._settle(event_id, InboxState.DONE)

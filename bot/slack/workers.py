@@ -17,6 +17,14 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
+LOWEST_PRIORITY = 19
+
+
+def lower_priority(task_id: int, by: int) -> None:
+    """Lower a task's CPU priority by `by` nice steps (to 19 at most); `task_id` 0 is
+    the calling process. Raises OSError (or AttributeError off Unix) when it cannot."""
+    now = os.getpriority(os.PRIO_PROCESS, task_id)
+    os.setpriority(os.PRIO_PROCESS, task_id, min(LOWEST_PRIORITY, now + by))
 
 
 class WorkerPool:
@@ -50,6 +58,11 @@ class WorkerPool:
         return True
 
     @property
+    def size(self) -> int:
+        """How many threads run jobs."""
+        return len(self._threads)
+
+    @property
     def backlog(self) -> int:
         return self._jobs.qsize()
 
@@ -67,7 +80,9 @@ class WorkerPool:
         if self._niceness:
             try:
                 # On Linux a thread is a task of its own: this renices only this worker.
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
+                # Relative to where it starts, so a process already niced (an answering
+                # process, a benchmark under `nice`) is never raised back up.
+                lower_priority(threading.get_native_id(), self._niceness)
             except (AttributeError, OSError):
                 logger.info("cannot lower the Slack workers' priority here; running as is")
         while True:

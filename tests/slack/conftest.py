@@ -214,7 +214,7 @@ def slack_on_each_store(
 def serve_slack(tier0: Tier0, slack_api: FakeSlackApi) -> Iterator[SlackDesk]:
     # The production default: bolt acks at once and the listener works in a thread.
     service = build_slack_service(tier0)
-    server = make_http_server(service.app, host="127.0.0.1", port=0)
+    server = make_http_server(service.app, host="127.0.0.1", port=0, intake=service.intake)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}{EVENTS_PATH}"

@@ -47,12 +47,12 @@ def test_a_request_for_a_person_delivered_three_times_opens_one_ticket(slack: Sl
     assert len(slack.tier0.tickets.list_for_requester(EMPLOYEE)) == 1
 
 
-def test_an_event_whose_replica_died_before_starting_it_is_answered_by_the_sweep(
-    slack: SlackDesk, monkeypatch: pytest.MonkeyPatch
+def test_an_event_stored_while_no_process_answers_is_answered_by_the_sweep(
+    slack: SlackDesk,
 ) -> None:
-    # Acknowledged and stored, but the work never started (the replica died, or its
-    # queue was full): Slack will not deliver it again.
-    monkeypatch.setattr(slack.service.workers, "submit", lambda job: False)
+    # Acknowledged and stored, but nothing answers (the answering process is down):
+    # Slack will not deliver it again.
+    slack.service.answering.stop()
     status, _ = slack.direct_message(
         "i forgot my password", ts="1700000103.000001", event_id="EvORPHAN"
     )
@@ -60,9 +60,8 @@ def test_an_event_whose_replica_died_before_starting_it_is_answered_by_the_sweep
     time.sleep(0.5)
     assert slack.api.calls_to("chat.postMessage") == []
     assert slack.service.inbox.state_of("EvORPHAN") is InboxState.RECEIVED
-    monkeypatch.undo()
 
-    # Not yet: another worker may still be about to start it.
+    # Not yet: an answering process may still be about to claim it.
     assert slack.service.redrive_stale_events(timedelta(minutes=5)) == 0
     assert slack.service.redrive_stale_events(timedelta(0)) == 1
     [reply] = slack.api.wait_for("chat.postMessage")
@@ -77,14 +76,15 @@ def test_an_event_whose_worker_died_mid_handling_is_taken_over_when_its_lease_en
     slack: SlackDesk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inbox = slack.service.inbox
-    monkeypatch.setattr(slack.service.workers, "submit", lambda job: False)
+    slack.service.answering.stop()
     slack.direct_message("i forgot my password", ts="1700000104.000001", event_id="EvDIED")
-    monkeypatch.undo()
-    # A worker claims it and dies: its claim stays, with a (here short) lease.
+    # An answering process claims it and dies: its claim stays, with a (here short) lease.
     monkeypatch.setattr(inbox, "lease", timedelta(milliseconds=300))
-    assert inbox.claim("EvDIED")
+    [claimed] = inbox.claim_waiting(10)
+    assert claimed.event_id == "EvDIED"
     monkeypatch.undo()
     assert not inbox.claim("EvDIED")  # nobody else may take it while the lease holds
+    assert inbox.claim_waiting(10) == []
     assert slack.service.redrive_stale_events(timedelta(0)) == 0
 
     time.sleep(0.4)  # the lease runs out
