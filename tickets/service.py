@@ -110,6 +110,12 @@ AUTO_CLOSE_AFTER_DAYS = 7
 
 _PRIORITIES = ("P1", "P2", "P3", "P4")
 
+# Work a front end adds to the transaction of a change, given the session and the
+# changed ticket: the Slack desk writes the messages the change causes (the triage card
+# edit, the requester's news) to the outbox there, so they exist exactly when the change
+# does; a crash after the commit cannot lose them, a rollback sends none.
+InTransaction = Callable[[Session, "TicketView"], None]
+
 # The tables opening a ticket writes to with Core statements (see _insert_new_ticket).
 _TICKETS = cast(Table, Ticket.__table__)
 _TICKET_COLUMNS = frozenset(_TICKETS.c.keys())
@@ -729,6 +735,7 @@ class TicketService:
         *,
         enforce_roles: bool | None = None,
         requester_told: bool = False,
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Take a new (or triaged) ticket and start work on it.
 
@@ -748,7 +755,7 @@ class TicketService:
             status = TicketStatus(ticket.status)
             if not can(status, TicketAction.START):
                 if ticket.assignee == agent and status in OPEN_STATUSES:
-                    return TicketView.of(ticket)
+                    return _finished(session, ticket, then)
                 if status in OPEN_STATUSES and ticket.assignee is not None:
                     raise TicketAlreadyClaimed(number, ticket.assignee)
                 raise InvalidTransition(number, status, "claimed")
@@ -773,10 +780,11 @@ class TicketService:
                 NotificationKind.TICKET_ASSIGNED,
                 f"{display_name(session, agent)} from IT is now working on {number}.",
             )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
-    def assign(self, number: str, assignee: str, *, as_user: str) -> TicketView:
+    def assign(
+        self, number: str, assignee: str, *, as_user: str, then: InTransaction | None = None
+    ) -> TicketView:
         """Give the ticket to ``assignee`` (an agent), starting work if it had not started."""
         with self._session_factory.begin() as session:
             ticket = ticket_by_number(session, number, for_update=True)
@@ -830,8 +838,7 @@ class TicketService:
                 NotificationKind.TICKET_ASSIGNED,
                 f"{target.name} from IT is now working on {number}.",
             )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def triage(
         self,
@@ -873,7 +880,9 @@ class TicketService:
             session.flush()
             return TicketView.of(ticket)
 
-    def escalate(self, number: str, *, as_user: str, reason: str) -> TicketView:
+    def escalate(
+        self, number: str, *, as_user: str, reason: str, then: InTransaction | None = None
+    ) -> TicketView:
         """Hand the ticket to the next tier: the team moves, the owner is cleared, both
         teams and the requester are told."""
         note = redact_secrets(reason).strip()
@@ -961,8 +970,7 @@ class TicketService:
                     NotificationKind.TICKET_ASSIGNED,
                     f"{text}. It is yours.",
                 )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def change_priority(
         self,
@@ -973,6 +981,7 @@ class TicketService:
         impact: str | None = None,
         urgency: str | None = None,
         reason: str = "",
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Set the priority (directly, or from impact × urgency); SLA targets follow."""
         if priority is None and (impact is None or urgency is None):
@@ -990,7 +999,7 @@ class TicketService:
             if status not in OPEN_STATUSES:
                 raise InvalidTransition(number, status, "reprioritised")
             if new_priority == ticket.priority and priority is not None:
-                return TicketView.of(ticket)
+                return _finished(session, ticket, then)
             now = self._clock()
             before = ticket.priority
             ticket.priority = new_priority
@@ -1014,8 +1023,7 @@ class TicketService:
                 NotificationKind.PRIORITY_CHANGED,
                 f"{number} is now {new_priority} (was {before}): {ticket.title}",
             )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def comment(
         self,
@@ -1027,6 +1035,7 @@ class TicketService:
         via: str = TicketSource.CLI,
         idempotency_key: str | None = None,
         relayed: bool = False,
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Add a comment. A requester's reply resumes a ticket waiting on them; an agent's
         public reply reaches the requester and counts as the first response. Internal notes
@@ -1041,7 +1050,7 @@ class TicketService:
             ticket = ticket_by_number(session, number, for_update=True)
             number = number_of(ticket)
             if key is not None and session.get(IdempotencyKey, key) is not None:
-                return TicketView.of(ticket)
+                return _finished(session, ticket, then)
             user = find_user(session, as_user)
             require_view(session, user, ticket, number)
             worker = works_ticket(user, ticket)
@@ -1119,8 +1128,7 @@ class TicketService:
                     NotificationKind.COMMENT_ADDED,
                     f"{author} on {number}: {text}",
                 )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def await_requester(self, number: str, question: str, *, as_user: str) -> TicketView:
         """Ask the requester something and put the ticket (and its SLA clocks) on hold
@@ -1174,6 +1182,7 @@ class TicketService:
         enforce_roles: bool | None = None,
         article: tuple[str, str] | None = None,
         requester_told: bool = False,
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Resolve an open ticket with a resolution note the requester will see.
 
@@ -1219,8 +1228,7 @@ class TicketService:
                         f"Resolved with problem {number_of(ticket)}: {note}",
                         now,
                     )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def _resolve_in(
         self,
@@ -1548,6 +1556,15 @@ class TicketService:
 
 
 @cache
+def _finished(session: Session, ticket: Ticket, then: InTransaction | None) -> TicketView:
+    """The changed ticket's snapshot, after the caller's work in the same transaction."""
+    session.flush()
+    view = TicketView.of(ticket)
+    if then is not None:
+        then(session, view)
+    return view
+
+
 def _clock_insert(count: int) -> Insert:
     """One INSERT of ``count`` clocks (parameters ``kind_0``, ``kind_1``, …), built once."""
     return insert(cast(Table, SlaClock.__table__)).values(

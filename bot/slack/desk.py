@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
@@ -39,7 +40,7 @@ from bot.slack.inbox import SlackInbox
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
 from bot.slack.popular import popular_articles
 from bot.slack.sends import SlackSends
-from bot.slack.sla_due import NO_SLA, SlaDue
+from bot.slack.sla_due import NO_SLA, SlaDue, sla_due_in
 from bot.slack.sla_due import sla_due as read_sla_due
 from bot.slack.threads import ticket_of_thread
 from bot.slack.views import (
@@ -227,6 +228,23 @@ class SlackDesk:
             target = (ticket.requester_channel, ticket.requester_thread_ts)
         else:
             target = (ticket.triage_channel, ticket.triage_ts)
+        if from_triage:
+            relayed = f"{user_mention(user)} (IT): {escape_mrkdwn(body)}"
+        else:
+            relayed = f"💬 {user_mention(user)} on {ticket.number}: {escape_mrkdwn(body)}"
+
+        def relay(session: Session, _ticket: TicketView) -> None:
+            # In the comment's transaction; keyed by the message, so a redelivered event
+            # (the comment already stored) relays it once.
+            if not internal and target[0] and target[1]:
+                self.sends.post(
+                    target[0],
+                    clip(relayed),
+                    thread_ts=target[1],
+                    key=f"relay:{channel}:{ts}",
+                    session=session,
+                )
+
         try:
             self.tier0.tickets.comment(
                 ticket.number,
@@ -236,21 +254,11 @@ class SlackDesk:
                 via="slack",
                 idempotency_key=f"slack-message:{channel}:{ts}",
                 relayed=bool(target[0] and target[1]),
+                then=relay,
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
-            return True
-        if internal:
-            return True
-        if from_triage:
-            relayed = f"{user_mention(user)} (IT): {escape_mrkdwn(body)}"
-        else:
-            relayed = f"💬 {user_mention(user)} on {ticket.number}: {escape_mrkdwn(body)}"
-        if target[0] and target[1]:
-            self.sends.post(
-                target[0], clip(relayed), thread_ts=target[1], key=f"relay:{channel}:{ts}"
-            )
         return True
 
     def _keep_unanswered(self, message: IncomingMessage) -> None:
@@ -575,6 +583,17 @@ class SlackDesk:
         agent = body["user"]["id"]
         where = json.loads(body["view"]["private_metadata"])
         note = submitted_values(body["view"]).get("note", "").strip()
+
+        def show(session: Session, ticket: TicketView) -> None:
+            self.sends.post(
+                where["channel"],
+                f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
+                thread_ts=where["ts"],
+                key=f"internal-note:{body['view']['id']}",
+                ticket_number=ticket.number,
+                session=session,
+            )
+
         try:
             self.tier0.tickets.comment(
                 where["number"],
@@ -583,52 +602,66 @@ class SlackDesk:
                 internal=True,
                 via="slack",
                 idempotency_key=f"slack-view:{body['view']['id']}",
+                then=show,
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(
                 channel=where["channel"], user=agent, text=escape_mrkdwn(message)
             )
-            return
-        self.sends.post(
-            where["channel"],
-            f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
-            thread_ts=where["ts"],
-            key=f"internal-note:{body['view']['id']}",
-            ticket_number=where["number"],
-        )
 
     def resolve_from_form(self, client: WebClient, body: dict[str, Any]) -> None:
         """The resolution note submitted: resolve, update the triage post, tell the requester."""
         agent = body["user"]["id"]
         where = json.loads(body["view"]["private_metadata"])
         note = submitted_values(body["view"]).get("resolution", "")
+        view_id = body["view"]["id"]
+
+        def tell(session: Session, ticket: TicketView) -> None:
+            """In the resolution's transaction: the card, and the requester's note and
+            CSAT question (a crash after the commit cannot lose them)."""
+            self.update_triage_card(
+                ticket, where["channel"], where["ts"], session=session, key=view_id
+            )
+            if ticket.requester_channel and ticket.requester_thread_ts:
+                self.sends.post(
+                    ticket.requester_channel,
+                    f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
+                    thread_ts=ticket.requester_thread_ts,
+                    blocks=as_payload(resolved_blocks(ticket, agent)),
+                    key=f"resolved-told:{view_id}",
+                    ticket_number=ticket.number,
+                    session=session,
+                )
+
         try:
             before = self.tier0.tickets.get(where["number"])
-            ticket = self.tier0.tickets.resolve(
-                where["number"], agent, note, requester_told=_has_requester_thread(before)
+            self.tier0.tickets.resolve(
+                where["number"],
+                agent,
+                note,
+                requester_told=_has_requester_thread(before),
+                then=tell,
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(
                 channel=where["channel"], user=agent, text=escape_mrkdwn(message)
             )
-            return
-        self.update_triage_card(ticket, where["channel"], where["ts"])
-        if ticket.requester_channel and ticket.requester_thread_ts:
-            self.sends.post(
-                ticket.requester_channel,
-                f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
-                thread_ts=ticket.requester_thread_ts,
-                blocks=as_payload(resolved_blocks(ticket, agent)),
-                key=f"resolved-told:{body['view']['id']}",
-                ticket_number=ticket.number,
-            )
 
     def update_triage_card(
-        self, ticket: TicketView, channel: str | None = None, ts: str | None = None
+        self,
+        ticket: TicketView,
+        channel: str | None = None,
+        ts: str | None = None,
+        *,
+        session: Session | None = None,
+        key: str | None = None,
     ) -> None:
-        """Show the ticket's current state on its triage card (edits go out in order)."""
+        """Show the ticket's current state on its triage card (edits go out in order).
+
+        With `session`, the edit is written in that transaction (the change's); `key`
+        names the interaction that caused it, so handling it again edits once."""
         channel, ts = channel or ticket.triage_channel, ts or ticket.triage_ts
         if not channel or not ts:
             return  # not posted yet: the card will be posted as it is now
@@ -636,9 +669,21 @@ class SlackDesk:
             channel,
             ts,
             triage_text(ticket),
-            blocks=as_payload(self.triage_card(ticket)),
+            blocks=as_payload(self.triage_card(ticket, session)),
+            key=None if key is None else f"triage-card:{ticket.number}:{key}",
             ticket_number=ticket.number,
+            session=session,
         )
+
+    def _card_edit(
+        self, channel: str, ts: str, interaction: str
+    ) -> Callable[[Session, TicketView], None]:
+        """The triage card's edit, for a change to write in its own transaction."""
+
+        def edit(session: Session, ticket: TicketView) -> None:
+            self.update_triage_card(ticket, channel, ts, session=session, key=interaction)
+
+        return edit
 
     def rate(self, client: WebClient, body: dict[str, Any]) -> None:
         """A CSAT button: the score is kept once, and the buttons give way to a thank-you."""
@@ -701,10 +746,26 @@ class SlackDesk:
         channel = body["channel"]["id"]
         if self.refuse_non_agent(client, channel, agent):
             return
+        card_ts, click = body["message"]["ts"], _interaction_id(body)
+
+        def tell(session: Session, ticket: TicketView) -> None:
+            # In the claim's transaction: the card and the requester's news exist exactly
+            # when the claim does; the keys make a repeated click send nothing twice.
+            self.update_triage_card(ticket, channel, card_ts, session=session, key=click)
+            if ticket.requester_channel and ticket.requester_thread_ts:
+                self.sends.post(
+                    ticket.requester_channel,
+                    f"{user_mention(agent)} from IT is now working on {ticket.number}.",
+                    thread_ts=ticket.requester_thread_ts,
+                    key=f"claimed-told:{ticket.number}:{agent}",
+                    ticket_number=ticket.number,
+                    session=session,
+                )
+
         try:
             before = self.tier0.tickets.get(number)
-            ticket = self.tier0.tickets.claim(
-                number, agent, requester_told=_has_requester_thread(before)
+            self.tier0.tickets.claim(
+                number, agent, requester_told=_has_requester_thread(before), then=tell
             )
         except TicketAlreadyClaimed as taken:
             client.chat_postEphemeral(
@@ -717,25 +778,20 @@ class SlackDesk:
             client.chat_postEphemeral(
                 channel=channel, user=agent, text=escape_mrkdwn(error.message)
             )
-            return
-        self.update_triage_card(ticket, channel, body["message"]["ts"])
-        if ticket.requester_channel and ticket.requester_thread_ts:
-            self.sends.post(
-                ticket.requester_channel,
-                f"{user_mention(agent)} from IT is now working on {ticket.number}.",
-                thread_ts=ticket.requester_thread_ts,
-                key=f"claimed-told:{ticket.number}:{agent}",
-                ticket_number=ticket.number,
-            )
 
     # -- agents: assign, priority, escalation; the queue and today's figures -------------
 
-    def sla_due(self, tickets: Sequence[TicketView]) -> dict[str, SlaDue]:
+    def sla_due(
+        self, tickets: Sequence[TicketView], session: Session | None = None
+    ) -> dict[str, SlaDue]:
+        if session is not None:
+            return sla_due_in(session, tickets)
         return read_sla_due(self.tier0.session_factory, tickets)
 
-    def triage_card(self, ticket: TicketView) -> list[Block]:
-        """The triage post's blocks, with the ticket's SLA targets as they stand now."""
-        return triage_blocks(ticket, self.sla_due([ticket]).get(ticket.number, NO_SLA))
+    def triage_card(self, ticket: TicketView, session: Session | None = None) -> list[Block]:
+        """The triage post's blocks, with the ticket's SLA targets as they stand now (in
+        `session`, when the card is written in the transaction of a change)."""
+        return triage_blocks(ticket, self.sla_due([ticket], session).get(ticket.number, NO_SLA))
 
     def assign_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
         """Assign…: the agent picked in the select becomes the assignee; the service tells
@@ -748,16 +804,18 @@ class SlackDesk:
             return
         if not self.first_delivery(_interaction_id(body)):
             return
+        card = self._card_edit(channel, body["message"]["ts"], _interaction_id(body))
         current = self._agent_step(client, channel, agent, lambda: self.tier0.tickets.get(number))
         if current is not None and current.assignee == chosen:
             # Picked the owner again: nothing changes, nobody is told twice.
-            self._update_triage_post(client, channel, body["message"]["ts"], current)
+            self.update_triage_card(current, channel, body["message"]["ts"])
             return
-        ticket = self._agent_step(
-            client, channel, agent, lambda: self.tier0.tickets.assign(number, chosen, as_user=agent)
+        self._agent_step(
+            client,
+            channel,
+            agent,
+            lambda: self.tier0.tickets.assign(number, chosen, as_user=agent, then=card),
         )
-        if ticket is not None:
-            self._update_triage_post(client, channel, body["message"]["ts"], ticket)
 
     def change_priority_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
         """Priority…: the service sets it and moves the SLA targets; the post shows both."""
@@ -768,16 +826,19 @@ class SlackDesk:
             return
         if not self.first_delivery(_interaction_id(body)):
             return
-        ticket = self._agent_step(
+        card = self._card_edit(channel, body["message"]["ts"], _interaction_id(body))
+        self._agent_step(
             client,
             channel,
             agent,
             lambda: self.tier0.tickets.change_priority(
-                number, as_user=agent, priority=priority, reason="set in the triage channel"
+                number,
+                as_user=agent,
+                priority=priority,
+                reason="set in the triage channel",
+                then=card,
             ),
         )
-        if ticket is not None:
-            self._update_triage_post(client, channel, body["message"]["ts"], ticket)
 
     def open_escalate_form(self, client: WebClient, body: dict[str, Any]) -> None:
         """Escalate to L2: ask why (the service wants a reason), if there is a next tier."""
@@ -809,42 +870,52 @@ class SlackDesk:
         reason = submitted_values(body["view"]).get("reason", "")
         if not self.first_delivery(f"escalation-view:{body['view']['id']}"):
             return
-        ticket = self._agent_step(
+        view_id = body["view"]["id"]
+
+        def hand_over(session: Session, ticket: TicketView) -> None:
+            """In the escalation's transaction: the new team's post and the old card."""
+            team_channel = self._team_channel(ticket.team, session)
+            if not team_channel:
+                # A team without a channel watches its queue: the post stays where it is.
+                self.update_triage_card(
+                    ticket, where["channel"], where["ts"], session=session, key=view_id
+                )
+                return
+            card = self.triage_card(ticket, session)
+            # Delivered as the ticket's triage post (TRIAGE_POST): the requester's replies
+            # then go to the new team's thread.
+            self.sends.post(
+                team_channel,
+                f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
+                blocks=as_payload(card),
+                key=f"escalated-post:{view_id}",
+                purpose=TRIAGE_POST,
+                ticket_number=ticket.number,
+                session=session,
+            )
+            self.sends.update(
+                where["channel"],
+                where["ts"],
+                triage_text(ticket),
+                blocks=as_payload(
+                    handed_over_blocks(
+                        card,
+                        f"⬆️ {user_mention(agent)} escalated it to "
+                        f"{escape_mrkdwn(ticket.team or '')}: now in <#{team_channel}>",
+                    )
+                ),
+                key=f"escalated-card:{view_id}",
+                ticket_number=ticket.number,
+                session=session,
+            )
+
+        self._agent_step(
             client,
             where["channel"],
             agent,
-            lambda: self.tier0.tickets.escalate(where["number"], as_user=agent, reason=reason),
-        )
-        if ticket is None:
-            return
-        team_channel = self._team_channel(ticket.team)
-        if not team_channel:
-            # A team without a channel watches its queue: the post stays where it is.
-            self._update_triage_post(client, where["channel"], where["ts"], ticket)
-            return
-        card = self.triage_card(ticket)
-        # Delivered as the ticket's triage post (TRIAGE_POST): the requester's replies then
-        # go to the new team's thread.
-        self.sends.post(
-            team_channel,
-            f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
-            blocks=as_payload(card),
-            key=f"escalated-post:{body['view']['id']}",
-            purpose=TRIAGE_POST,
-            ticket_number=ticket.number,
-        )
-        self.sends.update(
-            where["channel"],
-            where["ts"],
-            triage_text(ticket),
-            blocks=as_payload(
-                handed_over_blocks(
-                    card,
-                    f"⬆️ {user_mention(agent)} escalated it to {escape_mrkdwn(ticket.team or '')}: "
-                    f"now in <#{team_channel}>",
-                )
+            lambda: self.tier0.tickets.escalate(
+                where["number"], as_user=agent, reason=reason, then=hand_over
             ),
-            ticket_number=ticket.number,
         )
 
     def show_queue(self, client: WebClient, user: str, respond: Respond) -> None:
@@ -918,11 +989,6 @@ class SlackDesk:
             client.chat_postEphemeral(channel=channel, user=agent, text=escape_mrkdwn(message))
             return None
 
-    def _update_triage_post(
-        self, client: WebClient, channel: str, ts: str, ticket: TicketView
-    ) -> None:
-        self.update_triage_card(ticket, channel, ts)
-
     def _next_team(self, ticket: TicketView) -> str | None:
         """The name of the team the ticket's team escalates to, if any."""
         with self.tier0.session_factory() as session:
@@ -934,13 +1000,12 @@ class SlackDesk:
             )
             return None if above is None else above.name
 
-    def _team_channel(self, team_name: str | None) -> str | None:
+    def _team_channel(self, team_name: str | None, session: Session) -> str | None:
         if team_name is None:
             return None
-        with self.tier0.session_factory() as session:
-            return session.scalars(
-                select(Team.slack_channel).where(Team.name == team_name)
-            ).one_or_none()
+        return session.scalars(
+            select(Team.slack_channel).where(Team.name == team_name)
+        ).one_or_none()
 
 
 def _has_requester_thread(ticket: TicketView) -> bool:
