@@ -42,7 +42,7 @@ from bot.slack.popular import popular_articles
 from bot.slack.sends import SlackSends
 from bot.slack.sla_due import NO_SLA, SlaDue, sla_due_in
 from bot.slack.sla_due import sla_due as read_sla_due
-from bot.slack.threads import ticket_of_thread
+from bot.slack.threads import is_requester, ticket_of_thread
 from bot.slack.views import (
     CATEGORIES,
     URGENCIES,
@@ -220,8 +220,11 @@ class SlackDesk:
         if ticket is None or not text:
             return False
         from_triage = (channel, event["thread_ts"]) == (ticket.triage_channel, ticket.triage_ts)
-        if not from_triage and user != ticket.requester:
+        if not from_triage and not is_requester(self.tier0.session_factory, ticket, user):
             return False  # a colleague chiming in under someone else's request
+        # The requester writes as the ticket's requester (a catalog request names them by
+        # their directory handle), so the service sees the reply as theirs.
+        author = user if from_triage else ticket.requester
         internal = from_triage and text.startswith("//")
         body = text.removeprefix("//").strip() if internal else text
         if from_triage:
@@ -249,7 +252,7 @@ class SlackDesk:
             self.tier0.tickets.comment(
                 ticket.number,
                 body,
-                as_user=user,
+                as_user=author,
                 internal=internal,
                 via="slack",
                 idempotency_key=f"slack-message:{channel}:{ts}",
