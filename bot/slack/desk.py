@@ -45,6 +45,7 @@ from bot.slack.sla_due import sla_due as read_sla_due
 from bot.slack.threads import is_requester, ticket_of_thread
 from bot.slack.views import (
     CATEGORIES,
+    IMPACTS,
     URGENCIES,
     escalate_modal,
     home_view,
@@ -458,6 +459,8 @@ class SlackDesk:
             errors["title"] = "Say in a few words what you need."
         if values.get("category") not in CATEGORIES:
             errors["category"] = "Pick a category."
+        if values.get("impact") not in IMPACTS:
+            errors["impact"] = "Pick who is affected."
         if values.get("urgency") not in URGENCIES:
             errors["urgency"] = "Pick how urgent it is."
         return errors
@@ -474,7 +477,6 @@ class SlackDesk:
             for part in (details, f"Affected device or system: {asset}" if asset else "")
             if part
         )
-        _urgency, priority = URGENCIES[values["urgency"]]
         channel, thread_ts = self._request_thread(client, user, title, view["id"])
         ticket = self.tier0.tickets.open_ticket(
             requester=user,
@@ -482,7 +484,9 @@ class SlackDesk:
             description=description or title,
             transcript=[{"role": "requester", "text": description or title}],
             category=values["category"],
-            priority=priority,
+            # The priority follows from these two by the desk's impact × urgency matrix.
+            impact=values["impact"],
+            urgency=values["urgency"],
             source="slack",
             idempotency_key=f"slack-view:{view['id']}",
             requester_channel=channel,
@@ -821,10 +825,11 @@ class SlackDesk:
         )
 
     def change_priority_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
-        """Priority…: the service sets it and moves the SLA targets; the post shows both."""
+        """Priority…: the agent picks impact × urgency, the service sets the priority the
+        desk's matrix gives and moves the SLA targets; the post shows all of it."""
         agent, channel = body["user"]["id"], body["channel"]["id"]
         selected = (body["actions"][0].get("selected_option") or {}).get("value") or ""
-        number, _, priority = str(selected).rpartition(":")
+        number, impact, urgency, priority = _priority_choice(str(selected))
         if self.refuse_non_agent(client, channel, agent) or not number:
             return
         if not self.first_delivery(_interaction_id(body)):
@@ -838,6 +843,8 @@ class SlackDesk:
                 number,
                 as_user=agent,
                 priority=priority,
+                impact=impact,
+                urgency=urgency,
                 reason="set in the triage channel",
                 then=card,
             ),
@@ -1015,6 +1022,17 @@ def _has_requester_thread(ticket: TicketView) -> bool:
     """Whether tier0 talks with the requester in a Slack thread: then the desk tells them
     itself, and the ticket service must not queue the same news again."""
     return bool(ticket.requester_channel and ticket.requester_thread_ts)
+
+
+def _priority_choice(value: str) -> tuple[str, str | None, str | None, str | None]:
+    """A Priority… option: "T-1042:high:medium" (impact, urgency), or "T-1042:P2" as
+    triage posts made before the matrix was offered carry it. ("", …) if neither."""
+    parts = value.split(":")
+    if len(parts) == 3 and all(parts):
+        return parts[0], parts[1], parts[2], None
+    if len(parts) == 2 and all(parts):
+        return parts[0], None, None, parts[1]
+    return "", None, None, None
 
 
 def _interaction_id(body: dict[str, Any]) -> str:

@@ -42,12 +42,17 @@ CATEGORIES = {
     "network": "Network, Wi-Fi and VPN",
     "email": "Email and calendar",
 }
-# How urgent it is for the requester, and the priority that follows until impact is known.
+# The request form asks the two questions of the desk's priority matrix
+# (tickets.routing.PRIORITY_MATRIX): how widely it hurts, and how soon it must be fixed.
+IMPACTS = {
+    "low": "Just me",
+    "medium": "A few people, or my team",
+    "high": "Many people: a department, a site, everyone",
+}
 URGENCIES = {
-    "low": ("Low — it can wait a few days", "P4"),
-    "medium": ("Medium — it slows me down", "P3"),
-    "high": ("High — I cannot work properly", "P2"),
-    "critical": ("Critical — I cannot work at all", "P1"),
+    "low": "It can wait a few days",
+    "medium": "It slows me down",
+    "high": "I cannot work, or a deadline is today",
 }
 TITLE_MAX_CHARS = 150
 DESCRIPTION_MAX_CHARS = 3000
@@ -62,7 +67,8 @@ def _options(choices: dict[str, str]) -> list[Option]:
 def new_request_modal(
     *, title: str = "", description: str = "", private_metadata: str = ""
 ) -> View:
-    """The "new request" form: title, description, category, urgency, affected asset."""
+    """The "new request" form: title, description, category, impact and urgency (the
+    priority follows from them by the desk's matrix), affected asset."""
     return View(
         type="modal",
         callback_id=NEW_REQUEST_VIEW,
@@ -102,12 +108,21 @@ def new_request_modal(
                 ),
             ),
             InputBlock(
-                block_id="urgency",
-                label="Urgency",
+                block_id="impact",
+                label="Who is affected?",
                 element=StaticSelectElement(
                     action_id="value",
-                    options=_options({key: label for key, (label, _) in URGENCIES.items()}),
-                    initial_option=Option(value="medium", text=URGENCIES["medium"][0]),
+                    options=_options(IMPACTS),
+                    initial_option=Option(value="low", text=IMPACTS["low"]),
+                ),
+            ),
+            InputBlock(
+                block_id="urgency",
+                label="How urgent is it?",
+                element=StaticSelectElement(
+                    action_id="value",
+                    options=_options(URGENCIES),
+                    initial_option=Option(value="medium", text=URGENCIES["medium"]),
                 ),
             ),
             InputBlock(

@@ -64,6 +64,7 @@ def test_helpdesk_alone_opens_the_request_form_and_submitting_it_opens_a_ticket(
         "title",
         "description",
         "category",
+        "impact",
         "urgency",
         "asset",
     }
@@ -74,6 +75,7 @@ def test_helpdesk_alone_opens_the_request_form_and_submitting_it_opens_a_ticket(
             "title": "Laptop will not charge",
             "description": "The charger light is off since this morning.",
             "category": ("select", "hardware"),
+            "impact": ("select", "medium"),
             "urgency": ("select", "high"),
             "asset": "NW-0423",
         },
@@ -106,6 +108,7 @@ def test_a_request_form_without_a_title_is_sent_back_with_the_reason(slack: Slac
             "title": "  ",
             "description": "",
             "category": ("select", "general"),
+            "impact": ("select", "low"),
             "urgency": ("select", "medium"),
         },
     )
