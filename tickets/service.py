@@ -1465,6 +1465,27 @@ class TicketService:
                 at=now,
             )
 
+    def comment_on_rating(self, number: str, comment: str, *, as_user: str) -> None:
+        """The requester's words on the rating they gave (Slack takes the score with one
+        click and the optional comment in a form afterwards); a later comment replaces
+        an earlier one."""
+        text = redact_secrets(comment).strip()
+        if not text:
+            raise ValueError("Write your comment, or close the form.")
+        if len(text) > MAX_COMMENT_LENGTH:
+            raise ValueError(f"A comment is at most {MAX_COMMENT_LENGTH} characters.")
+        with self._session_factory.begin() as session:
+            ticket = ticket_by_number(session, number)
+            number = number_of(ticket)
+            if as_user != ticket.requester:
+                raise PermissionDenied(f"Only the requester of {number} can comment on its rating.")
+            rating = session.scalars(
+                select(CsatResponse).where(CsatResponse.ticket_id == ticket.id)
+            ).one_or_none()
+            if rating is None:
+                raise TicketError(f"Rate {number} from 1 to 5 first, then add your comment.")
+            rating.comment = text
+
     def record_triage_message(self, number: str, channel: str, ts: str) -> TicketView:
         """Remember where the ticket was posted in the agents' triage channel."""
         channel = _required_text(channel, "channel", 64)

@@ -52,6 +52,8 @@ TRIAGE_CONTROLS_BLOCK = "triage_controls"
 PRIORITY_WORDS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 # One action id per score (csat_1 … csat_5): Slack wants them unique within a block.
 CSAT_ACTION = "csat"
+# Under the thank-you for a rating: the optional comment, in a form.
+CSAT_COMMENT_ACTION = "csat_comment"
 TRANSCRIPT_EXCERPT_TURNS = 8
 EXCERPT_LINE_CHARS = 300
 
@@ -367,3 +369,17 @@ def handed_over_blocks(card: Sequence[Block], outcome: str) -> list[Block]:
     """A triage post whose ticket moved to another team: the card, no buttons, where it went."""
     kept = [block for block in card if not isinstance(block, ActionsBlock)]
     return [*kept, _context(outcome)]
+
+
+def rated_blocks(
+    original: Sequence[dict[str, Any]], outcome: str, number: str
+) -> list[dict[str, Any]]:
+    """The resolution message once rated: the thank-you, and a button for the optional
+    comment."""
+    comment = ActionsBlock(
+        block_id="csat_comment",
+        elements=[
+            ButtonElement(text="💬 Add a comment…", action_id=CSAT_COMMENT_ACTION, value=number)
+        ],
+    )
+    return [*feedback_given_blocks(original, outcome), comment.to_dict()]

@@ -28,6 +28,7 @@ from bot.slack.blocks import (
     failure_blocks,
     feedback_given_blocks,
     handed_over_blocks,
+    rated_blocks,
     reply_blocks,
     resolved_blocks,
     ticket_of_controls,
@@ -47,6 +48,7 @@ from bot.slack.views import (
     CATEGORIES,
     IMPACTS,
     URGENCIES,
+    csat_comment_modal,
     escalate_modal,
     home_view,
     internal_note_modal,
@@ -703,7 +705,47 @@ class SlackDesk:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
             return
-        self._close_feedback(client, body, f"Thanks! You rated {number} {int(score)}/5.")
+        shown = body.get("message") or {}
+        if shown.get("blocks"):
+            outcome = f"Thanks! You rated {number} {int(score)}/5."
+            self.sends.update(
+                channel,
+                shown["ts"],
+                shown.get("text") or outcome,
+                blocks=rated_blocks(shown["blocks"], outcome, number),
+            )
+
+    def open_csat_comment_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        """ "Add a comment…" under a rating: the form (its trigger lasts 3 seconds)."""
+        number = body["actions"][0]["value"]
+        message = body.get("message") or {}
+        # The thanks goes in the thread the rating was asked in.
+        thread = message.get("thread_ts") or message["ts"]
+        where = json.dumps({"number": number, "channel": body["channel"]["id"], "ts": thread})
+        client.views_open(
+            trigger_id=body["trigger_id"], view=csat_comment_modal(number, where).to_dict()
+        )
+
+    def comment_on_rating(self, client: WebClient, body: dict[str, Any]) -> None:
+        """The comment form submitted: kept with the rating; the message says thanks."""
+        user = body["user"]["id"]
+        where = json.loads(body["view"]["private_metadata"])
+        comment = submitted_values(body["view"]).get("comment", "")
+        try:
+            self.tier0.tickets.comment_on_rating(where["number"], comment, as_user=user)
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(
+                channel=where["channel"], user=user, text=escape_mrkdwn(message)
+            )
+            return
+        self.sends.post(
+            where["channel"],
+            f"💬 Thanks for your comment on {where['number']}; the IT team will read it.",
+            thread_ts=where["ts"],
+            key=f"csat-comment:{body['view']['id']}",
+            ticket_number=where["number"],
+        )
 
     # -- who may act as an agent ----------------------------------------------------------
 

@@ -160,6 +160,30 @@ def resolve_modal(number: str, private_metadata: str) -> View:
     )
 
 
+CSAT_COMMENT_VIEW = "csat_comment"
+
+
+def csat_comment_modal(number: str, private_metadata: str) -> View:
+    """The requester's optional words on the rating they just gave."""
+    return View(
+        type="modal",
+        callback_id=CSAT_COMMENT_VIEW,
+        title=PlainTextObject(text=clip(f"Rating of {number}", 24)),
+        submit=PlainTextObject(text="Send"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            InputBlock(
+                block_id="comment",
+                label="What went well, or what could we do better?",
+                element=PlainTextInputElement(
+                    action_id="value", multiline=True, max_length=RESOLUTION_MAX_CHARS
+                ),
+            )
+        ],
+    )
+
+
 def internal_note_modal(number: str, private_metadata: str) -> View:
     """A note for the agents only; the requester never sees it."""
     return View(
