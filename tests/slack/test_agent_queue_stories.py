@@ -515,6 +515,8 @@ def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     assert "SLA warning" in in_thread[0].args["text"] and number in in_thread[0].args["text"]
     assert "resolution" in in_thread[0].args["text"]
     assert any(c.args["channel"] == AGENT and "SLA warning" in c.args["text"] for c in warned)
+    # The service told the assignee; the team sees it in its channel, from the thread.
+    assert in_thread[0].args.get("reply_broadcast") is True
 
     # Past the target: the breach, in the thread and in the team's channel.
     breached = run_the_worker_sla_job(slack, due + timedelta(minutes=1))
@@ -524,6 +526,7 @@ def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     assert any(
         c.args["channel"] == "it-triage" and "SLA breached" in c.args["text"] for c in breached
     )
+    assert not in_thread[0].args.get("reply_broadcast")  # the channel has its own post
 
     # Each alert is told once: the next run posts nothing.
     assert run_the_worker_sla_job(slack, due + timedelta(minutes=2)) == []
