@@ -545,15 +545,23 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
         from knowledge.stale import OwnerNotices, notify_owners, stale_articles
 
         settings = Settings()
-        stale = stale_articles(folder_articles(settings), dt.date.today())
+        today = dt.date.today()
+        stale = stale_articles(folder_articles(settings), today)
         notices: OwnerNotices | None = None
         if notify and stale:
             if not settings.slack_bot_token:
                 fail("--notify needs Slack: set SLACK_BOT_TOKEN")
-            from slack_sdk import WebClient
+            from tickets.delivery import OutboxDelivery, SlackSender, make_slack_client
+            from tickets.outbox import OutboxChannel
 
-            client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-            notices = notify_owners(stale, client)
+            # Through the outbox like every send: once a day per owner, and what Slack
+            # refuses now stays owed for the worker. One delivery round sends it at once.
+            session_factory = open_store(settings)
+            client = make_slack_client(settings.slack_bot_token, settings.slack_api_url)
+            delivery = OutboxDelivery(
+                session_factory, {OutboxChannel.SLACK: SlackSender(client)}, worker="kb-stale"
+            )
+            notices = notify_owners(session_factory, stale, today, delivery.deliver_due)
         if as_json:
             result: dict[str, Any] = {
                 "stale": [

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.articles import SLACK_USER_ID, Article
@@ -71,35 +70,51 @@ def review_reminder(owner_articles: Sequence[StaleArticle]) -> str:
     return "\n".join(lines)
 
 
-def notify_owners(stale: Sequence[StaleArticle], client: WebClient) -> OwnerNotices:
-    """Send each Slack-id owner one direct message listing their stale articles.
+def notify_owners(
+    session_factory: sessionmaker[Session],
+    stale: Sequence[StaleArticle],
+    today: dt.date,
+    deliver: Callable[[], object],
+) -> OwnerNotices:
+    """Owe each Slack-id owner today's review reminder through the outbox, have
+    `deliver` run a delivery round at once, and say what became of each reminder.
 
-    Owners given by email cannot be messaged without a Slack lookup scope, so they are
-    reported back to the person running the command instead of being silently skipped.
+    Like every tier0 send it is written to the outbox first (`enqueue_review_reminders`),
+    so it is once a day per owner however often this runs, and a reminder Slack refused
+    for now stays owed: the worker retries it. `notified` lists the owners Slack took
+    theirs from (today, by this run or an earlier one); `failed` the others, with
+    Slack's last answer.
     """
-    notices = OwnerNotices()
-    by_owner: dict[str, list[StaleArticle]] = {}
-    for item in stale:
-        if item.owner is None:
-            notices.no_owner.append(item.article_id)
+    from tickets.outbox import OutboxMessage, OutboxStatus
+
+    notices = enqueue_review_reminders(session_factory, stale, today)
+    owed = dict(notices.notified)
+    notices.notified = {}
+    if not owed:
+        return notices
+    deliver()
+    keys = {_reminder_key(owner, today): owner for owner in owed}
+    with session_factory() as session:
+        rows = session.execute(
+            select(OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.last_error).where(
+                OutboxMessage.dedupe_key.in_(list(keys))
+            )
+        ).all()
+    for key, status, last_error in rows:
+        owner = keys[key]
+        if status == OutboxStatus.DELIVERED.value:
+            notices.notified[owner] = owed[owner]
+        elif status == OutboxStatus.DEAD.value:
+            notices.failed[owner] = f"{last_error or 'refused'} (given up: `tier0 outbox` lists it)"
         else:
-            by_owner.setdefault(item.owner, []).append(item)
-    for owner, items in by_owner.items():
-        ids = [item.article_id for item in items]
-        if not is_slack_user(owner):
-            notices.not_reachable[owner] = ids
-            continue
-        try:
-            # A user id as the channel: Slack delivers it as a DM from the app.
-            client.chat_postMessage(channel=owner, text=review_reminder(items))
-        except SlackApiError as error:
-            notices.failed[owner] = str(error.response.get("error", error))
-            continue
-        except OSError as error:  # Slack unreachable: say so for this owner, carry on
-            notices.failed[owner] = str(error)
-            continue
-        notices.notified[owner] = ids
+            notices.failed[owner] = (
+                f"{last_error or 'not delivered yet'} (still owed: the worker retries it)"
+            )
     return notices
+
+
+def _reminder_key(owner: str, today: dt.date) -> str:
+    return f"kb-stale:{owner}:{today.isoformat()}"
 
 
 def enqueue_review_reminders(
@@ -130,7 +145,7 @@ def enqueue_review_reminders(
                 session,
                 channel=owner,  # a user id: Slack delivers it as a DM from the app
                 text=review_reminder(items),
-                dedupe_key=f"kb-stale:{owner}:{today.isoformat()}",
+                dedupe_key=_reminder_key(owner, today),
             )
             notices.notified[owner] = ids
     return notices

@@ -115,6 +115,12 @@ AUTO_CLOSE_AFTER_DAYS = 7
 
 _PRIORITIES = ("P1", "P2", "P3", "P4")
 
+# Work a front end adds to the transaction of a change, given the session and the
+# changed ticket: the Slack desk writes the messages the change causes (the triage card
+# edit, the requester's news) to the outbox there, so they exist exactly when the change
+# does; a crash after the commit cannot lose them, a rollback sends none.
+InTransaction = Callable[[Session, "TicketView"], None]
+
 # The tables opening a ticket writes to with Core statements (see _insert_new_ticket).
 _TICKETS = cast(Table, Ticket.__table__)
 _TICKET_COLUMNS = frozenset(_TICKETS.c.keys())
@@ -707,6 +713,7 @@ class TicketService:
         *,
         enforce_roles: bool | None = None,
         requester_told: bool = False,
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Take a new (or triaged) ticket and start work on it.
 
@@ -726,7 +733,7 @@ class TicketService:
             status = TicketStatus(ticket.status)
             if not can(status, TicketAction.START):
                 if ticket.assignee == agent and status in OPEN_STATUSES:
-                    return TicketView.of(ticket)
+                    return _finished(session, ticket, then)
                 if status in OPEN_STATUSES and ticket.assignee is not None:
                     raise TicketAlreadyClaimed(number, ticket.assignee)
                 raise InvalidTransition(number, status, "claimed")
@@ -751,10 +758,11 @@ class TicketService:
                 NotificationKind.TICKET_ASSIGNED,
                 f"{display_name(session, agent)} from IT is now working on {number}.",
             )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
-    def assign(self, number: str, assignee: str, *, as_user: str) -> TicketView:
+    def assign(
+        self, number: str, assignee: str, *, as_user: str, then: InTransaction | None = None
+    ) -> TicketView:
         """Give the ticket to ``assignee`` (an agent), starting work if it had not started."""
         with self._session_factory.begin() as session:
             ticket = ticket_by_number(session, number, for_update=True)
@@ -808,8 +816,7 @@ class TicketService:
                 NotificationKind.TICKET_ASSIGNED,
                 f"{target.name} from IT is now working on {number}.",
             )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def triage(
         self,
@@ -851,7 +858,9 @@ class TicketService:
             session.flush()
             return TicketView.of(ticket)
 
-    def escalate(self, number: str, *, as_user: str, reason: str) -> TicketView:
+    def escalate(
+        self, number: str, *, as_user: str, reason: str, then: InTransaction | None = None
+    ) -> TicketView:
         """Hand the ticket to the next tier: the team moves, the owner is cleared, both
         teams and the requester are told."""
         note = redact_secrets(reason).strip()
@@ -939,8 +948,7 @@ class TicketService:
                     NotificationKind.TICKET_ASSIGNED,
                     f"{text}. It is yours.",
                 )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def change_priority(
         self,
@@ -951,6 +959,7 @@ class TicketService:
         impact: str | None = None,
         urgency: str | None = None,
         reason: str = "",
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Set the priority (directly, or from impact × urgency); SLA targets follow."""
         if priority is None and (impact is None or urgency is None):
@@ -968,7 +977,7 @@ class TicketService:
             if status not in OPEN_STATUSES:
                 raise InvalidTransition(number, status, "reprioritised")
             if new_priority == ticket.priority and priority is not None:
-                return TicketView.of(ticket)
+                return _finished(session, ticket, then)
             now = self._clock()
             before = ticket.priority
             ticket.priority = new_priority
@@ -992,8 +1001,7 @@ class TicketService:
                 NotificationKind.PRIORITY_CHANGED,
                 f"{number} is now {new_priority} (was {before}): {ticket.title}",
             )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def comment(
         self,
@@ -1005,6 +1013,7 @@ class TicketService:
         via: str = TicketSource.CLI,
         idempotency_key: str | None = None,
         relayed: bool = False,
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Add a comment. A requester's reply resumes a ticket waiting on them; an agent's
         public reply reaches the requester and counts as the first response. Internal notes
@@ -1019,7 +1028,7 @@ class TicketService:
             ticket = ticket_by_number(session, number, for_update=True)
             number = number_of(ticket)
             if key is not None and session.get(IdempotencyKey, key) is not None:
-                return TicketView.of(ticket)
+                return _finished(session, ticket, then)
             user = find_user(session, as_user)
             require_view(session, user, ticket, number)
             worker = works_ticket(user, ticket)
@@ -1097,8 +1106,7 @@ class TicketService:
                     NotificationKind.COMMENT_ADDED,
                     f"{author} on {number}: {text}",
                 )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def await_requester(self, number: str, question: str, *, as_user: str) -> TicketView:
         """Ask the requester something and put the ticket (and its SLA clocks) on hold
@@ -1152,6 +1160,7 @@ class TicketService:
         enforce_roles: bool | None = None,
         article: tuple[str, str] | None = None,
         requester_told: bool = False,
+        then: InTransaction | None = None,
     ) -> TicketView:
         """Resolve an open ticket with a resolution note the requester will see.
 
@@ -1197,8 +1206,7 @@ class TicketService:
                         f"Resolved with problem {number_of(ticket)}: {note}",
                         now,
                     )
-            session.flush()
-            return TicketView.of(ticket)
+            return _finished(session, ticket, then)
 
     def _resolve_in(
         self,
@@ -1435,6 +1443,27 @@ class TicketService:
                 at=now,
             )
 
+    def comment_on_rating(self, number: str, comment: str, *, as_user: str) -> None:
+        """The requester's words on the rating they gave (Slack takes the score with one
+        click and the optional comment in a form afterwards); a later comment replaces
+        an earlier one."""
+        text = redact_secrets(comment).strip()
+        if not text:
+            raise ValueError("Write your comment, or close the form.")
+        if len(text) > MAX_COMMENT_LENGTH:
+            raise ValueError(f"A comment is at most {MAX_COMMENT_LENGTH} characters.")
+        with self._session_factory.begin() as session:
+            ticket = ticket_by_number(session, number)
+            number = number_of(ticket)
+            if as_user != ticket.requester:
+                raise PermissionDenied(f"Only the requester of {number} can comment on its rating.")
+            rating = session.scalars(
+                select(CsatResponse).where(CsatResponse.ticket_id == ticket.id)
+            ).one_or_none()
+            if rating is None:
+                raise TicketError(f"Rate {number} from 1 to 5 first, then add your comment.")
+            rating.comment = text
+
     def record_triage_message(self, number: str, channel: str, ts: str) -> TicketView:
         """Remember where the ticket was posted in the agents' triage channel."""
         channel = _required_text(channel, "channel", 64)
@@ -1577,6 +1606,15 @@ def _insert_with_statements(
             ],
         )
     return ticket_id, inserted.number
+
+
+def _finished(session: Session, ticket: Ticket, then: InTransaction | None) -> TicketView:
+    """The changed ticket's snapshot, after the caller's work in the same transaction."""
+    session.flush()
+    view = TicketView.of(ticket)
+    if then is not None:
+        then(session, view)
+    return view
 
 
 @cache

@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
     MarkdownTextObject,
     Option,
+    OptionGroup,
     SectionBlock,
     StaticSelectElement,
     UserSelectElement,
@@ -30,6 +31,7 @@ from bot.slack.markup import (
 )
 from bot.slack.sla_due import NO_SLA, SlaDue, slack_time
 from tickets.models import Tier
+from tickets.routing import PRIORITY_MATRIX
 from tickets.service import TicketView
 from tickets.transcript import TranscriptTurn
 
@@ -46,14 +48,12 @@ ESCALATE_ACTION = "escalate_ticket"
 # The triage post's selects carry the ticket number in their block id, "triage_controls:T-1001"
 # (a users select has no value of its own).
 TRIAGE_CONTROLS_BLOCK = "triage_controls"
-PRIORITIES = {
-    "P1": "P1 · critical",
-    "P2": "P2 · high",
-    "P3": "P3 · medium",
-    "P4": "P4 · low",
-}
+# Priority… offers impact × urgency, grouped by the priority the desk's matrix gives.
+PRIORITY_WORDS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 # One action id per score (csat_1 … csat_5): Slack wants them unique within a block.
 CSAT_ACTION = "csat"
+# Under the thank-you for a rating: the optional comment, in a form.
+CSAT_COMMENT_ACTION = "csat_comment"
 TRANSCRIPT_EXCERPT_TURNS = 8
 EXCERPT_LINE_CHARS = 300
 
@@ -182,6 +182,7 @@ def triage_blocks(ticket: TicketView, due: SlaDue = NO_SLA) -> list[Block]:
                 MarkdownTextObject(text=f"*Assignee*\n{user_mention(ticket.assignee)}"),
                 MarkdownTextObject(text=f"*Team*\n{_team_words(ticket)}"),
                 MarkdownTextObject(text=f"*SLA due*\n{_sla_words(ticket, due)}"),
+                MarkdownTextObject(text=f"*Priority*\n{impact_urgency_words(ticket)}"),
             ]
         ),
         _section(f"*Summary*\n{quote(ticket.title, 600)}"),
@@ -291,12 +292,34 @@ def triage_text(ticket: TicketView) -> str:
     return f"New ticket {ticket.number}: {escape_mrkdwn(ticket.title)}"
 
 
+def priority_option_groups(number: str) -> list[OptionGroup]:
+    """Every impact × urgency pair, under the priority the desk's matrix gives it."""
+    groups: dict[str, list[Option]] = {}
+    for (impact, urgency), priority in PRIORITY_MATRIX.items():
+        groups.setdefault(priority, []).append(
+            Option(
+                value=f"{number}:{impact.value}:{urgency.value}",
+                text=f"{impact.value.capitalize()} impact · {urgency.value} urgency",
+            )
+        )
+    return [
+        OptionGroup(label=f"{priority} · {PRIORITY_WORDS[priority]}", options=groups[priority])
+        for priority in sorted(groups)
+    ]
+
+
+def impact_urgency_words(ticket: TicketView) -> str:
+    """How the ticket's priority came about, for the card."""
+    if ticket.impact and ticket.urgency:
+        return f"{ticket.priority}: {ticket.impact} impact × {ticket.urgency} urgency"
+    return f"{ticket.priority}: impact and urgency not assessed yet"
+
+
 def triage_controls(ticket: TicketView) -> ActionsBlock:
     """The triage post's second row: give the ticket to an agent, change its priority."""
-    options = [
-        Option(value=f"{ticket.number}:{key}", text=label) for key, label in PRIORITIES.items()
-    ]
-    current = next((o for o in options if o.value == f"{ticket.number}:{ticket.priority}"), None)
+    groups = priority_option_groups(ticket.number)
+    chosen = f"{ticket.number}:{ticket.impact}:{ticket.urgency}"
+    current = next((o for g in groups for o in g.options or [] if o.value == chosen), None)
     return ActionsBlock(
         block_id=f"{TRIAGE_CONTROLS_BLOCK}:{ticket.number}",
         elements=[
@@ -309,8 +332,8 @@ def triage_controls(ticket: TicketView) -> ActionsBlock:
             ),
             StaticSelectElement(
                 action_id=PRIORITY_ACTION,
-                placeholder="Priority…",
-                options=options,
+                placeholder=f"Priority {ticket.priority}: impact × urgency…",
+                option_groups=groups,
                 initial_option=current,
             ),
         ],
@@ -346,3 +369,17 @@ def handed_over_blocks(card: Sequence[Block], outcome: str) -> list[Block]:
     """A triage post whose ticket moved to another team: the card, no buttons, where it went."""
     kept = [block for block in card if not isinstance(block, ActionsBlock)]
     return [*kept, _context(outcome)]
+
+
+def rated_blocks(
+    original: Sequence[dict[str, Any]], outcome: str, number: str
+) -> list[dict[str, Any]]:
+    """The resolution message once rated: the thank-you, and a button for the optional
+    comment."""
+    comment = ActionsBlock(
+        block_id="csat_comment",
+        elements=[
+            ButtonElement(text="💬 Add a comment…", action_id=CSAT_COMMENT_ACTION, value=number)
+        ],
+    )
+    return [*feedback_given_blocks(original, outcome), comment.to_dict()]

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.slack.blocks import as_payload, feedback_given_blocks, triage_blocks, triage_text
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
+from bot.slack.threads import REQUESTER_THREAD
 from bot.slack.views import BROWSE_CATALOG_ACTION, submitted_values
 from tickets.catalog import MAX_ANSWER_LENGTH, CatalogItemView, CatalogService
 from tickets.directory import Directory
@@ -359,6 +360,11 @@ class SlackCatalog:
             channel,
             f"📝 Your request *{request.number}* for *{escape_mrkdwn(item.name)}* is submitted.",
             key=f"catalog-submitted:{request.number}",
+            # Its thread becomes the request's requester thread once Slack has it: the
+            # fulfilment team's public replies reach the requester there, and theirs
+            # reach the team.
+            purpose=REQUESTER_THREAD,
+            ticket_number=request.number,
         )
         # The requester's news goes under that message; if Slack has not taken it in time
         # (it is still owed), the news goes straight into the DM instead of being lost.

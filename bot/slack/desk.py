@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
@@ -27,6 +28,7 @@ from bot.slack.blocks import (
     failure_blocks,
     feedback_given_blocks,
     handed_over_blocks,
+    rated_blocks,
     reply_blocks,
     resolved_blocks,
     ticket_of_controls,
@@ -39,12 +41,14 @@ from bot.slack.inbox import SlackInbox
 from bot.slack.markup import clip, escape_mrkdwn, quote, user_mention
 from bot.slack.popular import popular_articles
 from bot.slack.sends import SlackSends
-from bot.slack.sla_due import NO_SLA, SlaDue
+from bot.slack.sla_due import NO_SLA, SlaDue, sla_due_in
 from bot.slack.sla_due import sla_due as read_sla_due
-from bot.slack.threads import ticket_of_thread
+from bot.slack.threads import is_requester, ticket_of_thread
 from bot.slack.views import (
     CATEGORIES,
+    IMPACTS,
     URGENCIES,
+    csat_comment_modal,
     escalate_modal,
     home_view,
     internal_note_modal,
@@ -219,38 +223,48 @@ class SlackDesk:
         if ticket is None or not text:
             return False
         from_triage = (channel, event["thread_ts"]) == (ticket.triage_channel, ticket.triage_ts)
-        if not from_triage and user != ticket.requester:
+        if not from_triage and not is_requester(self.tier0.session_factory, ticket, user):
             return False  # a colleague chiming in under someone else's request
+        # The requester writes as the ticket's requester (a catalog request names them by
+        # their directory handle), so the service sees the reply as theirs.
+        author = user if from_triage else ticket.requester
         internal = from_triage and text.startswith("//")
         body = text.removeprefix("//").strip() if internal else text
         if from_triage:
             target = (ticket.requester_channel, ticket.requester_thread_ts)
         else:
             target = (ticket.triage_channel, ticket.triage_ts)
-        try:
-            self.tier0.tickets.comment(
-                ticket.number,
-                body,
-                as_user=user,
-                internal=internal,
-                via="slack",
-                idempotency_key=f"slack-message:{channel}:{ts}",
-                relayed=bool(target[0] and target[1]),
-            )
-        except (TicketError, ValueError) as error:
-            message = error.message if isinstance(error, TicketError) else str(error)
-            client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
-            return True
-        if internal:
-            return True
         if from_triage:
             relayed = f"{user_mention(user)} (IT): {escape_mrkdwn(body)}"
         else:
             relayed = f"💬 {user_mention(user)} on {ticket.number}: {escape_mrkdwn(body)}"
-        if target[0] and target[1]:
-            self.sends.post(
-                target[0], clip(relayed), thread_ts=target[1], key=f"relay:{channel}:{ts}"
+
+        def relay(session: Session, _ticket: TicketView) -> None:
+            # In the comment's transaction; keyed by the message, so a redelivered event
+            # (the comment already stored) relays it once.
+            if not internal and target[0] and target[1]:
+                self.sends.post(
+                    target[0],
+                    clip(relayed),
+                    thread_ts=target[1],
+                    key=f"relay:{channel}:{ts}",
+                    session=session,
+                )
+
+        try:
+            self.tier0.tickets.comment(
+                ticket.number,
+                body,
+                as_user=author,
+                internal=internal,
+                via="slack",
+                idempotency_key=f"slack-message:{channel}:{ts}",
+                relayed=bool(target[0] and target[1]),
+                then=relay,
             )
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
         return True
 
     def _keep_unanswered(self, message: IncomingMessage) -> None:
@@ -447,6 +461,8 @@ class SlackDesk:
             errors["title"] = "Say in a few words what you need."
         if values.get("category") not in CATEGORIES:
             errors["category"] = "Pick a category."
+        if values.get("impact") not in IMPACTS:
+            errors["impact"] = "Pick who is affected."
         if values.get("urgency") not in URGENCIES:
             errors["urgency"] = "Pick how urgent it is."
         return errors
@@ -463,7 +479,6 @@ class SlackDesk:
             for part in (details, f"Affected device or system: {asset}" if asset else "")
             if part
         )
-        _urgency, priority = URGENCIES[values["urgency"]]
         channel, thread_ts = self._request_thread(client, user, title, view["id"])
         ticket = self.tier0.tickets.open_ticket(
             requester=user,
@@ -471,7 +486,9 @@ class SlackDesk:
             description=description or title,
             transcript=[{"role": "requester", "text": description or title}],
             category=values["category"],
-            priority=priority,
+            # The priority follows from these two by the desk's impact × urgency matrix.
+            impact=values["impact"],
+            urgency=values["urgency"],
             source="slack",
             idempotency_key=f"slack-view:{view['id']}",
             requester_channel=channel,
@@ -575,6 +592,17 @@ class SlackDesk:
         agent = body["user"]["id"]
         where = json.loads(body["view"]["private_metadata"])
         note = submitted_values(body["view"]).get("note", "").strip()
+
+        def show(session: Session, ticket: TicketView) -> None:
+            self.sends.post(
+                where["channel"],
+                f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
+                thread_ts=where["ts"],
+                key=f"internal-note:{body['view']['id']}",
+                ticket_number=ticket.number,
+                session=session,
+            )
+
         try:
             self.tier0.tickets.comment(
                 where["number"],
@@ -583,52 +611,66 @@ class SlackDesk:
                 internal=True,
                 via="slack",
                 idempotency_key=f"slack-view:{body['view']['id']}",
+                then=show,
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(
                 channel=where["channel"], user=agent, text=escape_mrkdwn(message)
             )
-            return
-        self.sends.post(
-            where["channel"],
-            f"🔒 Internal note by {user_mention(agent)}:\n{quote(note, 2500)}",
-            thread_ts=where["ts"],
-            key=f"internal-note:{body['view']['id']}",
-            ticket_number=where["number"],
-        )
 
     def resolve_from_form(self, client: WebClient, body: dict[str, Any]) -> None:
         """The resolution note submitted: resolve, update the triage post, tell the requester."""
         agent = body["user"]["id"]
         where = json.loads(body["view"]["private_metadata"])
         note = submitted_values(body["view"]).get("resolution", "")
+        view_id = body["view"]["id"]
+
+        def tell(session: Session, ticket: TicketView) -> None:
+            """In the resolution's transaction: the card, and the requester's note and
+            CSAT question (a crash after the commit cannot lose them)."""
+            self.update_triage_card(
+                ticket, where["channel"], where["ts"], session=session, key=view_id
+            )
+            if ticket.requester_channel and ticket.requester_thread_ts:
+                self.sends.post(
+                    ticket.requester_channel,
+                    f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
+                    thread_ts=ticket.requester_thread_ts,
+                    blocks=as_payload(resolved_blocks(ticket, agent)),
+                    key=f"resolved-told:{view_id}",
+                    ticket_number=ticket.number,
+                    session=session,
+                )
+
         try:
             before = self.tier0.tickets.get(where["number"])
-            ticket = self.tier0.tickets.resolve(
-                where["number"], agent, note, requester_told=_has_requester_thread(before)
+            self.tier0.tickets.resolve(
+                where["number"],
+                agent,
+                note,
+                requester_told=_has_requester_thread(before),
+                then=tell,
             )
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(
                 channel=where["channel"], user=agent, text=escape_mrkdwn(message)
             )
-            return
-        self.update_triage_card(ticket, where["channel"], where["ts"])
-        if ticket.requester_channel and ticket.requester_thread_ts:
-            self.sends.post(
-                ticket.requester_channel,
-                f"{ticket.number} is resolved: {escape_mrkdwn(ticket.resolution or '')}",
-                thread_ts=ticket.requester_thread_ts,
-                blocks=as_payload(resolved_blocks(ticket, agent)),
-                key=f"resolved-told:{body['view']['id']}",
-                ticket_number=ticket.number,
-            )
 
     def update_triage_card(
-        self, ticket: TicketView, channel: str | None = None, ts: str | None = None
+        self,
+        ticket: TicketView,
+        channel: str | None = None,
+        ts: str | None = None,
+        *,
+        session: Session | None = None,
+        key: str | None = None,
     ) -> None:
-        """Show the ticket's current state on its triage card (edits go out in order)."""
+        """Show the ticket's current state on its triage card (edits go out in order).
+
+        With `session`, the edit is written in that transaction (the change's); `key`
+        names the interaction that caused it, so handling it again edits once."""
         channel, ts = channel or ticket.triage_channel, ts or ticket.triage_ts
         if not channel or not ts:
             return  # not posted yet: the card will be posted as it is now
@@ -636,9 +678,21 @@ class SlackDesk:
             channel,
             ts,
             triage_text(ticket),
-            blocks=as_payload(self.triage_card(ticket)),
+            blocks=as_payload(self.triage_card(ticket, session)),
+            key=None if key is None else f"triage-card:{ticket.number}:{key}",
             ticket_number=ticket.number,
+            session=session,
         )
+
+    def _card_edit(
+        self, channel: str, ts: str, interaction: str
+    ) -> Callable[[Session, TicketView], None]:
+        """The triage card's edit, for a change to write in its own transaction."""
+
+        def edit(session: Session, ticket: TicketView) -> None:
+            self.update_triage_card(ticket, channel, ts, session=session, key=interaction)
+
+        return edit
 
     def rate(self, client: WebClient, body: dict[str, Any]) -> None:
         """A CSAT button: the score is kept once, and the buttons give way to a thank-you."""
@@ -651,7 +705,47 @@ class SlackDesk:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
             return
-        self._close_feedback(client, body, f"Thanks! You rated {number} {int(score)}/5.")
+        shown = body.get("message") or {}
+        if shown.get("blocks"):
+            outcome = f"Thanks! You rated {number} {int(score)}/5."
+            self.sends.update(
+                channel,
+                shown["ts"],
+                shown.get("text") or outcome,
+                blocks=rated_blocks(shown["blocks"], outcome, number),
+            )
+
+    def open_csat_comment_form(self, client: WebClient, body: dict[str, Any]) -> None:
+        """ "Add a comment…" under a rating: the form (its trigger lasts 3 seconds)."""
+        number = body["actions"][0]["value"]
+        message = body.get("message") or {}
+        # The thanks goes in the thread the rating was asked in.
+        thread = message.get("thread_ts") or message["ts"]
+        where = json.dumps({"number": number, "channel": body["channel"]["id"], "ts": thread})
+        client.views_open(
+            trigger_id=body["trigger_id"], view=csat_comment_modal(number, where).to_dict()
+        )
+
+    def comment_on_rating(self, client: WebClient, body: dict[str, Any]) -> None:
+        """The comment form submitted: kept with the rating; the message says thanks."""
+        user = body["user"]["id"]
+        where = json.loads(body["view"]["private_metadata"])
+        comment = submitted_values(body["view"]).get("comment", "")
+        try:
+            self.tier0.tickets.comment_on_rating(where["number"], comment, as_user=user)
+        except (TicketError, ValueError) as error:
+            message = error.message if isinstance(error, TicketError) else str(error)
+            client.chat_postEphemeral(
+                channel=where["channel"], user=user, text=escape_mrkdwn(message)
+            )
+            return
+        self.sends.post(
+            where["channel"],
+            f"💬 Thanks for your comment on {where['number']}; the IT team will read it.",
+            thread_ts=where["ts"],
+            key=f"csat-comment:{body['view']['id']}",
+            ticket_number=where["number"],
+        )
 
     # -- who may act as an agent ----------------------------------------------------------
 
@@ -701,10 +795,26 @@ class SlackDesk:
         channel = body["channel"]["id"]
         if self.refuse_non_agent(client, channel, agent):
             return
+        card_ts, click = body["message"]["ts"], _interaction_id(body)
+
+        def tell(session: Session, ticket: TicketView) -> None:
+            # In the claim's transaction: the card and the requester's news exist exactly
+            # when the claim does; the keys make a repeated click send nothing twice.
+            self.update_triage_card(ticket, channel, card_ts, session=session, key=click)
+            if ticket.requester_channel and ticket.requester_thread_ts:
+                self.sends.post(
+                    ticket.requester_channel,
+                    f"{user_mention(agent)} from IT is now working on {ticket.number}.",
+                    thread_ts=ticket.requester_thread_ts,
+                    key=f"claimed-told:{ticket.number}:{agent}",
+                    ticket_number=ticket.number,
+                    session=session,
+                )
+
         try:
             before = self.tier0.tickets.get(number)
-            ticket = self.tier0.tickets.claim(
-                number, agent, requester_told=_has_requester_thread(before)
+            self.tier0.tickets.claim(
+                number, agent, requester_told=_has_requester_thread(before), then=tell
             )
         except TicketAlreadyClaimed as taken:
             client.chat_postEphemeral(
@@ -717,25 +827,20 @@ class SlackDesk:
             client.chat_postEphemeral(
                 channel=channel, user=agent, text=escape_mrkdwn(error.message)
             )
-            return
-        self.update_triage_card(ticket, channel, body["message"]["ts"])
-        if ticket.requester_channel and ticket.requester_thread_ts:
-            self.sends.post(
-                ticket.requester_channel,
-                f"{user_mention(agent)} from IT is now working on {ticket.number}.",
-                thread_ts=ticket.requester_thread_ts,
-                key=f"claimed-told:{ticket.number}:{agent}",
-                ticket_number=ticket.number,
-            )
 
     # -- agents: assign, priority, escalation; the queue and today's figures -------------
 
-    def sla_due(self, tickets: Sequence[TicketView]) -> dict[str, SlaDue]:
+    def sla_due(
+        self, tickets: Sequence[TicketView], session: Session | None = None
+    ) -> dict[str, SlaDue]:
+        if session is not None:
+            return sla_due_in(session, tickets)
         return read_sla_due(self.tier0.session_factory, tickets)
 
-    def triage_card(self, ticket: TicketView) -> list[Block]:
-        """The triage post's blocks, with the ticket's SLA targets as they stand now."""
-        return triage_blocks(ticket, self.sla_due([ticket]).get(ticket.number, NO_SLA))
+    def triage_card(self, ticket: TicketView, session: Session | None = None) -> list[Block]:
+        """The triage post's blocks, with the ticket's SLA targets as they stand now (in
+        `session`, when the card is written in the transaction of a change)."""
+        return triage_blocks(ticket, self.sla_due([ticket], session).get(ticket.number, NO_SLA))
 
     def assign_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
         """Assign…: the agent picked in the select becomes the assignee; the service tells
@@ -748,36 +853,44 @@ class SlackDesk:
             return
         if not self.first_delivery(_interaction_id(body)):
             return
+        card = self._card_edit(channel, body["message"]["ts"], _interaction_id(body))
         current = self._agent_step(client, channel, agent, lambda: self.tier0.tickets.get(number))
         if current is not None and current.assignee == chosen:
             # Picked the owner again: nothing changes, nobody is told twice.
-            self._update_triage_post(client, channel, body["message"]["ts"], current)
+            self.update_triage_card(current, channel, body["message"]["ts"])
             return
-        ticket = self._agent_step(
-            client, channel, agent, lambda: self.tier0.tickets.assign(number, chosen, as_user=agent)
+        self._agent_step(
+            client,
+            channel,
+            agent,
+            lambda: self.tier0.tickets.assign(number, chosen, as_user=agent, then=card),
         )
-        if ticket is not None:
-            self._update_triage_post(client, channel, body["message"]["ts"], ticket)
 
     def change_priority_from_select(self, client: WebClient, body: dict[str, Any]) -> None:
-        """Priority…: the service sets it and moves the SLA targets; the post shows both."""
+        """Priority…: the agent picks impact × urgency, the service sets the priority the
+        desk's matrix gives and moves the SLA targets; the post shows all of it."""
         agent, channel = body["user"]["id"], body["channel"]["id"]
         selected = (body["actions"][0].get("selected_option") or {}).get("value") or ""
-        number, _, priority = str(selected).rpartition(":")
+        number, impact, urgency, priority = _priority_choice(str(selected))
         if self.refuse_non_agent(client, channel, agent) or not number:
             return
         if not self.first_delivery(_interaction_id(body)):
             return
-        ticket = self._agent_step(
+        card = self._card_edit(channel, body["message"]["ts"], _interaction_id(body))
+        self._agent_step(
             client,
             channel,
             agent,
             lambda: self.tier0.tickets.change_priority(
-                number, as_user=agent, priority=priority, reason="set in the triage channel"
+                number,
+                as_user=agent,
+                priority=priority,
+                impact=impact,
+                urgency=urgency,
+                reason="set in the triage channel",
+                then=card,
             ),
         )
-        if ticket is not None:
-            self._update_triage_post(client, channel, body["message"]["ts"], ticket)
 
     def open_escalate_form(self, client: WebClient, body: dict[str, Any]) -> None:
         """Escalate to L2: ask why (the service wants a reason), if there is a next tier."""
@@ -809,42 +922,52 @@ class SlackDesk:
         reason = submitted_values(body["view"]).get("reason", "")
         if not self.first_delivery(f"escalation-view:{body['view']['id']}"):
             return
-        ticket = self._agent_step(
+        view_id = body["view"]["id"]
+
+        def hand_over(session: Session, ticket: TicketView) -> None:
+            """In the escalation's transaction: the new team's post and the old card."""
+            team_channel = self._team_channel(ticket.team, session)
+            if not team_channel:
+                # A team without a channel watches its queue: the post stays where it is.
+                self.update_triage_card(
+                    ticket, where["channel"], where["ts"], session=session, key=view_id
+                )
+                return
+            card = self.triage_card(ticket, session)
+            # Delivered as the ticket's triage post (TRIAGE_POST): the requester's replies
+            # then go to the new team's thread.
+            self.sends.post(
+                team_channel,
+                f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
+                blocks=as_payload(card),
+                key=f"escalated-post:{view_id}",
+                purpose=TRIAGE_POST,
+                ticket_number=ticket.number,
+                session=session,
+            )
+            self.sends.update(
+                where["channel"],
+                where["ts"],
+                triage_text(ticket),
+                blocks=as_payload(
+                    handed_over_blocks(
+                        card,
+                        f"⬆️ {user_mention(agent)} escalated it to "
+                        f"{escape_mrkdwn(ticket.team or '')}: now in <#{team_channel}>",
+                    )
+                ),
+                key=f"escalated-card:{view_id}",
+                ticket_number=ticket.number,
+                session=session,
+            )
+
+        self._agent_step(
             client,
             where["channel"],
             agent,
-            lambda: self.tier0.tickets.escalate(where["number"], as_user=agent, reason=reason),
-        )
-        if ticket is None:
-            return
-        team_channel = self._team_channel(ticket.team)
-        if not team_channel:
-            # A team without a channel watches its queue: the post stays where it is.
-            self._update_triage_post(client, where["channel"], where["ts"], ticket)
-            return
-        card = self.triage_card(ticket)
-        # Delivered as the ticket's triage post (TRIAGE_POST): the requester's replies then
-        # go to the new team's thread.
-        self.sends.post(
-            team_channel,
-            f"Escalated to {escape_mrkdwn(ticket.team or '')}: {triage_text(ticket)}",
-            blocks=as_payload(card),
-            key=f"escalated-post:{body['view']['id']}",
-            purpose=TRIAGE_POST,
-            ticket_number=ticket.number,
-        )
-        self.sends.update(
-            where["channel"],
-            where["ts"],
-            triage_text(ticket),
-            blocks=as_payload(
-                handed_over_blocks(
-                    card,
-                    f"⬆️ {user_mention(agent)} escalated it to {escape_mrkdwn(ticket.team or '')}: "
-                    f"now in <#{team_channel}>",
-                )
+            lambda: self.tier0.tickets.escalate(
+                where["number"], as_user=agent, reason=reason, then=hand_over
             ),
-            ticket_number=ticket.number,
         )
 
     def show_queue(self, client: WebClient, user: str, respond: Respond) -> None:
@@ -918,11 +1041,6 @@ class SlackDesk:
             client.chat_postEphemeral(channel=channel, user=agent, text=escape_mrkdwn(message))
             return None
 
-    def _update_triage_post(
-        self, client: WebClient, channel: str, ts: str, ticket: TicketView
-    ) -> None:
-        self.update_triage_card(ticket, channel, ts)
-
     def _next_team(self, ticket: TicketView) -> str | None:
         """The name of the team the ticket's team escalates to, if any."""
         with self.tier0.session_factory() as session:
@@ -934,19 +1052,29 @@ class SlackDesk:
             )
             return None if above is None else above.name
 
-    def _team_channel(self, team_name: str | None) -> str | None:
+    def _team_channel(self, team_name: str | None, session: Session) -> str | None:
         if team_name is None:
             return None
-        with self.tier0.session_factory() as session:
-            return session.scalars(
-                select(Team.slack_channel).where(Team.name == team_name)
-            ).one_or_none()
+        return session.scalars(
+            select(Team.slack_channel).where(Team.name == team_name)
+        ).one_or_none()
 
 
 def _has_requester_thread(ticket: TicketView) -> bool:
     """Whether tier0 talks with the requester in a Slack thread: then the desk tells them
     itself, and the ticket service must not queue the same news again."""
     return bool(ticket.requester_channel and ticket.requester_thread_ts)
+
+
+def _priority_choice(value: str) -> tuple[str, str | None, str | None, str | None]:
+    """A Priority… option: "T-1042:high:medium" (impact, urgency), or "T-1042:P2" as
+    triage posts made before the matrix was offered carry it. ("", …) if neither."""
+    parts = value.split(":")
+    if len(parts) == 3 and all(parts):
+        return parts[0], parts[1], parts[2], None
+    if len(parts) == 2 and all(parts):
+        return parts[0], None, None, parts[1]
+    return "", None, None, None
 
 
 def _interaction_id(body: dict[str, Any]) -> str:

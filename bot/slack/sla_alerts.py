@@ -3,7 +3,9 @@
 The SLA engine raises each warning and breach once and the ticket service tells the
 assignee and the team channel (see ``TicketService._on_sla_alert``). The agents working
 the ticket read its triage thread, so each alert is posted there too, through the outbox
-(delivered by the worker, once: the outbox key names the ticket, clock and alert).
+(delivered by the worker, once: the outbox key names the ticket, clock and alert). So
+that every alert also reaches the team's channel, a warning the service told only the
+assignee is broadcast from the thread to the channel.
 """
 
 from __future__ import annotations
@@ -40,15 +42,21 @@ def post_in_triage_threads(
     posted = 0
     with session_factory.begin() as session:
         threads = {
-            number: (channel, ts, priority)
-            for number, channel, ts, priority in session.execute(
+            number: (channel, ts, priority, assignee)
+            for number, channel, ts, priority, assignee in session.execute(
                 select(
-                    Ticket.number, Ticket.triage_channel, Ticket.triage_ts, Ticket.priority
+                    Ticket.number,
+                    Ticket.triage_channel,
+                    Ticket.triage_ts,
+                    Ticket.priority,
+                    Ticket.assignee,
                 ).where(Ticket.number.in_(numbers))
             )
         }
         for alert in alerts:
-            channel, ts, priority = threads.get(alert.ticket_number, (None, None, ""))
+            channel, ts, priority, assignee = threads.get(
+                alert.ticket_number, (None, None, "", None)
+            )
             if not channel or not ts:
                 continue
             which = "breach" if alert.breached else "warning"
@@ -56,6 +64,10 @@ def post_in_triage_threads(
                 session,
                 channel=channel,
                 thread_ts=ts,
+                # The service tells the team channel of breaches and of warnings nobody
+                # owns; a warning on an owned ticket went to its assignee only, so the
+                # thread reply is also shown in the channel, for the team to see it.
+                reply_broadcast=not alert.breached and assignee is not None,
                 text=alert_text(alert, priority),
                 dedupe_key=f"sla-thread:{alert.ticket_number}:{alert.kind.value}:{which}",
                 purpose=f"sla_{which}",

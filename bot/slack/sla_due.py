@@ -34,22 +34,31 @@ def sla_due(
     session_factory: sessionmaker[Session], tickets: Iterable[TicketView]
 ) -> dict[str, SlaDue]:
     """Each ticket's SLA due instants, by ticket number."""
+    tickets = list(tickets)
+    if not tickets:
+        return {}
+    with session_factory() as session:
+        return sla_due_in(session, tickets)
+
+
+def sla_due_in(session: Session, tickets: Iterable[TicketView]) -> dict[str, SlaDue]:
+    """`sla_due` read in `session`: in the transaction of a change, it sees the targets
+    that change moved (a new priority, another tier) before they are committed."""
     ids = {ticket.id: ticket.number for ticket in tickets}
     if not ids:
         return {}
     found: dict[str, dict[str, datetime | None]] = {}
     paused: set[str] = set()
-    with session_factory() as session:
-        rows = session.execute(
-            select(Ticket.id, SlaClock.kind, SlaClock.due_at, SlaClock.running_since)
-            .join(SlaClock, SlaClock.ticket_id == Ticket.id)
-            .where(Ticket.id.in_(list(ids)), SlaClock.stopped_at.is_(None))
-        )
-        for ticket_id, kind, due_at, running_since in rows:
-            number = ids[ticket_id]
-            found.setdefault(number, {})[kind] = due_at
-            if kind == SlaKind.RESOLUTION.value and running_since is None:
-                paused.add(number)
+    rows = session.execute(
+        select(Ticket.id, SlaClock.kind, SlaClock.due_at, SlaClock.running_since)
+        .join(SlaClock, SlaClock.ticket_id == Ticket.id)
+        .where(Ticket.id.in_(list(ids)), SlaClock.stopped_at.is_(None))
+    )
+    for ticket_id, kind, due_at, running_since in rows:
+        number = ids[ticket_id]
+        found.setdefault(number, {})[kind] = due_at
+        if kind == SlaKind.RESOLUTION.value and running_since is None:
+            paused.add(number)
     return {
         number: SlaDue(
             first_response=clocks.get(SlaKind.FIRST_RESPONSE.value),

@@ -42,12 +42,17 @@ CATEGORIES = {
     "network": "Network, Wi-Fi and VPN",
     "email": "Email and calendar",
 }
-# How urgent it is for the requester, and the priority that follows until impact is known.
+# The request form asks the two questions of the desk's priority matrix
+# (tickets.routing.PRIORITY_MATRIX): how widely it hurts, and how soon it must be fixed.
+IMPACTS = {
+    "low": "Just me",
+    "medium": "A few people, or my team",
+    "high": "Many people: a department, a site, everyone",
+}
 URGENCIES = {
-    "low": ("Low — it can wait a few days", "P4"),
-    "medium": ("Medium — it slows me down", "P3"),
-    "high": ("High — I cannot work properly", "P2"),
-    "critical": ("Critical — I cannot work at all", "P1"),
+    "low": "It can wait a few days",
+    "medium": "It slows me down",
+    "high": "I cannot work, or a deadline is today",
 }
 TITLE_MAX_CHARS = 150
 DESCRIPTION_MAX_CHARS = 3000
@@ -62,7 +67,8 @@ def _options(choices: dict[str, str]) -> list[Option]:
 def new_request_modal(
     *, title: str = "", description: str = "", private_metadata: str = ""
 ) -> View:
-    """The "new request" form: title, description, category, urgency, affected asset."""
+    """The "new request" form: title, description, category, impact and urgency (the
+    priority follows from them by the desk's matrix), affected asset."""
     return View(
         type="modal",
         callback_id=NEW_REQUEST_VIEW,
@@ -102,12 +108,21 @@ def new_request_modal(
                 ),
             ),
             InputBlock(
-                block_id="urgency",
-                label="Urgency",
+                block_id="impact",
+                label="Who is affected?",
                 element=StaticSelectElement(
                     action_id="value",
-                    options=_options({key: label for key, (label, _) in URGENCIES.items()}),
-                    initial_option=Option(value="medium", text=URGENCIES["medium"][0]),
+                    options=_options(IMPACTS),
+                    initial_option=Option(value="low", text=IMPACTS["low"]),
+                ),
+            ),
+            InputBlock(
+                block_id="urgency",
+                label="How urgent is it?",
+                element=StaticSelectElement(
+                    action_id="value",
+                    options=_options(URGENCIES),
+                    initial_option=Option(value="medium", text=URGENCIES["medium"]),
                 ),
             ),
             InputBlock(
@@ -137,6 +152,30 @@ def resolve_modal(number: str, private_metadata: str) -> View:
             InputBlock(
                 block_id="resolution",
                 label="What fixed it? (the requester sees this)",
+                element=PlainTextInputElement(
+                    action_id="value", multiline=True, max_length=RESOLUTION_MAX_CHARS
+                ),
+            )
+        ],
+    )
+
+
+CSAT_COMMENT_VIEW = "csat_comment"
+
+
+def csat_comment_modal(number: str, private_metadata: str) -> View:
+    """The requester's optional words on the rating they just gave."""
+    return View(
+        type="modal",
+        callback_id=CSAT_COMMENT_VIEW,
+        title=PlainTextObject(text=clip(f"Rating of {number}", 24)),
+        submit=PlainTextObject(text="Send"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            InputBlock(
+                block_id="comment",
+                label="What went well, or what could we do better?",
                 element=PlainTextInputElement(
                     action_id="value", multiline=True, max_length=RESOLUTION_MAX_CHARS
                 ),

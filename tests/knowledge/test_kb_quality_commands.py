@@ -162,6 +162,17 @@ def test_stale_notify_messages_slack_owners_and_names_those_slack_cannot_reach(
     assert "vpn-connect" in dm.args["text"] and "2020-01-01" in dm.args["text"]
     assert "Sent U0NETWORK1 a Slack DM about vpn-connect" in result.stdout
     assert "it-workplace@northwind.example is an email, not reachable by Slack" in result.output
+    assert dm.args["metadata"]["event_payload"]["outbox_key"].startswith("kb-stale:U0NETWORK1:")
+
+    # Through the outbox: once a day per owner, however often the command runs.
+    again = editor.kb_command(
+        "stale",
+        "--notify",
+        SLACK_BOT_TOKEN=TEST_BOT_TOKEN,
+        TIER0_SLACK_API_URL=fake_slack.base_url,
+    )
+    assert again.exit_code == 0, again.output
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
 def test_stale_notify_reports_an_owner_slack_would_not_message(
@@ -177,7 +188,10 @@ def test_stale_notify_reports_an_owner_slack_would_not_message(
     )
 
     assert result.exit_code == 2
-    assert "could not DM U0NETWORK1: invalid_auth" in result.output
+    assert "could not DM U0NETWORK1: Slack refused the message: invalid_auth" in result.output
+    # The reminder went through the outbox: it stays owed, for the worker to retry.
+    assert "still owed: the worker retries it" in result.output
+    assert fake_slack.calls_to("chat.postMessage") == []
 
 
 def test_stale_notify_without_slack_is_a_clear_error(editor: Editor) -> None:

@@ -163,8 +163,16 @@ class SlackDesk:
         )
 
     def click(
-        self, user: str, message: dict[str, Any], channel: str, action: dict[str, Any]
+        self,
+        user: str,
+        message: dict[str, Any],
+        channel: str,
+        action: dict[str, Any],
+        *,
+        action_ts: str | None = None,
     ) -> tuple[int, str]:
+        """A click on a button (or a pick in a select, given its "selected_*" keys);
+        the same `action_ts` again is Slack delivering the same interaction again."""
         payload = {
             "type": "block_actions",
             "team": {"id": "TNORTHWIND"},
@@ -179,8 +187,9 @@ class SlackDesk:
                     "type": "button",
                     "block_id": action.get("block_id", "b"),
                     "action_id": action["action_id"],
-                    "value": action["value"],
-                    "action_ts": str(time.time()),
+                    "value": action.get("value"),
+                    "action_ts": action_ts or str(time.time()),
+                    **{k: v for k, v in action.items() if k.startswith("selected_")},
                 }
             ],
         }

@@ -252,7 +252,7 @@ def test_an_agent_raises_the_priority_and_the_sla_due_moves(slack: SlackDesk) ->
     assert before.priority != "P1"
 
     since = len(slack.api.calls)
-    choose(slack, AGENT, triage, "set_priority", option=f"{number}:P1")
+    choose(slack, AGENT, triage, "set_priority", option=f"{number}:high:high")
 
     [updated] = slack.api.wait_for("chat.update")
     assert updated.args["ts"] == triage["ts"]
@@ -269,7 +269,8 @@ def test_an_agent_raises_the_priority_and_the_sla_due_moves(slack: SlackDesk) ->
         for e in b["elements"]
         if e["action_id"] == "set_priority"
     )
-    assert priority_select["initial_option"]["value"] == f"{number}:P1"
+    assert priority_select["initial_option"]["value"] == f"{number}:high:high"
+    assert "P1: high impact × high urgency" in shown
 
     # The team hears of it in its channel.
     delivered = [c for c in deliver_outbox(slack, since=since) if c.method == "chat.postMessage"]
@@ -361,7 +362,7 @@ def test_someone_who_is_not_an_agent_is_refused_every_triage_control(slack: Slac
     )
     args = triage.pop("args")
     choose(slack, COLLEAGUE, {**triage, "args": args}, "assign_ticket", selected_user=COLLEAGUE)
-    choose(slack, COLLEAGUE, {**triage, "args": args}, "set_priority", option=f"{number}:P1")
+    choose(slack, COLLEAGUE, {**triage, "args": args}, "set_priority", option=f"{number}:high:high")
     slack.click(COLLEAGUE, triage, "CTRIAGE", button(args, "escalate_ticket"))
 
     refusals = slack.api.wait_for("chat.postEphemeral", count=3)
@@ -381,7 +382,7 @@ def test_a_channel_agent_outside_the_ticket_team_hears_the_services_refusal(
     triage, number = a_ticket_in_triage(
         slack, "1700000612.000001", "my laptop screen is cracked, please send someone"
     )
-    choose(slack, "UAGENT03", triage, "set_priority", option=f"{number}:P1")
+    choose(slack, "UAGENT03", triage, "set_priority", option=f"{number}:high:high")
     [refusal] = slack.api.wait_for("chat.postEphemeral")
     assert refusal.args["user"] == "UAGENT03"
     assert f"can change the priority of {number}" in refusal.args["text"]
@@ -514,6 +515,8 @@ def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     assert "SLA warning" in in_thread[0].args["text"] and number in in_thread[0].args["text"]
     assert "resolution" in in_thread[0].args["text"]
     assert any(c.args["channel"] == AGENT and "SLA warning" in c.args["text"] for c in warned)
+    # The service told the assignee; the team sees it in its channel, from the thread.
+    assert in_thread[0].args.get("reply_broadcast") is True
 
     # Past the target: the breach, in the thread and in the team's channel.
     breached = run_the_worker_sla_job(slack, due + timedelta(minutes=1))
@@ -523,6 +526,7 @@ def test_sla_warnings_and_breaches_reach_the_triage_thread_and_the_team(
     assert any(
         c.args["channel"] == "it-triage" and "SLA breached" in c.args["text"] for c in breached
     )
+    assert not in_thread[0].args.get("reply_broadcast")  # the channel has its own post
 
     # Each alert is told once: the next run posts nothing.
     assert run_the_worker_sla_job(slack, due + timedelta(minutes=2)) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
+
 from tests.fake_slack import SlackCall
 from tests.slack.conftest import (
     AGENT,
@@ -14,8 +16,10 @@ from tests.slack.conftest import (
     as_shown,
     button,
     eventually,
+    posted_in,
 )
 from tickets.directory import Directory
+from tickets.models import CsatResponse
 
 
 def escalated(slack: SlackDesk, ts: str) -> tuple[dict[str, object], str]:
@@ -61,13 +65,31 @@ def test_an_agent_resolves_with_a_note_and_the_requester_rates_it(slack: SlackDe
 
     slack.click(EMPLOYEE, as_shown(told), DM_CHANNEL, four)
     thanked = slack.api.wait_for("chat.update", count=2)[-1]
-    assert "rated" in json.dumps(thanked.args["blocks"]) and "csat" not in json.dumps(
-        [b for b in thanked.args["blocks"] if b["type"] == "actions"]
-    )
+    still_offered = [
+        element["action_id"]
+        for block in thanked.args["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+    assert "rated" in json.dumps(thanked.args["blocks"]) and still_offered == ["csat_comment"]
     # Rating twice is refused politely.
     slack.click(EMPLOYEE, as_shown(told), DM_CHANNEL, four)
     [again] = slack.api.wait_for("chat.postEphemeral")
     assert "already rated 4/5" in again.args["text"]
+
+    # The optional comment: a button under the thanks, a form, kept with the rating.
+    rated = {**as_shown(told), "blocks": thanked.args["blocks"]}
+    slack.click(EMPLOYEE, rated, DM_CHANNEL, button(thanked.args, "csat_comment"))
+    comment_form = slack.api.wait_for("views.open", count=2)[-1]
+    assert comment_form.args["view"]["callback_id"] == "csat_comment"
+    _status, body = slack.submit_view(comment_form.response["view"], {"comment": "  "})
+    assert json.loads(body)["response_action"] == "errors"
+    slack.submit_view(comment_form.response["view"], {"comment": "Quick and kind <!channel>"})
+    [thanks] = posted_in(slack, DM_CHANNEL, saying="Thanks for your comment")
+    assert thanks.args["thread_ts"] == "1700000301.000001"
+    with slack.tier0.session_factory() as session:
+        rating = session.scalars(select(CsatResponse)).one()
+    assert (rating.score, rating.comment) == (4, "Quick and kind <!channel>")
 
 
 def test_someone_who_is_not_an_agent_cannot_open_the_resolve_form(slack: SlackDesk) -> None:

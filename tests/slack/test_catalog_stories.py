@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.slack.conftest import (
+    AGENT,
     DM_CHANNEL,
     EMPLOYEE,
     SlackDesk,
@@ -23,6 +24,7 @@ from tests.slack.conftest import (
     settled,
     updates_of,
 )
+from tests.slack.test_ticket_threads import thread_reply
 from tickets.catalog import CatalogService
 from tickets.directory import Directory
 from tickets.models import ApprovalState
@@ -334,3 +336,59 @@ def test_slack_down_when_the_manager_approves_loses_no_step_and_doubles_none(
     assert sum("approved your request" in m["text"] for m in told) == 1
     assert sum(f"fulfilment ticket is *{request.number}*" in m["text"] for m in told) == 1
     eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts is not None)
+
+
+def test_the_fulfilment_team_and_the_requester_talk_in_the_requests_threads(
+    desk: SlackDesk,
+) -> None:
+    """A catalog request is a ticket like any other: the team's public replies in its
+    triage thread reach the requester's DM thread, and the requester's replies there
+    reach the team, as comments."""
+    Directory(desk.tier0.session_factory).register_user(
+        AGENT, roles=["agent"], team="Service Desk L1"
+    )
+    desk.command("catalog")
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    mailbox = next(b for b in catalog["blocks"] if b.get("block_id") == "item:shared-mailbox")
+    click_in_modal(
+        desk, EMPLOYEE, catalog, {**mailbox["accessory"], "block_id": mailbox["block_id"]}
+    )
+    [turned] = desk.api.wait_for("views.update")
+    desk.submit_view(turned.response["view"], {"field:address": "legal@northwind.example"})
+    [submitted] = posted_in(desk, DM_CHANNEL, saying="is submitted")
+    eventually(lambda: len(desk.tier0.tickets.list_for_requester(EMPLOYEE)) == 1)
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    [triage] = posted_in(desk, "it-triage", saying=request.number)
+    eventually(lambda: desk.tier0.tickets.get(request.number).triage_ts is not None)
+    ticket = desk.tier0.tickets.get(request.number)
+    assert (ticket.requester_channel, ticket.requester_thread_ts) == (
+        DM_CHANNEL,
+        submitted.response["ts"],
+    )
+
+    # The team answers in the triage thread: the requester reads it in their thread.
+    thread_reply(
+        desk,
+        channel="CTRIAGE",
+        user=AGENT,
+        thread_ts=triage.response["ts"],
+        text="Which team should own the mailbox?",
+        ts="1700000871.000001",
+    )
+    [asked] = posted_in(desk, DM_CHANNEL, saying="Which team should own")
+    assert asked.args["thread_ts"] == submitted.response["ts"]
+
+    # The requester answers there: a comment, shown to the team in the triage thread.
+    thread_reply(
+        desk,
+        channel=DM_CHANNEL,
+        user=EMPLOYEE,
+        thread_ts=submitted.response["ts"],
+        text="Legal, please",
+        ts="1700000871.000002",
+    )
+    [answered] = posted_in(desk, "CTRIAGE", saying="Legal, please")
+    assert answered.args["thread_ts"] == triage.response["ts"]
+    bodies = [c.body for c in desk.tier0.tickets.comments(request.number, as_user=AGENT)]
+    assert bodies[-2:] == ["Which team should own the mailbox?", "Legal, please"]

@@ -64,6 +64,7 @@ def test_helpdesk_alone_opens_the_request_form_and_submitting_it_opens_a_ticket(
         "title",
         "description",
         "category",
+        "impact",
         "urgency",
         "asset",
     }
@@ -74,6 +75,7 @@ def test_helpdesk_alone_opens_the_request_form_and_submitting_it_opens_a_ticket(
             "title": "Laptop will not charge",
             "description": "The charger light is off since this morning.",
             "category": ("select", "hardware"),
+            "impact": ("select", "medium"),
             "urgency": ("select", "high"),
             "asset": "NW-0423",
         },
@@ -106,6 +108,7 @@ def test_a_request_form_without_a_title_is_sent_back_with_the_reason(slack: Slac
             "title": "  ",
             "description": "",
             "category": ("select", "general"),
+            "impact": ("select", "low"),
             "urgency": ("select", "medium"),
         },
     )
@@ -142,6 +145,13 @@ def test_app_home_shows_my_open_tickets_and_the_popular_articles(slack: SlackDes
     opened = slack.tier0.tickets.open_ticket(
         requester=EMPLOYEE, title="Printer jams", description="Printer jams", source="slack"
     )
+    slack.tier0.tickets.claim(opened.number, AGENT)
+    [resolution_clock] = [
+        clock
+        for clock in slack.tier0.tickets.sla(opened.number, as_user=EMPLOYEE)
+        if clock.kind.value == "resolution"
+    ]
+    assert resolution_clock.due_at is not None
 
     slack.send_event(
         {"type": "app_home_opened", "user": EMPLOYEE, "tab": "home", "channel": DM_CHANNEL}
@@ -151,9 +161,13 @@ def test_app_home_shows_my_open_tickets_and_the_popular_articles(slack: SlackDes
     home = published.args["view"]
     assert home["type"] == "home"
     shown = json.dumps(home)
+    # My open tickets, each with its status, assignee and SLA due.
     assert opened.number in shown and "Printer jams" in shown
+    assert "in progress" in shown and f"<@{AGENT}>" in shown
+    assert f"<!date^{int(resolution_clock.due_at.timestamp())}^" in shown
     assert "password-reset" in shown  # the article employees were answered with
     assert button({"blocks": home["blocks"]}, "home_new_request")
+    assert button({"blocks": home["blocks"]}, "browse_catalog")
 
     slack.click(EMPLOYEE, {"ts": "0"}, DM_CHANNEL, {"action_id": "home_new_request", "value": ""})
     [form] = slack.api.wait_for("views.open")

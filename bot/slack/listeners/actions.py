@@ -13,6 +13,7 @@ from bot.slack.blocks import (
     ASSIGN_ACTION,
     CLAIM_ACTION,
     CSAT_ACTION,
+    CSAT_COMMENT_ACTION,
     ESCALATE_ACTION,
     INTERNAL_NOTE_ACTION,
     NEED_HELP_ACTION,
@@ -59,6 +60,12 @@ def register(app: App, desk: SlackDesk) -> None:
 
     for score in range(1, 6):
         app.action(f"{CSAT_ACTION}_{score}")(acknowledged(desk, desk.rate))
+
+    def csat_comment_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        desk.open_csat_comment_form(client, body)  # the trigger expires in 3 s
+
+    app.action(CSAT_COMMENT_ACTION)(csat_comment_button)
 
     def resolve_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()

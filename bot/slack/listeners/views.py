@@ -1,4 +1,4 @@
-"""Modal submissions: the new request form."""
+"""Modal submissions: the new request form, the agents' forms, a rating's comment."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.slack.desk import SORRY, SlackDesk
 from bot.slack.views import (
+    CSAT_COMMENT_VIEW,
     ESCALATE_VIEW,
     INTERNAL_NOTE_VIEW,
     NEW_REQUEST_VIEW,
@@ -63,6 +64,18 @@ def register(app: App, desk: SlackDesk) -> None:
         desk.later_logged(lambda: desk.add_internal_note(client, body), "add an internal note")
 
     app.view(INTERNAL_NOTE_VIEW)(internal_note)
+
+    def csat_comment(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        if not submitted_values(view).get("comment", "").strip():
+            ack(response_action="errors", errors={"comment": "Write your comment, or cancel."})
+            return
+        ack()
+
+        desk.later_logged(lambda: desk.comment_on_rating(client, body), "keep a rating's comment")
+
+    app.view(CSAT_COMMENT_VIEW)(csat_comment)
     register_escalation(app, desk)
 
 
