@@ -371,6 +371,12 @@ class Segment:
             self._rows_of = rows_by_article(self.chunks)
         return self._rows_of.get(article_id, [])
 
+    def article_id(self, row: int) -> str:
+        """The article of one passage, without decoding the passage."""
+        if isinstance(self.chunks, PassageTable):
+            return self.chunks.article_id_of(row)
+        return self.chunks[row].article_id
+
     @property
     def size(self) -> int:
         return len(self.chunks)
@@ -543,7 +549,9 @@ class IndexChanges:
 
 @dataclass
 class _Candidate:
-    chunk: Chunk
+    article_id: str
+    segment: int  # 0 the base, 1 the delta
+    row: int
     dense: float = 0.0
     lexical: float = 0.0
     dense_rank: int | None = None
@@ -679,9 +687,11 @@ class KnowledgeIndex:
                     ranked.append((score, number, row))
             ranked.sort(key=lambda item: -item[0])
             for rank, (score, number, row) in enumerate(ranked[:wanted]):
-                candidate = candidates.setdefault(
-                    (number, row), _Candidate(segments[number].chunks[row])
-                )
+                candidate = candidates.get((number, row))
+                if candidate is None:
+                    candidate = candidates[number, row] = _Candidate(
+                        segments[number].article_id(row), number, row
+                    )
                 candidate.dense, candidate.dense_rank = score, rank
 
         if terms:
@@ -697,9 +707,11 @@ class KnowledgeIndex:
                     lexical_ranked.append((score / ceiling if ceiling else 0.0, number, row))
             lexical_ranked.sort(key=lambda item: -item[0])
             for rank, (score, number, row) in enumerate(lexical_ranked[:wanted]):
-                candidate = candidates.setdefault(
-                    (number, row), _Candidate(segments[number].chunks[row])
-                )
+                candidate = candidates.get((number, row))
+                if candidate is None:
+                    candidate = candidates[number, row] = _Candidate(
+                        segments[number].article_id(row), number, row
+                    )
                 candidate.lexical, candidate.lexical_rank = score, rank
             if mode is RetrievalMode.HYBRID:
                 # A passage found by words only still gets its exact cosine.
@@ -711,23 +723,27 @@ class KnowledgeIndex:
         best: dict[str, tuple[float, _Candidate]] = {}
         for candidate in candidates.values():
             score = self._fused(candidate, mode)
-            held = best.get(candidate.chunk.article_id)
+            held = best.get(candidate.article_id)
             if held is None or score > held[0]:
-                best[candidate.chunk.article_id] = (score, candidate)
-        ordered = sorted(best.values(), key=lambda item: (-item[0], item[1].chunk.article_id))
-        return [
-            SearchHit(
-                article_id=candidate.chunk.article_id,
-                title=candidate.chunk.article_title,
-                passage=best_passage(candidate.chunk.text, terms),
-                heading=candidate.chunk.heading,
-                score=round(score, 4),
-                path=snapshot.paths.get(candidate.chunk.article_id, ""),
-                dense_score=round(candidate.dense, 4),
-                lexical_score=round(candidate.lexical, 4),
+                best[candidate.article_id] = (score, candidate)
+        ordered = sorted(best.values(), key=lambda item: (-item[0], item[1].article_id))
+        hits = []
+        for score, candidate in ordered[:limit]:
+            # Only the passages shown are decoded.
+            chunk = segments[candidate.segment].chunks[candidate.row]
+            hits.append(
+                SearchHit(
+                    article_id=chunk.article_id,
+                    title=chunk.article_title,
+                    passage=best_passage(chunk.text, terms),
+                    heading=chunk.heading,
+                    score=round(score, 4),
+                    path=snapshot.paths.get(chunk.article_id, ""),
+                    dense_score=round(candidate.dense, 4),
+                    lexical_score=round(candidate.lexical, 4),
+                )
             )
-            for score, candidate in ordered[:limit]
-        ]
+        return hits
 
     def _fused(self, candidate: _Candidate, mode: RetrievalMode) -> float:
         if mode is RetrievalMode.DENSE:
