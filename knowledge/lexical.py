@@ -131,7 +131,7 @@ class LexicalSegment:
         cached = self._norm_cache
         if cached is not None and cached[0] == mean_length:
             return cached[1]
-        norm: npt.NDArray[np.float64] = K1 * (1.0 - B + B * self.lengths / mean_length)
+        norm = np.asarray(K1 * (1.0 - B + B * self.lengths / mean_length), dtype=np.float64)
         self._norm_cache = (mean_length, norm)
         return norm
 
