@@ -68,6 +68,7 @@ class LexicalSegment:
         self.vocabulary = vocabulary
         self.frequencies = frequencies
         self.lengths = lengths
+        self._norm_cache: tuple[float, npt.NDArray[np.float64]] | None = None
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> LexicalSegment:
@@ -124,23 +125,38 @@ class LexicalSegment:
                 counts[self._terms[column]] += 1
         return counts
 
+    def _length_norm(self, mean_length: float) -> npt.NDArray[np.float64]:
+        """K1 × (1 − B + B × length / mean length) of every passage, kept while the
+        corpus's mean length stays (it moves only when an article changes)."""
+        cached = self._norm_cache
+        if cached is not None and cached[0] == mean_length:
+            return cached[1]
+        norm = np.asarray(K1 * (1.0 - B + B * self.lengths / mean_length), dtype=np.float64)
+        self._norm_cache = (mean_length, norm)
+        return norm
+
     def scores(
         self, query_terms: Sequence[str], stats: CorpusStats, top: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(rows, BM25 scores) of the passages sharing a term with the query; with `top`,
         only that many of the best (in no particular order)."""
         total: npt.NDArray[np.float32] | None = None
-        mean_length = stats.mean_length
+        length_norm = self._length_norm(stats.mean_length)
+        indptr, indices, data = (
+            self.frequencies.indptr,
+            self.frequencies.indices,
+            self.frequencies.data,
+        )
         for term, repeats in Counter(query_terms).items():
             column = self.vocabulary.get(term)
             if column is None:
                 continue
-            start, end = self.frequencies.indptr[column], self.frequencies.indptr[column + 1]
+            start, end = indptr[column], indptr[column + 1]
             if start == end:
                 continue
-            rows = self.frequencies.indices[start:end]
-            tf = self.frequencies.data[start:end]
-            norm = K1 * (1.0 - B + B * self.lengths[rows] / mean_length)
+            rows = indices[start:end]
+            tf = data[start:end]
+            norm = length_norm[rows]
             weight = stats.idf(term) * repeats
             if total is None:
                 total = np.zeros(self.size, dtype=np.float32)

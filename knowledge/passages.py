@@ -92,6 +92,9 @@ class PassageTable(Sequence[Chunk]):
     def _number_of(self) -> dict[str, int]:
         return {article_id: number for number, article_id in enumerate(self.article_ids)}
 
+    def article_id_of(self, row: int) -> str:
+        return self.article_ids[int(self.article_numbers[row])]
+
     def rows_of(self, article_id: str) -> list[int]:
         number = self._number_of.get(article_id)
         if number is None:
