@@ -18,7 +18,7 @@ from knowledge.answerability import AnswerCalibration, Outcome, decision_feature
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, RetrievalMode, SearchHit
 from knowledge.lexical import expand_query
-from knowledge.ranking import RERANK_DEPTH, rerank_by_title
+from knowledge.ranking import RERANK_DEPTH, TitleMeanings, rerank
 from knowledge.records import FeedbackKind
 from nlu.classifier import FALLBACK_INTENT, OUT_OF_SCOPE_INTENTS
 from nlu.understanding import Interpreter, Understanding
@@ -173,6 +173,7 @@ class Assistant:
         feedback: ArticleFeedbackLog | None = None,
         calibration: AnswerCalibration | None = None,
         catalog: Callable[[], Sequence[CatalogItemView]] | None = None,
+        title_meanings: TitleMeanings | None = None,
     ) -> None:
         self.interpreter = interpreter
         self.knowledge = knowledge
@@ -197,6 +198,8 @@ class Assistant:
         # The service catalog's items: "I need Figma" is offered the Figma item's form
         # rather than a ticket an agent would have to turn into a request by hand.
         self.catalog = catalog
+        # The articles' titles, embedded once, for the re-rank of the best few hits.
+        self.title_meanings = title_meanings
 
     # -- the conversation ---------------------------------------------------------------
 
@@ -326,11 +329,28 @@ class Assistant:
         query_text = expand_query(understanding.text, understanding.normalized_text)
         if self.knowledge.text_mode is not RetrievalMode.HYBRID:  # evaluations of one signal
             return tuple(self.knowledge.search(understanding.vector, limit, query_text=query_text))
-        # Then the titles of the best few have their say (knowledge/ranking.py).
+        # Then the titles of the best few have their say, by their words and their
+        # meaning (knowledge/ranking.py).
         hits = self.knowledge.search(
             understanding.vector, max(limit, RERANK_DEPTH), query_text=query_text
         )
-        return tuple(rerank_by_title(hits, query_text)[:limit])
+        reranked = rerank(hits, query_text, understanding.vector, self.title_meanings)
+        return tuple(reranked[:limit])
+
+    def knowledge_decision(self, question: str) -> tuple[Outcome, tuple[SearchHit, ...]]:
+        """What `respond` decides for a question put to the knowledge base, without the
+        conversation around it: answer with the best article, escalate (no article
+        fits), or a ticket (a person has to act), with the hits searched. The same
+        search, re-rank and calibrated model; the same rules for a message that asks for
+        a ticket in so many words or reports an outage. For front ends that keep their
+        own dialogue, such as Rasa's action_search_knowledge."""
+        text = redact_secrets(question).strip()[:MAX_MESSAGE_CHARS]
+        understanding = self.interpreter.understand(text)
+        intent = understanding.intent.name
+        forced_ticket = intent in SEARCH_INTENTS and bool(
+            _EXPLICIT_TICKET_REQUEST.search(text) or _reports_an_outage(text)
+        )
+        return self._choose(intent, understanding, forced_ticket)
 
     def _choose(
         self, intent: str, understanding: Understanding, forced_ticket: bool

@@ -5,8 +5,10 @@ domain and points `endpoints.yml` at `tier0 actions serve`; its stories then sea
 tier0's knowledge base and open, look up and escalate tier0 tickets:
 
 - `action_search_knowledge`: answers the user's last message from the knowledge base
-  (the best article's passage and its source) or says that no article fits;
-  sets the slot `kb_article` (the article id, or null).
+  (the best article's passage and its source), says that no article fits, or that a
+  person has to act, deciding exactly as tier0's assistant does (its calibrated
+  answer / escalate / ticket model, Assistant.knowledge_decision); sets the slot
+  `kb_article` (the article id, or null when nothing was answered).
 - `action_open_ticket`: opens a ticket with the conversation as its transcript; the title
   comes from the slot `problem_description` (or `incident_title`) else the last message;
   `priority` (low / medium / high, or P1–P4) is honoured; sets `ticket_number`.
@@ -32,8 +34,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.assistant import describe_ticket
+from bot.assistant import Assistant, describe_ticket
 from bot.config import Settings
+from knowledge.answerability import Outcome
 from knowledge.index import KnowledgeIndex, SearchHit
 from nlu.embedding import Embedder
 from nlu.understanding import find_ticket_numbers
@@ -54,12 +57,12 @@ _PRIORITY_CODE = re.compile(r"p[1-4]", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class DeskServices:
-    """What the actions use: tier0's knowledge index and tickets, and the thresholds."""
+    """What the actions use: tier0's knowledge index and tickets, and the assistant whose
+    answer-or-escalate decision the search action takes."""
 
     knowledge: KnowledgeIndex
     tickets: TicketService
-    embedder: Embedder
-    answer_threshold: float
+    assistant: Assistant
     related_threshold: float
 
 
@@ -83,21 +86,44 @@ def services() -> DeskServices:
 
 
 def desk_services(settings: Settings, embedder: Embedder | None = None) -> DeskServices:
-    """The knowledge index and ticket store of `settings`' home (no intent model needed)."""
-    from bot.runtime import ANSWER_THRESHOLD, RELATED_THRESHOLD, build_knowledge
+    """The knowledge index, ticket store and intent model of `settings`' home."""
+    from bot.runtime import (
+        ANSWER_THRESHOLD,
+        RELATED_THRESHOLD,
+        SELF_SERVICE_THRESHOLD,
+        answer_calibration,
+        build_interpreter,
+        build_knowledge,
+        load_title_meanings,
+    )
     from nlu.embedding import shared_embedder
+    from tickets.conversations import ConversationStore
     from tickets.db import create_store_engine, make_session_factory, upgrade_schema
 
     settings.home.mkdir(parents=True, exist_ok=True)
     embedder = embedder or shared_embedder()
     engine = create_store_engine(settings.resolved_database_url)
     upgrade_schema(engine)
+    session_factory = make_session_factory(engine)
+    tickets = TicketService(session_factory)
     knowledge, _ = build_knowledge(settings, embedder)
+    interpreter, _ = build_interpreter(settings, embedder)
+    # Only its decision is used (Assistant.knowledge_decision), which writes nothing.
+    assistant = Assistant(
+        interpreter,
+        knowledge,
+        tickets,
+        ConversationStore(session_factory),
+        answer_threshold=ANSWER_THRESHOLD,
+        related_threshold=RELATED_THRESHOLD,
+        self_service_threshold=SELF_SERVICE_THRESHOLD,
+        calibration=answer_calibration(knowledge),
+        title_meanings=load_title_meanings(settings, embedder),
+    )
     return DeskServices(
         knowledge=knowledge,
-        tickets=TicketService(make_session_factory(engine)),
-        embedder=embedder,
-        answer_threshold=ANSWER_THRESHOLD,
+        tickets=tickets,
+        assistant=assistant,
         related_threshold=RELATED_THRESHOLD,
     )
 
@@ -203,11 +229,16 @@ class ActionSearchKnowledge(_DeskAction):
         if not isinstance(question, str) or not question.strip():
             dispatcher.utter_message(text="What would you like me to look up?")
             return [SlotSet(ARTICLE_SLOT, None)]
-        vector = desk.embedder.embed([question.strip()])[0]
-        # Ranked as the assistant ranks (meaning and words); the thresholds are cosines,
-        # so they are held against the meaning score.
-        hits = desk.knowledge.search(vector, limit=3, query_text=question.strip())
-        if not hits or hits[0].dense_score < desk.answer_threshold:
+        # Searched, ranked and decided as tier0's own assistant decides: the calibrated
+        # model weighs the scores, the intents and the wording together.
+        outcome, hits = desk.assistant.knowledge_decision(question)
+        if outcome is Outcome.TICKET:
+            dispatcher.utter_message(
+                text="This needs someone from the IT team rather than an article. "
+                "I can open a ticket for you."
+            )
+            return [SlotSet(ARTICLE_SLOT, None)]
+        if outcome is not Outcome.ANSWER or not hits:
             dispatcher.utter_message(
                 text="I couldn't find an article that answers this. "
                 "I can open a ticket so the IT team can help."

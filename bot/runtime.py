@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import load_articles
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import IndexChanges, KnowledgeIndex, load_or_build_index, sync_index
+from knowledge.ranking import TitleMeanings
 from nlu.classifier import IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
 from nlu.entities import EntityExtractor
@@ -94,12 +96,33 @@ def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIn
 
 
 def sync_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, IndexChanges]:
-    """The persisted index brought in line with the folder, article by article."""
+    """The persisted index brought in line with the folder, article by article (and the
+    titles' embeddings the re-rank reads, with it)."""
     # Drafts and retired articles stay in the folder (and the store) but answer nothing.
     articles = [
         article for article in load_articles(settings.resolved_kb_dir) if article.searchable
     ]
-    return sync_index(articles, settings.index_dir, embedder, embedder_name(embedder))
+    synced = sync_index(articles, settings.index_dir, embedder, embedder_name(embedder))
+    sync_title_meanings(settings, embedder, (article.title for article in articles))
+    return synced
+
+
+def title_meanings_path(settings: Settings) -> Path:
+    # Beside the index directory, not in it: the index sweeps what it did not build.
+    return settings.home / "title_vectors.npz"
+
+
+def load_title_meanings(settings: Settings, embedder: Embedder) -> TitleMeanings:
+    return TitleMeanings(embedder, title_meanings_path(settings), embedder_name(embedder))
+
+
+def sync_title_meanings(settings: Settings, embedder: Embedder, titles: Iterable[str]) -> None:
+    """Embed the titles new since the last sync (only those), forget the retired ones."""
+    meanings = load_title_meanings(settings, embedder)
+    before = len(meanings)
+    embedded = meanings.keep_only(titles)
+    if embedded or len(meanings) != before or not title_meanings_path(settings).exists():
+        meanings.save()
 
 
 def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) -> int:
@@ -118,7 +141,23 @@ def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) 
     imported = load_articles(target)
     searchable = [article for article in imported if article.searchable]
     load_or_build_index(searchable, settings.index_dir, embedder, embedder_name(embedder))
+    sync_title_meanings(settings, embedder, (article.title for article in searchable))
     return len(imported)
+
+
+def build_interpreter(
+    settings: Settings, embedder: Embedder
+) -> tuple[Interpreter, IntentClassifier]:
+    """The interpreter the assistant reads messages with (and its intent model)."""
+    nlu_data = load_nlu_data(settings)
+    classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, embedder_name(embedder))
+    builtin = Interpreter(
+        embedder,
+        classifier,
+        nlu_data.synonyms,
+        entities=EntityExtractor.from_training_data(nlu_data),
+    )
+    return choose_interpreter(settings, builtin), classifier
 
 
 def build_tier0(
@@ -131,7 +170,6 @@ def build_tier0(
     """Everything wired up; `knowledge`, when given, is an index already synced."""
     settings.home.mkdir(parents=True, exist_ok=True)
     embedder = embedder or shared_embedder()
-    name = embedder_name(embedder)
 
     engine = create_store_engine(settings.resolved_database_url)
     upgrade_schema(engine)
@@ -144,18 +182,9 @@ def build_tier0(
     rebuilt = False
     if knowledge is None:
         knowledge, rebuilt = build_knowledge(settings, embedder)
-    nlu_data = load_nlu_data(settings)
-    classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, name)
+    interpreter, classifier = build_interpreter(settings, embedder)
     assistant = Assistant(
-        choose_interpreter(
-            settings,
-            Interpreter(
-                embedder,
-                classifier,
-                nlu_data.synonyms,
-                entities=EntityExtractor.from_training_data(nlu_data),
-            ),
-        ),
+        interpreter,
         knowledge,
         tickets,
         ConversationStore(session_factory),
@@ -166,5 +195,6 @@ def build_tier0(
         feedback=ArticleFeedbackLog(session_factory),
         calibration=answer_calibration(knowledge),
         catalog=CatalogService(tickets).items,
+        title_meanings=load_title_meanings(settings, embedder),
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)

@@ -69,6 +69,7 @@ def home(tmp_path: Path, prebuilt_home: Path) -> Path:
     target.mkdir()
     for part in ("index", "nlu"):
         shutil.copytree(prebuilt_home / part, target / part)
+    shutil.copy2(prebuilt_home / "title_vectors.npz", target / "title_vectors.npz")
     return target
 
 

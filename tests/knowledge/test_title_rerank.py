@@ -1,10 +1,16 @@
-"""The best few articles get a second look: a question that names an article's title
-brings that article first, when the passages scored nearly alike."""
+"""The best few articles get a second look: a question that names an article's title, or
+means what it says, brings that article first, when the passages scored nearly alike."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
 from knowledge.index import SearchHit
-from knowledge.ranking import rerank_by_title
+from knowledge.ranking import TitleMeanings, rerank, rerank_by_title
 
 
 def hit(article_id: str, title: str, score: float) -> SearchHit:
@@ -39,3 +45,69 @@ def test_a_question_without_searchable_words_keeps_the_order() -> None:
 
     assert rerank_by_title(hits, "the and of") == hits
     assert rerank_by_title([], "anything") == []
+
+
+class CountingEmbedder:
+    """Known texts to fixed unit vectors; counts the texts it was asked to embed."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = {text: np.asarray(v, dtype=np.float32) for text, v in vectors.items()}
+        self.embedded: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.embedded += texts
+        rows = [self.vectors[text] / np.linalg.norm(self.vectors[text]) for text in texts]
+        return np.stack(rows).astype(np.float32)
+
+
+ONE_HOUR = "You must report IT security incidents within one hour"
+HOW_TO = "How to report a security incident (leaked secrets, exposed data)"
+
+
+def test_a_question_meaning_what_a_title_says_brings_its_article_first() -> None:
+    # "how quickly" shares no word with "within one hour": only the meaning can tell.
+    titles = TitleMeanings(CountingEmbedder({ONE_HOUR: [1.0, 0.2, 0.0], HOW_TO: [0.1, 1.0, 0.0]}))
+    hits = [hit("report-other", HOW_TO, 0.62), hit("report-within-an-hour", ONE_HOUR, 0.60)]
+    question = np.asarray([0.98, 0.2, 0.0], dtype=np.float32)
+    question /= np.linalg.norm(question)
+
+    by_words = rerank(hits, "how quickly do i have to report a security incident")
+    by_meaning = rerank(
+        hits, "how quickly do i have to report a security incident", question, titles
+    )
+
+    assert by_words[0].article_id == "report-other"
+    assert [h.article_id for h in by_meaning] == ["report-within-an-hour", "report-other"]
+
+
+def test_each_title_is_embedded_once_and_kept_across_restarts(tmp_path: Path) -> None:
+    embedder = CountingEmbedder({ONE_HOUR: [1.0, 0.0], HOW_TO: [0.0, 1.0], "Printers": [1, 1]})
+    store = tmp_path / "title_vectors.npz"
+    titles = TitleMeanings(embedder, store, model="m1")
+
+    assert titles.keep_only([ONE_HOUR, HOW_TO]) == 2
+    titles.vectors([HOW_TO, ONE_HOUR, HOW_TO])
+    titles.save()
+    assert embedder.embedded == [ONE_HOUR, HOW_TO]
+
+    restarted = TitleMeanings(embedder, store, model="m1")
+    np.testing.assert_allclose(restarted.vectors([ONE_HOUR])[0], [1.0, 0.0])
+    assert embedder.embedded == [ONE_HOUR, HOW_TO]  # nothing embedded again
+
+    # A retired article's title is forgotten; a new one is embedded on its first search.
+    assert restarted.keep_only([HOW_TO]) == 0
+    assert len(restarted) == 1
+    restarted.vectors(["Printers"])
+    assert embedder.embedded[-1] == "Printers"
+
+
+def test_title_vectors_of_another_model_are_not_used(tmp_path: Path) -> None:
+    embedder = CountingEmbedder({ONE_HOUR: [1.0, 0.0]})
+    store = tmp_path / "title_vectors.npz"
+    first = TitleMeanings(embedder, store, model="old-model")
+    first.keep_only([ONE_HOUR])
+    first.save()
+
+    assert len(TitleMeanings(embedder, store, model="new-model")) == 0
+    store.write_bytes(b"not an npz file")
+    assert len(TitleMeanings(embedder, store, model="old-model")) == 0  # rebuilt, not fatal
