@@ -38,10 +38,13 @@ class Benchmark:
     train: TrainingData
     test: TrainingData
     out_of_scope_intent: str | None = None
+    # Examples kept apart from both, to tune the fallback on (CLINC150's val + oos_val).
+    validation: TrainingData | None = None
 
 
 def load_clinc150(data_dir: Path) -> Benchmark:
-    """CLINC150 "full": train + oos_train to train; test + oos_test to evaluate."""
+    """CLINC150 "full": train + oos_train to train; val + oos_val to choose the fallback's
+    operating point on; test + oos_test to evaluate."""
     full = json.loads((data_dir / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
 
     def examples(*parts: str) -> TrainingData:
@@ -50,7 +53,11 @@ def load_clinc150(data_dir: Path) -> Benchmark:
         )
 
     return Benchmark(
-        "clinc150", examples("train", "oos_train"), examples("test", "oos_test"), CLINC_OUT_OF_SCOPE
+        "clinc150",
+        examples("train", "oos_train"),
+        examples("test", "oos_test"),
+        CLINC_OUT_OF_SCOPE,
+        validation=examples("val", "oos_val"),
     )
 
 

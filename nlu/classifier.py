@@ -41,6 +41,8 @@ UNTUNED_THRESHOLD = 0.3
 UNTUNED_AMBIGUITY = 0.1
 _MIN_EXAMPLES_TO_TUNE = 20
 _THRESHOLDS = np.round(np.arange(0.0, 0.951, 0.025), 3)
+# An out-of-scope recall target is met as closely as the held-back data allows.
+_FINE_THRESHOLDS = np.round(np.arange(0.0, 0.991, 0.01), 3)
 _AMBIGUITIES = np.array([0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3])
 _TEMPERATURES = np.geomspace(0.05, 10.0, 47)
 
@@ -77,6 +79,10 @@ class ClassifierConfig:
     neighbour_weight: float = 0.0
     holdout_fraction: float = 0.2
     seed: int = 0
+    # When the data has an out-of-scope intent: catch at least this share of the held-back
+    # out-of-scope examples (as `oos` or "I don't know") and, within that, answer as many
+    # in-scope ones right as possible. None: the help desk's pay-off (`tune_fallback`).
+    min_out_of_scope_recall: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -97,6 +103,16 @@ class FallbackPolicy:
     ambiguity: float
     temperature: float = 1.0
     tuned_on: int = 0  # held-back examples the values were chosen on; 0 = not tuned
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """What a pair of fallback thresholds does on held-back examples."""
+
+    threshold: float
+    ambiguity: float
+    in_scope_accuracy: float  # in-scope examples answered with their own intent
+    out_of_scope_recall: float  # out-of-scope examples answered out-of-scope or "I don't know"
 
 
 @dataclass
@@ -200,10 +216,15 @@ class IntentClassifier:
         embedder_name: str = "",
         config: ClassifierConfig | None = None,
         vectors: npt.NDArray[np.float32] | None = None,
+        validation: TrainingData | None = None,
+        validation_vectors: npt.NDArray[np.float32] | None = None,
     ) -> IntentClassifier:
         """Train on `data`; thresholds are tuned on held-back examples unless given.
 
-        `vectors` are the examples' embeddings if the caller has them already.
+        `vectors` are the examples' embeddings if the caller has them already. With
+        `validation` (examples kept apart from `data`, such as a benchmark's validation
+        split) the temperature and thresholds are tuned on those instead of on a fold held
+        back from `data`, and the model is fitted once, on all of `data`.
         """
         started = time.perf_counter()
         config = config or ClassifierConfig()
@@ -217,11 +238,29 @@ class IntentClassifier:
         targets = np.searchsorted(intents, labels)
 
         report = TrainingReport(examples=len(texts), intents=len(intents))
-        held_out, scores = _held_out_scores(texts, vectors, targets, config)
-        if len(held_out) >= _MIN_EXAMPLES_TO_TUNE:
-            policy = tune_fallback(scores, targets[held_out], intents)
-            report.held_out = len(held_out)
-            report.held_out_accuracy = float(np.mean(scores.argmax(1) == targets[held_out]))
+        fitted = None
+        if validation is not None:
+            fitted = _fit(texts, vectors, targets, len(intents), config)
+            held_targets, scores = _validation_scores(
+                validation, validation_vectors, embedder, intents, fitted, config
+            )
+        else:
+            held_out, scores = _held_out_scores(texts, vectors, targets, config)
+            held_targets = targets[held_out]
+        if len(held_targets) >= _MIN_EXAMPLES_TO_TUNE:
+            policy = tune_fallback(
+                scores,
+                held_targets,
+                intents,
+                min_out_of_scope_recall=config.min_out_of_scope_recall,
+            )
+            report.held_out = len(held_targets)
+            report.held_out_accuracy = float(np.mean(scores.argmax(1) == held_targets))
+            answers = _HeldBackAnswers.of(scores, held_targets, intents, policy.temperature)
+            if answers.is_out_of_scope.any():
+                # Saved with the model: what other operating points would have done.
+                curve = operating_curve(answers.operating_points())
+                report.extra["operating_curve"] = [asdict(point) for point in curve]
         else:
             policy = FallbackPolicy(UNTUNED_THRESHOLD, UNTUNED_AMBIGUITY)
         if fallback_threshold is not None:
@@ -236,7 +275,9 @@ class IntentClassifier:
                 policy.threshold, ambiguity_threshold, policy.temperature, policy.tuned_on
             )
 
-        lexical, weights, biases, neighbours = _fit(texts, vectors, targets, len(intents), config)
+        lexical, weights, biases, neighbours = fitted or _fit(
+            texts, vectors, targets, len(intents), config
+        )
         report.seconds = round(time.perf_counter() - started, 3)
         return cls(
             intents=intents,
@@ -419,6 +460,37 @@ def _fit(
     return lexical, weights, biases, neighbours
 
 
+def _validation_scores(
+    validation: TrainingData,
+    vectors: npt.NDArray[np.float32] | None,
+    embedder: Embedder,
+    intents: Sequence[str],
+    fitted: tuple[
+        LexicalFeatures | None,
+        npt.NDArray[np.float32],
+        npt.NDArray[np.float32],
+        NearestExamples | None,
+    ],
+    config: ClassifierConfig,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The fitted model's scores of the validation examples, and their intents' indices."""
+    texts = [example.text for example in validation.examples]
+    unknown = sorted({e.intent for e in validation.examples} - set(intents))
+    if unknown:
+        raise ValueError(
+            f"the validation examples have intents the training data lacks: {', '.join(unknown)}"
+        )
+    if vectors is None:
+        vectors = embedder.embed(texts)
+    lexical, weights, biases, neighbours = fitted
+    design = _design_matrix(vectors, texts, lexical, config)
+    scores = np.asarray(design @ weights.T + biases, dtype=np.float32)
+    if neighbours is not None:
+        scores += neighbours.score_adjustment(vectors, config.neighbour_weight)
+    targets = np.searchsorted(intents, [e.intent for e in validation.examples])
+    return np.asarray(targets, dtype=np.int64), scores
+
+
 def _held_out_scores(
     texts: Sequence[str],
     vectors: npt.NDArray[np.float32],
@@ -468,37 +540,109 @@ def confidences(scores: npt.NDArray[np.float32], temperature: float) -> npt.NDAr
     return np.asarray((exp / exp.sum(axis=1, keepdims=True))[:, :-1], dtype=np.float32)
 
 
-def tune_fallback(
-    scores: npt.NDArray[np.float32], targets: npt.NDArray[np.int64], intents: Sequence[str]
-) -> FallbackPolicy:
-    """Temperature by likelihood; thresholds by the help desk's pay-off on held-back data:
-    +1 for a right intent, -1 for a wrong one, 0 for "I don't know" (on an out-of-scope
-    example, "I don't know" or the out-of-scope intent count +1)."""
+def fit_temperature(scores: npt.NDArray[np.float32], targets: npt.NDArray[np.int64]) -> float:
+    """The softmax temperature that makes the held-back examples' intents most likely."""
     rows = np.arange(len(targets))
     losses = []
     for temperature in _TEMPERATURES:
         probabilities = confidences(scores, temperature)
         losses.append(-np.mean(np.log(probabilities[rows, targets] + 1e-9)))
-    temperature = float(_TEMPERATURES[int(np.argmin(losses))])
+    return float(_TEMPERATURES[int(np.argmin(losses))])
 
-    probabilities = confidences(scores, temperature)
-    order = np.argsort(-probabilities, axis=1)
-    best = order[:, 0]
-    top = probabilities[rows, best]
-    margin = top - probabilities[rows, order[:, 1]]
-    out_of_scope = next((intents.index(i) for i in OUT_OF_SCOPE_INTENTS if i in intents), -1)
-    is_oos_example = targets == out_of_scope
-    said_oos = best == out_of_scope
-    right = best == targets
+
+@dataclass(frozen=True)
+class _HeldBackAnswers:
+    """How the held-back examples are answered before any threshold is applied."""
+
+    top: npt.NDArray[np.float32]  # the best intent's confidence
+    margin: npt.NDArray[np.float32]  # ... minus the second best's
+    said_out_of_scope: npt.NDArray[np.bool_]
+    right: npt.NDArray[np.bool_]
+    is_out_of_scope: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(
+        cls,
+        scores: npt.NDArray[np.float32],
+        targets: npt.NDArray[np.int64],
+        intents: Sequence[str],
+        temperature: float,
+    ) -> _HeldBackAnswers:
+        rows = np.arange(len(targets))
+        probabilities = confidences(scores, temperature)
+        order = np.argsort(-probabilities, axis=1)
+        best = order[:, 0]
+        top = probabilities[rows, best]
+        second = probabilities[rows, order[:, 1]] if probabilities.shape[1] > 1 else 0.0
+        out_of_scope = next((intents.index(i) for i in OUT_OF_SCOPE_INTENTS if i in intents), -1)
+        return cls(
+            top, top - second, best == out_of_scope, best == targets, targets == out_of_scope
+        )
+
+    def answered(self, threshold: float, ambiguity: float) -> npt.NDArray[np.bool_]:
+        """Answered with an in-scope intent (not out-of-scope, not "I don't know")."""
+        return (self.top >= threshold) & (self.margin >= ambiguity) & ~self.said_out_of_scope
+
+    def operating_points(self) -> list[OperatingPoint]:
+        in_scope = ~self.is_out_of_scope
+        points = []
+        for ambiguity in _AMBIGUITIES:
+            for threshold in _FINE_THRESHOLDS:
+                answered = self.answered(float(threshold), float(ambiguity))
+                points.append(
+                    OperatingPoint(
+                        float(threshold),
+                        float(ambiguity),
+                        float(np.mean(answered[in_scope] & self.right[in_scope])),
+                        float(np.mean(~answered[self.is_out_of_scope])),
+                    )
+                )
+        return points
+
+
+def operating_curve(points: Sequence[OperatingPoint]) -> list[OperatingPoint]:
+    """The points no other beats on both in-scope accuracy and out-of-scope recall, by
+    rising recall: the trade-off a deployment chooses its operating point on."""
+    front: list[OperatingPoint] = []
+    for point in sorted(points, key=lambda p: (-p.out_of_scope_recall, -p.in_scope_accuracy)):
+        if not front or point.in_scope_accuracy > front[-1].in_scope_accuracy + 1e-12:
+            front.append(point)
+    return front[::-1]
+
+
+def tune_fallback(
+    scores: npt.NDArray[np.float32],
+    targets: npt.NDArray[np.int64],
+    intents: Sequence[str],
+    *,
+    min_out_of_scope_recall: float | None = None,
+) -> FallbackPolicy:
+    """Temperature by likelihood; thresholds by the help desk's pay-off on held-back data:
+    +1 for a right intent, -1 for a wrong one, 0 for "I don't know" (on an out-of-scope
+    example, "I don't know" or the out-of-scope intent count +1).
+
+    With `min_out_of_scope_recall`, and out-of-scope examples among the held-back ones,
+    the thresholds are instead those that answer the most in-scope examples right while
+    catching at least that share of the out-of-scope ones (or, if no setting does, the
+    most of them)."""
+    temperature = fit_temperature(scores, targets)
+    answers = _HeldBackAnswers.of(scores, targets, intents, temperature)
+    if min_out_of_scope_recall is not None and answers.is_out_of_scope.any():
+        curve = operating_curve(answers.operating_points())
+        reaching = [p for p in curve if p.out_of_scope_recall >= min_out_of_scope_recall - 1e-9]
+        # The curve rises in recall and falls in accuracy: the first point that reaches the
+        # target is the most accurate one that does; else the highest recall there is.
+        chosen = reaching[0] if reaching else curve[-1]
+        return FallbackPolicy(chosen.threshold, chosen.ambiguity, temperature, len(targets))
 
     values = np.zeros((len(_AMBIGUITIES), len(_THRESHOLDS)))
     for a, ambiguity in enumerate(_AMBIGUITIES):
         for t, threshold in enumerate(_THRESHOLDS):
-            answered = (top >= threshold) & (margin >= ambiguity) & ~said_oos
+            answered = answers.answered(float(threshold), float(ambiguity))
             values[a, t] = np.where(
-                is_oos_example,
+                answers.is_out_of_scope,
                 np.where(answered, -1.0, 1.0),
-                np.where(answered, np.where(right, 1.0, -1.0), 0.0),
+                np.where(answered, np.where(answers.right, 1.0, -1.0), 0.0),
             ).sum()
     # Where several settings are equally good (clean data makes no mistakes to learn
     # from), take the middle of them: the widest margin on both sides.

@@ -12,10 +12,15 @@ import pytest
 from nlu.classifier import (
     FALLBACK_INTENT,
     ClassifierConfig,
+    FallbackPolicy,
     IntentClassifier,
     IntentPrediction,
+    _HeldBackAnswers,
+    confidences,
     load_or_train,
     needs_training,
+    operating_curve,
+    tune_fallback,
 )
 from nlu.embedding import SentenceEmbedder
 from nlu.training_data import IntentExample, TrainingData, parse_nlu_yaml
@@ -382,3 +387,137 @@ def test_a_model_that_weighs_each_intents_nearest_example_predicts_the_same_once
     assert loaded.predict(vector, "the printer is offline").name == "printer_problem"
     assert not needs_training(tmp_path, small_data, "", ClassifierConfig(neighbour_weight=0.5))
     assert needs_training(tmp_path, small_data, "", ClassifierConfig())
+
+
+# -- choosing the operating point for out-of-scope messages ---------------------------------
+
+
+def held_back_scores() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Scores of intents a, b and oos for 10 in-scope and 10 out-of-scope held-back examples:
+    the in-scope ones are claimed with rising confidence, the out-of-scope ones are not
+    claimed by oos itself but only weakly by a or b (two of them quite firmly)."""
+    intents = ["a", "b", "oos"]
+    scores, targets = [], []
+    for i in range(10):
+        scores.append([0.5 + 0.3 * i, -1.0, -1.0])  # a, ever more sure
+        targets.append(0)
+    for i in range(10):
+        firm = 2.0 if i < 2 else 0.2 + 0.05 * i
+        scores.append([firm, -1.0, -1.0] if i % 2 else [-1.0, firm, -1.0])
+        targets.append(2)
+    return np.array(scores, dtype=np.float32), np.array(targets), intents
+
+
+def recall_and_accuracy(
+    policy: FallbackPolicy, scores: np.ndarray, targets: np.ndarray
+) -> tuple[float, float]:
+    probabilities = confidences(scores, policy.temperature)
+    order = np.argsort(-probabilities, axis=1)
+    top = probabilities[np.arange(len(targets)), order[:, 0]]
+    margin = top - probabilities[np.arange(len(targets)), order[:, 1]]
+    answered = (top >= policy.threshold) & (margin >= policy.ambiguity) & (order[:, 0] != 2)
+    in_scope = targets != 2
+    return float(np.mean(~answered[~in_scope])), float(
+        np.mean(answered[in_scope] & (order[in_scope, 0] == targets[in_scope]))
+    )
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8])
+def test_an_out_of_scope_recall_target_is_met_with_the_fewest_in_scope_fallbacks(
+    target: float,
+) -> None:
+    scores, targets, intents = held_back_scores()
+
+    policy = tune_fallback(scores, targets, intents, min_out_of_scope_recall=target)
+    recall, accuracy = recall_and_accuracy(policy, scores, targets)
+
+    assert recall >= target
+    # No setting of the grid catches as many out-of-scope examples and answers more.
+    for point in _HeldBackAnswers.of(
+        scores, targets, intents, policy.temperature
+    ).operating_points():
+        if point.out_of_scope_recall >= target:
+            assert point.in_scope_accuracy <= accuracy + 1e-9
+
+
+def test_an_unreachable_recall_target_gets_the_highest_recall_there_is() -> None:
+    scores, targets, intents = held_back_scores()
+
+    policy = tune_fallback(scores, targets, intents, min_out_of_scope_recall=1.01)
+
+    assert recall_and_accuracy(policy, scores, targets)[0] == 1.0
+
+
+def test_the_operating_curve_trades_in_scope_accuracy_for_out_of_scope_recall() -> None:
+    scores, targets, intents = held_back_scores()
+    answers = _HeldBackAnswers.of(scores, targets, intents, 1.0)
+
+    curve = operating_curve(answers.operating_points())
+
+    assert len(curve) >= 3
+    recalls = [p.out_of_scope_recall for p in curve]
+    accuracies = [p.in_scope_accuracy for p in curve]
+    assert recalls == sorted(recalls) and accuracies == sorted(accuracies, reverse=True)
+    assert recalls[0] < recalls[-1] and accuracies[0] > accuracies[-1]
+
+
+OUT_OF_SCOPE_NLU = """
+- intent: oos
+  examples: |
+    - what is the weather tomorrow
+    - order me a pizza
+    - who won the football game
+    - tell me a joke
+    - what is the capital of spain
+    - how tall is mount everest
+    - play some music
+    - book a table for two
+"""
+
+
+def test_thresholds_are_tuned_on_validation_examples_when_given(
+    training_data: TrainingData, embedder: SentenceEmbedder, tmp_path: Path
+) -> None:
+    data = parse_nlu_yaml(FIXTURE_NLU + OUT_OF_SCOPE_NLU, "fixture.yml")
+    validation = TrainingData(
+        [IntentExample(text, intent) for text, intent in PARAPHRASES.items()]
+        + [IntentExample(text, "oos") for text in OUT_OF_DOMAIN]
+        + [
+            IntentExample(text, intent)
+            for text, intent in [
+                ("reset the password of my account", "password_reset"),
+                ("vpn client cannot reach the gateway", "vpn_problem"),
+                ("the printer jams on every page", "printer_problem"),
+                ("hey hello", "greet"),
+                ("recommend a good movie", "oos"),
+                ("how many calories in an apple", "oos"),
+                ("translate hello into german", "oos"),
+                ("set an alarm for six", "oos"),
+                ("what time is it in tokyo", "oos"),
+                ("who wrote hamlet", "oos"),
+            ]
+        ]
+    )
+    config = ClassifierConfig(min_out_of_scope_recall=0.9)
+
+    model = IntentClassifier.train(data, embedder, config=config, validation=validation)
+
+    assert model.tuned_on == model.report.held_out == len(validation.examples)
+    curve = model.report.extra["operating_curve"]
+    assert curve and {"threshold", "in_scope_accuracy", "out_of_scope_recall"} <= set(curve[0])
+    caught = [ask(model, embedder, e.text) for e in validation.examples if e.intent == "oos"]
+    assert sum(answer in ("oos", FALLBACK_INTENT) for answer in caught) >= 0.9 * len(caught)
+    model.save(tmp_path)
+    assert IntentClassifier.load(tmp_path).config.min_out_of_scope_recall == 0.9
+    assert not needs_training(tmp_path, data, "", config)
+
+
+def test_validation_examples_of_an_unknown_intent_are_refused(
+    training_data: TrainingData,
+) -> None:
+    validation = TrainingData(
+        [IntentExample("hello", "greet")] * 10 + [IntentExample("weather?", "weather")] * 10
+    )
+
+    with pytest.raises(ValueError, match="lacks: weather"):
+        IntentClassifier.train(training_data, HashingEmbedder(), validation=validation)
