@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import BUNDLED_KB_DIR, Settings
 from bot.slack.sla_alerts import sla_checks_told_in_threads
 from tickets.delivery import (
+    InDoubtMail,
     OutboxDelivery,
     Sender,
     SlackSender,
@@ -46,6 +47,7 @@ def smtp_settings(settings: Settings) -> SmtpSettings | None:
         username=settings.smtp_username,
         password=settings.smtp_password,
         starttls=settings.smtp_starttls,
+        in_doubt=InDoubtMail(settings.smtp_in_doubt),
     )
 
 

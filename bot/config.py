@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,10 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, alias="TIER0_SMTP_USERNAME")
     smtp_password: str | None = Field(default=None, alias="TIER0_SMTP_PASSWORD")
     smtp_starttls: bool = Field(default=False, alias="TIER0_SMTP_STARTTLS")
+    # A mail an interrupted attempt may have delivered: "resend" it with the same
+    # Message-ID (never lost, maybe shown twice) or "hold" it for an operator (never
+    # twice, maybe late). See tickets/delivery.py.
+    smtp_in_doubt: Literal["resend", "hold"] = Field(default="resend", alias="TIER0_SMTP_IN_DOUBT")
     # Inbound mail: where `tier0 mail` listens, and the largest mail it accepts.
     mail_host: str = Field(default="127.0.0.1", alias="TIER0_MAIL_HOST")
     mail_port: int = Field(default=2525, alias="TIER0_MAIL_PORT")

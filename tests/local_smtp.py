@@ -2,11 +2,13 @@
 
 Tests send to it with smtplib (tier0's outbound mail) and read back the parsed messages,
 so the whole SMTP exchange is exercised. It can also refuse mail for a while (4xx, as a
-server under maintenance does) or for good (5xx).
+server under maintenance does) or for good (5xx), or keep a mail and answer late (a busy
+server whose "250" comes after the client gave up).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -30,6 +32,7 @@ class MailCollector:
     def __init__(self) -> None:
         self.received: list[tuple[Envelope, EmailMessage]] = []
         self.refusal: str | None = None
+        self.reply_delay = 0.0
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -39,6 +42,9 @@ class MailCollector:
         parsed = cast(EmailMessage, message_from_bytes(content, policy=policy.default))
         with self._lock:
             self.received.append((envelope, parsed))
+        if self.reply_delay:
+            # The mail is kept (accepted) before the answer goes out, late.
+            await asyncio.sleep(self.reply_delay)
         return "250 OK"
 
 
@@ -61,6 +67,11 @@ class LocalSmtpServer:
 
     def accept(self) -> None:
         self.collector.refusal = None
+        self.collector.reply_delay = 0.0
+
+    def answer_late(self, seconds: float) -> None:
+        """Keep each mail, then wait ``seconds`` before answering "250"."""
+        self.collector.reply_delay = seconds
 
     @property
     def messages(self) -> list[EmailMessage]:

@@ -11,14 +11,41 @@ tried before comes back *in doubt*, because the earlier attempt may have landed 
 tier0 hearing of it (its worker died before recording it, or the answer was lost to a
 time-out or a 5xx): the Slack sender first looks for it in the channel (every post
 carries its outbox key in Slack message metadata) and records the one it finds instead
-of posting again. SMTP offers no such look-up; a mail re-sent after such a crash carries
-the same Message-ID, which mail clients use to show it once.
+of posting again.
+
+SMTP offers no such look-up and no idempotent send, so the mail sender narrows the doubt
+to the one moment SMTP leaves open. A server accepts a mail only when it answers "250"
+to the end of its content; before the content is sent (after the server's "354" go-ahead
+to DATA) the attempt commits ``handed_over_at`` and the mail's Message-ID to the outbox
+(``record_handover``). So on a retry:
+
+* no hand-over recorded: every earlier attempt stopped before the content went out (or
+  the server answered it with a refusal): the server cannot have the mail, it is sent
+  with no risk of a double;
+* a hand-over recorded: that attempt sent the content and then its worker died, or the
+  answer was lost (time-out, dropped connection), between the server accepting the mail
+  and the outbox recording it. Nothing in SMTP can tell whether the mail arrived. What
+  happens then is ``SmtpSettings.in_doubt``:
+
+  - ``resend`` (the default): send it again, with the same Message-ID, From, Date and
+    body, so it is the same message: mail stores and clients that de-duplicate by
+    Message-ID (Gmail, for one) show it once; others show the same mail twice. A
+    notification is never lost.
+  - ``hold``: do not send; the message goes ``dead`` with the Message-ID in its error,
+    for an operator to look up in the mail server's log and, if it is not there, send
+    with ``tier0 outbox retry``. Nothing is ever sent twice, at the price of a person
+    checking (and a mail that waits meanwhile).
+
+The window this leaves is the mail server's time to answer the end of the content (it
+queues the mail, typically milliseconds) plus one database write: RFC 1047's duplicate
+window, which no SMTP client can close.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import smtplib
 import socket
 import uuid
@@ -27,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
@@ -36,6 +64,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tickets.models import utc_now
 from tickets.outbox import (
     Delivery,
+    LeaseLost,
     OutboxChannel,
     OutboxEntry,
     OutboxOperation,
@@ -44,6 +73,7 @@ from tickets.outbox import (
     claim_due,
     mark_delivered,
     mark_failed,
+    record_handover,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,12 +110,19 @@ class DeliveryFailed(Exception):
     """A send that did not reach its destination."""
 
     def __init__(
-        self, reason: str, *, permanent: bool = False, retry_after: timedelta | None = None
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        retry_after: timedelta | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
+        # The attempt got past its hand-over and then lost touch: it may have landed.
+        self.outcome_unknown = outcome_unknown
 
 
 class Sender(Protocol):
@@ -219,6 +256,13 @@ def _seconds(value: Any) -> timedelta | None:
 # -- email --------------------------------------------------------------------------------
 
 
+class InDoubtMail(StrEnum):
+    """What to do with a mail an earlier attempt may have delivered (module docstring)."""
+
+    RESEND = "resend"  # same Message-ID again: never lost, maybe shown twice
+    HOLD = "hold"  # dead until an operator checks: never twice, maybe late
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -228,10 +272,38 @@ class SmtpSettings:
     password: str | None = None
     starttls: bool = False
     timeout: float = 30.0
+    in_doubt: InDoubtMail = InDoubtMail.RESEND
+
+
+HandoverHook = Callable[[str], None]
+
+
+class _HandoverSMTP(smtplib.SMTP):
+    """smtplib's client with a hook between the server's "354" go-ahead to DATA and the
+    content: the last moment at which the server certainly does not have the mail."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, on_go_ahead: Callable[[], None]):
+        self._on_go_ahead = on_go_ahead
+        super().__init__(host, port, timeout=timeout)
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        # smtplib.SMTP.data, with the hook after the go-ahead (RFC 5321 section 4.1.1.4).
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        self._on_go_ahead()
+        content = msg.encode("ascii") if isinstance(msg, str) else bytes(msg)
+        content = re.sub(rb"(?m)^\.", b"..", content)  # dot-stuffing
+        if not content.endswith(b"\r\n"):
+            content += b"\r\n"
+        self.send(content + b".\r\n")
+        return self.getreply()
 
 
 class SmtpSender:
-    """Sends plain-text mails through an SMTP server (smtplib)."""
+    """Sends plain-text mails through an SMTP server (smtplib), recording the hand-over
+    before the content goes out (see the module docstring)."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
@@ -261,22 +333,53 @@ class SmtpSender:
         mail.set_content(payload["body"])
         return mail
 
-    def deliver(self, entry: OutboxEntry) -> Delivery:
-        if entry.in_doubt:
-            logger.info(
-                "outbox mail %s is tried again with the same Message-ID %s",
+    def deliver(
+        self, entry: OutboxEntry, *, record_handover: HandoverHook | None = None
+    ) -> Delivery:
+        """Send ``entry``'s mail. ``record_handover(message_id)`` is called (and must have
+        committed) when the server has said go ahead and the content is about to go."""
+        settings = self._settings
+        message_id = self.message_id(entry)
+        if entry.handed_over_at is not None:
+            if settings.in_doubt is InDoubtMail.HOLD:
+                raise DeliveryFailed(
+                    f"held: an attempt at {entry.handed_over_at.isoformat()} sent this mail "
+                    f"to the server and never learnt whether it was accepted; look for "
+                    f"Message-ID {message_id} in the mail server's log, and if it is not "
+                    f"there send it with `tier0 outbox retry`",
+                    permanent=True,
+                    outcome_unknown=True,
+                )
+            logger.warning(
+                "outbox mail %s may have been delivered at %s; sending it again with the "
+                "same Message-ID %s",
                 entry.id,
-                self.message_id(entry),
+                entry.handed_over_at.isoformat(),
+                message_id,
             )
         mail = self.build(entry)
-        settings = self._settings
+        handed_over = False
+
+        def go_ahead() -> None:
+            nonlocal handed_over
+            if record_handover is not None:
+                record_handover(message_id)
+            handed_over = True
+
         try:
-            with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
+            smtp = _HandoverSMTP(
+                settings.host, settings.port, timeout=settings.timeout, on_go_ahead=go_ahead
+            )
+            try:
                 if settings.starttls:
                     smtp.starttls()
                 if settings.username and settings.password:
                     smtp.login(settings.username, settings.password)
                 smtp.send_message(mail)
+            finally:
+                # Not ``with``: its QUIT raises on an odd answer, which after a "250"
+                # would make an accepted mail look refused (and send it again).
+                _close_quietly(smtp)
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
             permanent = all(code >= 500 for code in codes)
@@ -284,6 +387,7 @@ class SmtpSender:
                 f"mail server refused {payload_to(entry)}: {error.recipients}", permanent=permanent
             ) from None
         except smtplib.SMTPResponseException as error:
+            # An answer, even after the content: the server refused the mail.
             reply = (
                 error.smtp_error.decode(errors="replace")
                 if isinstance(error.smtp_error, bytes)
@@ -293,8 +397,21 @@ class SmtpSender:
                 f"mail server said {error.smtp_code} {reply}", permanent=error.smtp_code >= 500
             ) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as error:
+            if handed_over:
+                raise DeliveryFailed(
+                    f"no answer from the mail server after the content of {message_id} was "
+                    f"sent ({error}); it may have been delivered",
+                    outcome_unknown=True,
+                ) from None
             raise DeliveryFailed(f"mail server unreachable: {error}") from None
-        return Delivery(ref=mail["Message-ID"], channel=payload_to(entry))
+        return Delivery(ref=message_id, channel=payload_to(entry))
+
+
+def _close_quietly(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def payload_to(entry: OutboxEntry) -> str:
@@ -378,8 +495,22 @@ class OutboxDelivery:
 
     def _deliver_one(self, entry: OutboxEntry, outcome: DeliveryRound) -> None:
         sender = self._senders[entry.channel]
+
+        def handover(ref: str) -> None:
+            record_handover(
+                self._session_factory, entry, worker=self.worker, now=self._clock(), ref=ref
+            )
+
         try:
-            delivery = sender.deliver(entry)
+            if isinstance(sender, SmtpSender):
+                delivery = sender.deliver(entry, record_handover=handover)
+            else:
+                delivery = sender.deliver(entry)
+        except LeaseLost as lost:
+            # Another worker has the message now; it is its to send and record.
+            logger.warning("outbox message %s not sent: %s", entry.id, lost)
+            outcome.errors.append(f"{entry.dedupe_key}: {lost}")
+            return
         except DeliveryFailed as failure:
             self._record_failure(entry, outcome, failure)
             return
@@ -408,6 +539,7 @@ class OutboxDelivery:
             error=failure.reason,
             permanent=failure.permanent,
             retry_after=failure.retry_after,
+            outcome_unknown=failure.outcome_unknown,
         )
         outcome.errors.append(f"{entry.dedupe_key}: {failure.reason}")
         if status is OutboxStatus.DEAD:

@@ -113,6 +113,11 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     # What the far end called it: the Slack message ts, the mail's Message-ID.
     delivery_ref: Mapped[str | None] = mapped_column(String(200))
+    # When an attempt passed the point of no return without tier0 learning the outcome
+    # (a mail's content went to the SMTP server, whose "250 accepted" never came back or
+    # was never recorded): from then on the message may have been delivered already.
+    # Written, with the Message-ID in ``delivery_ref``, before the content is sent.
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -139,6 +144,9 @@ class OutboxEntry:
     # it (its worker died holding the lease, or the answer was lost to a time-out or a
     # server error), so the sender checks before sending again.
     in_doubt: bool = False
+    # Set when an earlier attempt handed the content over and its outcome is unknown
+    # (``record_handover``): narrower than ``in_doubt``, which any earlier attempt sets.
+    handed_over_at: datetime | None = None
 
     @classmethod
     def of(cls, message: OutboxMessage, *, in_doubt: bool = False) -> OutboxEntry:
@@ -158,6 +166,7 @@ class OutboxEntry:
             created_at=message.created_at,
             delivered_at=message.delivered_at,
             in_doubt=in_doubt,
+            handed_over_at=message.handed_over_at,
         )
 
 
@@ -509,6 +518,47 @@ def mark_delivered(
     return True
 
 
+class LeaseLost(Exception):
+    """The message is no longer this worker's to send (its lease ran out and another
+    worker took it): the attempt must stop before it sends anything."""
+
+
+def record_handover(
+    session_factory: sessionmaker[Session],
+    entry: OutboxEntry,
+    *,
+    worker: str,
+    now: datetime,
+    ref: str,
+) -> None:
+    """Commit, before the point of no return, that this attempt is about to hand the
+    message over under ``ref`` (a mail's Message-ID): if the worker dies before it records
+    the outcome, the next attempt knows the message may have arrived (``handed_over_at``)
+    and which Message-ID to look for. The first hand-over's time is kept.
+
+    Raises ``LeaseLost`` when the message is no longer leased to ``worker``.
+    """
+    with session_factory.begin() as session:
+        result = cast(
+            CursorResult[Any],
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == entry.id,
+                    OutboxMessage.status == OutboxStatus.SENDING.value,
+                    OutboxMessage.lease_owner == worker,
+                )
+                .values(
+                    handed_over_at=func.coalesce(OutboxMessage.handed_over_at, now),
+                    delivery_ref=ref[:200],
+                )
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(f"outbox message {entry.id} is no longer leased to {worker}")
+
+
 def mark_failed(
     session_factory: sessionmaker[Session],
     entry: OutboxEntry,
@@ -519,15 +569,31 @@ def mark_failed(
     error: str,
     permanent: bool = False,
     retry_after: timedelta | None = None,
+    outcome_unknown: bool = False,
 ) -> OutboxStatus:
     """Record a failed attempt: back off and retry, or give up (``dead``) when the error is
-    permanent or the attempts are used up. Returns the message's new status."""
+    permanent or the attempts are used up. Returns the message's new status.
+
+    Unless ``outcome_unknown`` (the attempt got past its hand-over and then lost touch),
+    the failure was an answer (the server refused the mail), so this attempt delivered
+    nothing: a hand-over it recorded is taken back. One recorded by an earlier attempt
+    stays, as that attempt's outcome is still unknown.
+    """
     gives_up = permanent or entry.attempts >= policy.max_attempts
     delay = policy.delay_after(entry.attempts)
     if retry_after is not None:
         # The far end said when to come back (Slack's 429 Retry-After); never sooner.
         delay = max(retry_after, timedelta(seconds=1))
     status = OutboxStatus.DEAD if gives_up else OutboxStatus.PENDING
+    values: dict[str, Any] = {
+        "status": status.value,
+        "next_attempt_at": now + delay,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error": error[:2000],
+    }
+    if not outcome_unknown and entry.handed_over_at is None:
+        values.update(handed_over_at=None, delivery_ref=None)
     with session_factory.begin() as session:
         session.execute(
             update(OutboxMessage)
@@ -536,13 +602,7 @@ def mark_failed(
                 OutboxMessage.status == OutboxStatus.SENDING.value,
                 OutboxMessage.lease_owner == worker,
             )
-            .values(
-                status=status.value,
-                next_attempt_at=now + delay,
-                lease_owner=None,
-                lease_expires_at=None,
-                last_error=error[:2000],
-            )
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
     if gives_up:
@@ -590,14 +650,24 @@ def list_messages(
 
 
 def retry_dead(session_factory: sessionmaker[Session], *, now: datetime) -> int:
-    """Put every dead message back in the queue (after the cause was fixed); how many."""
+    """Put every dead message back in the queue (after the cause was fixed); how many.
+
+    Retrying is the operator's decision to send again, so a mail held because an earlier
+    attempt may have delivered it (``SmtpSettings.in_doubt`` "hold"; its Message-ID is in
+    ``delivery_ref`` to look up in the mail server's log) loses its hand-over mark and
+    is sent."""
     with session_factory.begin() as session:
         result = cast(
             CursorResult[Any],
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == OutboxStatus.DEAD.value)
-                .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now)
+                .values(
+                    status=OutboxStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    handed_over_at=None,
+                )
                 .execution_options(synchronize_session=False)
             ),
         )

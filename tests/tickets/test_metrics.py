@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.tickets.conftest import MONDAY_10AM, Desk, open_incident
 from tickets.metrics import GroupBy, desk_report, record_feedback, record_question
-from tickets.models import Question, Ticket
+from tickets.models import CsatResponse, Question, SlaClock, Team, Ticket
 
 
 def ask(
@@ -244,3 +244,194 @@ def test_weekly_rows_add_up_to_the_whole_period(
         == total.tickets_opened
         == sum(1 for t in tickets if t["created_at"] < MONDAY_10AM + timedelta(days=21))
     )
+
+
+# -- every figure, every grouping, against the definitions read literally ------------------
+
+OPEN = {"new", "triaged", "in_progress", "waiting_on_requester"}
+
+
+def _desk_history(seed: int, team_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
+    """Tickets, SLA clocks and ratings spread over five weeks around a report period, with
+    open and closed tickets, no team on some, clocks that stopped or breached
+    (or neither), and instants right on the period's edges."""
+    rng = random.Random(seed)
+
+    def instant() -> datetime:
+        return MONDAY_10AM + timedelta(hours=6 * rng.randrange(-20, 120))
+
+    tickets, clocks, ratings = [], [], []
+    for index in range(90):
+        created = instant()
+        resolved = (
+            created + timedelta(hours=rng.choice([1, 5, 30, 200])) if rng.random() < 0.7 else None
+        )
+        tickets.append(
+            {
+                "id": index + 1,
+                "number": f"T-{7000 + index}",
+                "requester": rng.choice(["UALICE", "UBRUNO", "mona"]),
+                "title": "Historic",
+                "description": "",
+                "status": rng.choice(sorted(OPEN)) if resolved is None else "resolved",
+                "priority": "P3",
+                "category": rng.choice(["network", "hardware", "general"]),
+                "team_id": rng.choice([*team_ids, None]),
+                "source": "slack",
+                "transcript": [],
+                "articles_tried": [],
+                "reopen_count": rng.choice([0, 0, 1, 2]),
+                "created_at": created,
+                "updated_at": created,
+                "first_response_at": (
+                    created + timedelta(minutes=rng.randrange(5, 900))
+                    if rng.random() < 0.8
+                    else None
+                ),
+                "resolved_at": resolved,
+            }
+        )
+        for kind in ("first_response", "resolution"):
+            decided = created + timedelta(hours=rng.randrange(1, 80))
+            stopped, breached, met = rng.choice(
+                [
+                    (decided, None, True),
+                    (decided, decided, False),
+                    (None, decided, False),
+                    (None, None, None),
+                ]
+            )
+            clocks.append(
+                {
+                    "ticket_id": index + 1,
+                    "kind": kind,
+                    "target_minutes": 240,
+                    "business_hours": True,
+                    "consumed_minutes": 10.0,
+                    "stopped_at": stopped,
+                    "breached_at": breached,
+                    "met": met,
+                }
+            )
+        if rng.random() < 0.5:
+            ratings.append(
+                {
+                    "ticket_id": index + 1,
+                    "requester": "UALICE",
+                    "score": rng.randint(1, 5),
+                    "created_at": created + timedelta(hours=rng.randrange(1, 100)),
+                }
+            )
+    return {"tickets": tickets, "clocks": clocks, "ratings": ratings}
+
+
+def _expected_rows(
+    history: dict[str, list[dict[str, Any]]],
+    team_names: dict[int, str],
+    since: datetime,
+    until: datetime,
+    group_by: GroupBy,
+    week: Any,
+) -> dict[str, dict[str, Any]]:
+    """The figures computed row by row in Python, per group."""
+    by_id = {t["id"]: t for t in history["tickets"]}
+
+    def in_period(at: datetime | None) -> bool:
+        return at is not None and since <= at < until
+
+    def key(ticket: dict[str, Any], at: datetime) -> str:
+        if group_by is GroupBy.TEAM:
+            name = team_names.get(ticket["team_id"])
+        elif group_by is GroupBy.CATEGORY:
+            name = ticket["category"]
+        elif group_by is GroupBy.WEEK:
+            name = week(at)
+        else:
+            name = "all"
+        return "(none)" if name is None else name
+
+    groups: dict[str, dict[str, list[Any]]] = {}
+
+    def add(name: str, figure: str, value: Any) -> None:
+        groups.setdefault(name, {}).setdefault(figure, []).append(value)
+
+    for t in history["tickets"]:
+        if in_period(t["created_at"]):
+            name = key(t, t["created_at"])
+            add(name, "opened", 1)
+            if t["first_response_at"] is not None:
+                add(
+                    name,
+                    "response",
+                    (t["first_response_at"] - t["created_at"]) / timedelta(hours=1),
+                )
+        if in_period(t["resolved_at"]):
+            name = key(t, t["resolved_at"])
+            add(name, "resolved", (t["resolved_at"] - t["created_at"]) / timedelta(hours=1))
+            add(name, "reopened", int(t["reopen_count"] > 0))
+        if t["status"] in OPEN and group_by is not GroupBy.WEEK:
+            add(key(t, t["created_at"]), "backlog", 1)
+    for clock in history["clocks"]:
+        decided = clock["stopped_at"] or clock["breached_at"]
+        if in_period(decided):
+            add(key(by_id[clock["ticket_id"]], decided), "clocks", int(clock["met"] is True))
+    for rating in history["ratings"]:
+        if in_period(rating["created_at"]):
+            add(key(by_id[rating["ticket_id"]], rating["created_at"]), "ratings", rating["score"])
+
+    def mean(values: list[Any]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    expected = {}
+    for name, figures in groups.items():
+        get = figures.get
+        expected[name] = {
+            "tickets_opened": len(get("opened", [])),
+            "first_response_hours": mean(get("response", [])),
+            "resolved": len(get("resolved", [])),
+            "mttr_hours": mean(get("resolved", [])),
+            "reopened": sum(get("reopened", [])),
+            "backlog": len(get("backlog", [])),
+            "sla_measured": len(get("clocks", [])),
+            "sla_met": sum(get("clocks", [])),
+            "csat_responses": len(get("ratings", [])),
+            "csat_average": mean(get("ratings", [])),
+            "csat_satisfied": sum(1 for score in get("ratings", []) if score >= 4),
+        }
+    return expected
+
+
+@pytest.mark.parametrize("group_by", list(GroupBy))
+@pytest.mark.parametrize("seed", [5, 6])
+def test_every_figure_of_every_grouping_agrees_with_its_definition(
+    desk: Desk, engine: Engine, session_factory: sessionmaker[Session], seed: int, group_by: GroupBy
+) -> None:
+    with engine.begin() as connection:
+        team_names = dict(connection.execute(select(Team.id, Team.name)).all())
+        history = _desk_history(seed, sorted(team_names))
+        connection.execute(insert(Ticket), history["tickets"])
+        connection.execute(insert(SlaClock), history["clocks"])
+        connection.execute(insert(CsatResponse), history["ratings"])
+        postgres = connection.dialect.name == "postgresql"
+    since, until = MONDAY_10AM, MONDAY_10AM + timedelta(days=14)
+
+    def week(at: datetime) -> str:
+        if postgres:  # ISO weeks
+            year, number, _ = at.isocalendar()
+            return f"{year}-W{number:02d}"
+        return at.strftime("%Y-W%W")  # SQLite's %W: weeks from the year's first Monday
+
+    report = desk_report(session_factory, since=since, until=until, group_by=group_by)
+
+    expected = _expected_rows(history, team_names, since, until, group_by, week)
+    assert [row.group for row in report.rows] == sorted(expected, key=lambda n: (n == "(none)", n))
+    for row in report.rows:
+        want = expected[row.group]
+        got = {name: getattr(row, name) for name in want}
+        for name in ("first_response_hours", "mttr_hours", "csat_average"):
+            assert got.pop(name) == (None if want[name] is None else pytest.approx(want.pop(name)))
+            want.pop(name, None)
+        assert got == want, row.group
+    # The data reaches every group: both teams and none, each category, both weeks.
+    minimum = {GroupBy.NONE: 1, GroupBy.WEEK: 2, GroupBy.TEAM: 3, GroupBy.CATEGORY: 3}
+    assert len(expected) == len(report.rows) >= minimum[group_by]
