@@ -4,8 +4,8 @@ An open writes the requester (first ticket only), the ticket with its number and
 idempotency key, its "opened" audit line, its SLA clocks and the articles already tried.
 As separate statements that is four or five round trips, each paying SQLAlchemy's
 execution machinery and, for the multi-row clock insert, a fresh compilation. Here they
-are data-modifying CTEs of one statement, sent straight to psycopg, which prepares it on
-the server after a few uses:
+are data-modifying CTEs of one statement, sent as driver SQL (nothing to compile) that
+psycopg prepares on the server after a few uses:
 
 * the ticket's INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING decides, so a
   repeated key (a Slack redelivery, even a concurrent one: the unique index makes the
@@ -29,7 +29,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from psycopg import Connection
+from sqlalchemy import Connection
 
 from tickets.models import (
     ArticleOutcome,
@@ -131,7 +131,7 @@ def open_statement(register_requester: bool) -> str:
 
 
 def insert_opened_ticket(
-    connection: Connection[Any],
+    connection: Connection,
     ticket: Mapping[str, Any],
     *,
     requester_row: Mapping[str, object] | None,
@@ -171,8 +171,9 @@ def insert_opened_ticket(
     }
     if requester_row is not None:
         params["requester"] = _json(requester_row)
-    with connection.cursor() as cursor:
-        row = cursor.execute(open_statement(requester_row is not None), params).fetchone()
+    # Driver SQL: nothing to compile, and SQLAlchemy still wraps the driver's errors (a
+    # lost connection is an OperationalError and is dropped from the pool).
+    row = connection.exec_driver_sql(open_statement(requester_row is not None), params).first()
     return None if row is None else (row[0], row[1])
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Insert, Table, insert, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -104,9 +104,6 @@ from tickets.steps import (
 from tickets.steps import canonical_ticket_number as canonical_ticket_number
 from tickets.steps import format_ticket_number as format_ticket_number
 from tickets.transcript import TranscriptTurn, copy_transcript, redacted_transcript
-
-if TYPE_CHECKING:
-    import psycopg
 
 MAX_TITLE_LENGTH = 200
 MAX_COMMENT_LENGTH = 20_000
@@ -440,7 +437,7 @@ class TicketService:
         inserted: tuple[int, str] | None
         if connection.dialect.name == "postgresql":
             inserted = insert_opened_ticket(
-                cast("psycopg.Connection[Any]", connection.connection.driver_connection),
+                connection,
                 values,
                 requester_row=unregistered_user_row(session, ticket.requester),
                 opened_detail=opened_detail,
