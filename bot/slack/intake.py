@@ -18,16 +18,20 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.signature import SignatureVerifier
-
-from bot.slack.inbox import SlackInbox
 
 logger = logging.getLogger(__name__)
 
 # Called with an event just stored (not a redelivery), after its commit.
 OnStored = Callable[[str, dict[str, Any]], None]
+
+
+class EventStore(Protocol):
+    """Where events are kept before their ack (`SlackInbox`, or its `GroupCommit`)."""
+
+    def receive(self, event_id: str, body: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class EventIntake:
     def __init__(
         self,
         signing_secret: str,
-        inbox: SlackInbox,
+        inbox: EventStore,
         *,
         on_stored: OnStored | None = None,
     ) -> None:

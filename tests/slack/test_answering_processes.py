@@ -41,10 +41,11 @@ def replies_by_thread(api: FakeSlackApi) -> Counter[str]:
 
 @pytest.fixture
 def acking_only(
-    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, store_url: str
 ) -> Iterator[tuple[SlackDesk, list[SlackService]]]:
-    """`serve --http` that answers nothing itself, and a list to add answerers to."""
-    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url)
+    """`serve --http` that answers nothing itself, and a list to add answerers to; on
+    SQLite and on PostgreSQL."""
+    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url, TIER0_DATABASE_URL=store_url)
     acking = build_slack_service(tier0, answer_events=False)
     server = make_http_server(acking.app, host="127.0.0.1", port=0, intake=acking.intake)
     threading.Thread(target=server.serve_forever, daemon=True).start()
