@@ -27,7 +27,7 @@ from slack_sdk import WebClient
 from bot.runtime import Tier0
 from bot.slack.answering import EventAnswering
 from bot.slack.desk import REDRIVE_CLAIMED, SlackDesk
-from bot.slack.inbox import GroupCommit, SlackInbox, StaleEvent
+from bot.slack.inbox import SlackInbox, StaleEvent
 from bot.slack.intake import EventIntake, OnStored
 from bot.slack.listeners import register_listeners
 from bot.slack.sends import SlackSends
@@ -142,7 +142,7 @@ def build_slack_service(
     app.use(_keep_events_in(inbox, on_stored))
     register_listeners(app, desk)
     intake = (
-        EventIntake(settings.slack_signing_secret, GroupCommit(inbox), on_stored=on_stored)
+        EventIntake(settings.slack_signing_secret, inbox.for_acks(), on_stored=on_stored)
         if settings.slack_signing_secret
         else None
     )
