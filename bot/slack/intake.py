@@ -41,6 +41,8 @@ class IntakeResult:
 
     status: int | None
     stored: bool = False
+    # Said to the sender with a refusal.
+    reason: str = ""
 
 
 NOT_AN_EVENT = IntakeResult(None)
@@ -85,7 +87,7 @@ class EventIntake:
             stored = self._inbox.receive(event_id, body.decode("utf-8"))
         except ValueError:
             logger.warning("refusing a Slack event with an unusable id %r", event_id[:40])
-            return IntakeResult(400)
+            return IntakeResult(400, reason="event_id is not a Slack event id")
         if not stored:
             retry = headers.get("x-slack-retry-num", "0")
             reason = headers.get("x-slack-retry-reason", "-")

@@ -101,6 +101,16 @@ def test_forged_events_are_refused_before_anything_is_stored_by_the_acking_proce
     assert slack.service.inbox.state_of("EvFORGED2") is None
 
 
+def test_an_event_with_an_unusable_id_is_refused_with_the_reason(
+    acking_only: tuple[SlackDesk, list[SlackService]],
+) -> None:
+    slack, _ = acking_only
+    status, said = slack.direct_message("hello", ts="1700000301.000001", event_id="x" * 500)
+    assert status == 400
+    assert "event_id" in said
+    assert slack.service.inbox.state_of("x" * 500) is None
+
+
 # -- `tier0 serve --http` as an operator runs it ---------------------------------------
 
 
