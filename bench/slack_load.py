@@ -15,12 +15,14 @@ The target on a 2-core machine: >= 150 events/s with ack p95 <= 100 ms, no error
 no duplicates.
 
 Run with `make bench-slack`; `--rates 50,100 --seconds 5` for a quick look.
-`TIER0_DATABASE_URL` picks the store (SQLite in a temporary home by default).
+`TIER0_DATABASE_URL` picks the store (SQLite in a temporary home by default; for
+PostgreSQL the run gets a schema of its own in that database).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -35,15 +37,19 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_slack import FakeSlackApi  # noqa: E402
+from tickets.db import create_store_engine  # noqa: E402
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"
@@ -181,16 +187,39 @@ def replies_by_thread(api: FakeSlackApi) -> Counter[str]:
     )
 
 
+@contextlib.contextmanager
+def fresh_store(store: Path) -> Iterator[str]:
+    """The store URL for this run: a new SQLite file, or with TIER0_DATABASE_URL set to
+    PostgreSQL a new schema in that database (dropped afterwards), so event ids of an
+    earlier run are not taken for redeliveries."""
+    url = os.environ.get("TIER0_DATABASE_URL")
+    if not url or make_url(url).get_backend_name() != "postgresql":
+        yield url or f"sqlite:///{store / 'tier0.db'}"
+        return
+    schema = f"bench_slack_{os.getpid()}_{int(time.time())}"
+    admin = create_store_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def start_tier0(
-    api: FakeSlackApi, home: Path, store: Path, port: int, answer_processes: int
+    api: FakeSlackApi, home: Path, store_url: str, port: int, answer_processes: int
 ) -> subprocess.Popen[bytes]:
     home.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "TIER0_HOME": str(home),
-        "TIER0_DATABASE_URL": os.environ.get(
-            "TIER0_DATABASE_URL", f"sqlite:///{store / 'tier0.db'}"
-        ),
+        "TIER0_DATABASE_URL": store_url,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "TIER0_SLACK_API_URL": api.base_url,
@@ -358,7 +387,9 @@ def main() -> None:
     store = Path(tempfile.mkdtemp(prefix="tier0-bench-slack-"))
     port = free_port()
     print(f"tier0 serve --http on :{port}, mock Slack Web API at {api.base_url}", flush=True)
-    process = start_tier0(api, home, store, port, arguments.answer_processes)
+    stack = contextlib.ExitStack()
+    store_url = stack.enter_context(fresh_store(store))
+    process = start_tier0(api, home, store_url, port, arguments.answer_processes)
     try:
         # Warm-up: the first answers load lazily-initialised parts.
         run_stage(process.pid, port, api, 5, 2, 0, asked, arguments.catch_up)
@@ -409,6 +440,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
         api.stop()
+        stack.close()
         shutil.rmtree(store, ignore_errors=True)
 
 

@@ -537,6 +537,8 @@ class SlackInboxEvent(Base):
     """
 
     __tablename__ = "slack_inbox"
+    # The answering processes' poll: the oldest events still waiting, many times a second.
+    __table_args__ = (Index("ix_slack_inbox_waiting", "state", "received_at"),)
 
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     # The request body exactly as Slack signed it, to dispatch again after a crash.

@@ -30,7 +30,7 @@ from bot.slack.desk import REDRIVE_CLAIMED, SlackDesk
 from bot.slack.inbox import SlackInbox, StaleEvent
 from bot.slack.intake import EventIntake, OnStored
 from bot.slack.listeners import register_listeners
-from bot.slack.sends import SlackSends
+from bot.slack.sends import IDLE_POLL_SECONDS, SlackSends
 from bot.slack.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ DEFAULT_WORKERS = 3
 # Acks must not wait behind embeddings: the workers run at a lower CPU priority.
 WORKER_NICENESS = 10
 SWEEP_INTERVAL_SECONDS = 10.0
+ACKING_SENDS_POLL_SECONDS = 30.0
 # An event received this long ago and never started is picked up by the sweeper.
 UNSTARTED_GRACE = timedelta(seconds=30)
 
@@ -129,7 +130,13 @@ def build_slack_service(
     inbox = SlackInbox(tier0.session_factory)
     pool = WorkerPool(workers=workers, niceness=WORKER_NICENESS)
     sends = SlackSends(
-        tier0.session_factory, token=settings.slack_bot_token or "", api_url=base_url
+        tier0.session_factory,
+        token=settings.slack_bot_token or "",
+        api_url=base_url,
+        # A process that only acks delivers what it writes itself (it is woken for that)
+        # and leaves the outbox's polling to the answering processes: delivering their
+        # replies here would put that work back beside the acks.
+        poll_seconds=IDLE_POLL_SECONDS if answer_events else ACKING_SENDS_POLL_SECONDS,
     )
     sends.start()
     desk = SlackDesk(tier0, inbox=inbox, workers=pool, sends=sends)
@@ -142,7 +149,7 @@ def build_slack_service(
     app.use(_keep_events_in(inbox, on_stored))
     register_listeners(app, desk)
     intake = (
-        EventIntake(settings.slack_signing_secret, inbox, on_stored=on_stored)
+        EventIntake(settings.slack_signing_secret, inbox.for_acks(), on_stored=on_stored)
         if settings.slack_signing_secret
         else None
     )

@@ -73,11 +73,12 @@ def wsgi_app(app: App, intake: EventIntake | None = None) -> Any:
             # Not an event delivery: bolt reads the body we already took off the socket.
             environ["wsgi.input"] = io.BytesIO(body)
             return slack(environ, start_response)
+        said = result.reason.encode()
         start_response(
             _STATUS_LINES.get(result.status, f"{result.status} Error"),
-            [("Content-Type", "text/plain;charset=utf-8"), ("Content-Length", "0")],
+            [("Content-Type", "text/plain;charset=utf-8"), ("Content-Length", str(len(said)))],
         )
-        return [b""]
+        return [said]
 
     return application
 

@@ -18,16 +18,20 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.signature import SignatureVerifier
-
-from bot.slack.inbox import SlackInbox
 
 logger = logging.getLogger(__name__)
 
 # Called with an event just stored (not a redelivery), after its commit.
 OnStored = Callable[[str, dict[str, Any]], None]
+
+
+class EventStore(Protocol):
+    """Where events are kept before their ack (`SlackInbox`, or its `GroupCommit`)."""
+
+    def receive(self, event_id: str, body: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class IntakeResult:
 
     status: int | None
     stored: bool = False
+    # Said to the sender with a refusal.
+    reason: str = ""
 
 
 NOT_AN_EVENT = IntakeResult(None)
@@ -47,7 +53,7 @@ class EventIntake:
     def __init__(
         self,
         signing_secret: str,
-        inbox: SlackInbox,
+        inbox: EventStore,
         *,
         on_stored: OnStored | None = None,
     ) -> None:
@@ -81,7 +87,7 @@ class EventIntake:
             stored = self._inbox.receive(event_id, body.decode("utf-8"))
         except ValueError:
             logger.warning("refusing a Slack event with an unusable id %r", event_id[:40])
-            return IntakeResult(400)
+            return IntakeResult(400, reason="event_id is not a Slack event id")
         if not stored:
             retry = headers.get("x-slack-retry-num", "0")
             reason = headers.get("x-slack-retry-reason", "-")

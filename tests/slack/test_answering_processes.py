@@ -26,7 +26,7 @@ import pytest
 from bot.runtime import Tier0
 from bot.slack.app import SlackService, build_slack_service
 from bot.slack.http import EVENTS_PATH, make_http_server
-from bot.slack.inbox import InboxState
+from bot.slack.inbox import GroupCommit, InboxState, SlackInbox
 from tests.conftest import TEST_BOT_TOKEN, TEST_SIGNING_SECRET
 from tests.fake_slack import FakeSlackApi
 from tests.local_smtp import free_port
@@ -41,10 +41,11 @@ def replies_by_thread(api: FakeSlackApi) -> Counter[str]:
 
 @pytest.fixture
 def acking_only(
-    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, store_url: str
 ) -> Iterator[tuple[SlackDesk, list[SlackService]]]:
-    """`serve --http` that answers nothing itself, and a list to add answerers to."""
-    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url)
+    """`serve --http` that answers nothing itself, and a list to add answerers to; on
+    SQLite and on PostgreSQL."""
+    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url, TIER0_DATABASE_URL=store_url)
     acking = build_slack_service(tier0, answer_events=False)
     server = make_http_server(acking.app, host="127.0.0.1", port=0, intake=acking.intake)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -98,6 +99,16 @@ def test_forged_events_are_refused_before_anything_is_stored_by_the_acking_proce
     )
     assert status == 401
     assert slack.service.inbox.state_of("EvFORGED2") is None
+
+
+def test_an_event_with_an_unusable_id_is_refused_with_the_reason(
+    acking_only: tuple[SlackDesk, list[SlackService]],
+) -> None:
+    slack, _ = acking_only
+    status, said = slack.direct_message("hello", ts="1700000301.000001", event_id="x" * 500)
+    assert status == 400
+    assert "event_id" in said
+    assert slack.service.inbox.state_of("x" * 500) is None
 
 
 # -- `tier0 serve --http` as an operator runs it ---------------------------------------
@@ -224,3 +235,62 @@ def test_serve_http_answers_in_a_process_of_its_own_which_is_restarted_when_it_d
             os.kill(pid, signal.SIGKILL)
         if serve.poll() is None:
             serve.kill()
+
+
+def test_events_stored_by_bolts_middleware_as_in_socket_mode_are_answered_once(
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi
+) -> None:
+    # Socket Mode has no HTTP intake: bolt's middleware keeps the event and acks it, and
+    # the same answering path takes it from the inbox. Served here without the intake.
+    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url)
+    service = build_slack_service(tier0)
+    server = make_http_server(service.app, host="127.0.0.1", port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    slack = SlackDesk(
+        f"http://127.0.0.1:{server.server_address[1]}{EVENTS_PATH}",
+        tier0,
+        slack_api,
+        count(1),
+        service,
+    )
+    try:
+        for headers in ({}, RETRY):
+            status, _ = slack.direct_message(
+                "i forgot my password", ts="1700000500.000001", event_id="EvSOCKET", headers=headers
+            )
+            assert status == 200
+        eventually(lambda: bool(slack_api.calls_to("chat.postMessage")), timeout=30)
+        time.sleep(1.0)
+        assert replies_by_thread(slack_api) == Counter({"1700000500.000001": 1})
+        assert service.inbox.state_of("EvSOCKET") is InboxState.DONE
+    finally:
+        server.shutdown()
+        server.server_close()
+        service.stop()
+
+
+def test_deliveries_of_one_event_committed_together_keep_it_once(
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, store_url: str
+) -> None:
+    tier0 = make_tier0(TIER0_SLACK_API_URL=slack_api.base_url, TIER0_DATABASE_URL=store_url)
+    inbox = SlackInbox(tier0.session_factory)
+    writer = GroupCommit(inbox)
+    kept: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def deliver(event_id: str) -> None:
+        if writer.receive(event_id, '{"type":"event_callback"}'):
+            with lock:
+                kept[event_id] += 1
+
+    # Redeliveries racing their first delivery, into the same transactions.
+    deliveries = [f"EvBATCH{n % 10}" for n in range(60)]
+    threads = [threading.Thread(target=deliver, args=(event_id,)) for event_id in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert kept == Counter({f"EvBATCH{n}": 1 for n in range(10)})
+    assert inbox.receive("EvBATCH3", "{}") is False
+    with pytest.raises(ValueError):
+        writer.receive(" ", "{}")
