@@ -20,6 +20,7 @@ from tests.slack.conftest import (
     as_shown,
     button,
     eventually,
+    posted_in,
     settled,
 )
 from tickets.delivery import OutboxDelivery, SlackSender, make_slack_client
@@ -211,3 +212,29 @@ def test_an_owner_slack_does_not_know_is_skipped_and_the_ticket_still_opens(
         lambda: any(ticket.number in c.args["text"] for c in replies_in(slack, "1700000521.000001"))
     )
     assert not [c for c in slack.api.calls_to("chat.postMessage") if c.args["channel"][0] == "U"]
+
+
+def test_an_article_owner_is_told_after_a_slack_outage_not_forgotten(slack: SlackDesk) -> None:
+    """The owner given by email is looked up when the DM is delivered: a lookup that
+    fails because Slack is down is retried with the message."""
+    quick_retries(slack)
+    slack.api.users_by_email["it-network@northwind.example"] = "UNETOWNER"
+    slack.direct_message("how do i connect to the vpn from home", ts="1700000522.000001")
+    [answer] = slack.api.wait_for("chat.postMessage")
+
+    slack.api.fail_with(500, "internal_error")
+    slack.click(EMPLOYEE, as_shown(answer), DM_CHANNEL, button(answer.args, "feedback_need_help"))
+    eventually(lambda: len(slack.tier0.tickets.list_for_requester(EMPLOYEE)) == 1)
+    refused = slack.api.refused_calls
+    eventually(lambda: slack.api.refused_calls > refused + 3)  # lookups and posts refused
+    assert not [
+        c for c in slack.api.calls_to("chat.postMessage") if c.args["channel"] == "UNETOWNER"
+    ]
+
+    slack.api.recover()
+    [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
+    [dm] = posted_in(slack, "UNETOWNER")
+    assert ticket.number in dm.args["text"] and "Connect to Northwind VPN" in dm.args["text"]
+    settled(slack)
+    time.sleep(0.5)
+    assert len(posted_in(slack, "UNETOWNER")) == 1
