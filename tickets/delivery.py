@@ -97,6 +97,7 @@ PERMANENT_SLACK_ERRORS = frozenset(
         "message_not_found",
         "restricted_action",
         "user_not_found",
+        "users_not_found",
         "cannot_dm_bot",
     }
 )
@@ -157,13 +158,14 @@ class SlackSender:
                     blocks=payload.get("blocks"),
                 )
                 return Delivery(ref=str(response.get("ts")), channel=response.get("channel"))
+            channel = self._recipient(str(payload["channel"]))
             if entry.in_doubt:
-                earlier = self._find_posted(entry)
+                earlier = self._find_posted(entry, channel)
                 if earlier is not None:
                     logger.info("outbox message %s was already posted (%s)", entry.id, earlier)
                     return earlier
             response = self._client.chat_postMessage(
-                channel=payload["channel"],
+                channel=channel,
                 text=payload["text"],
                 blocks=payload.get("blocks"),
                 thread_ts=payload.get("thread_ts"),
@@ -179,12 +181,20 @@ class SlackSender:
         except (OSError, TimeoutError) as error:
             raise DeliveryFailed(f"Slack unreachable: {error}") from None
 
-    def _find_posted(self, entry: OutboxEntry) -> Delivery | None:
+    def _recipient(self, channel: str) -> str:
+        """Where to post: a channel or user id as given, or for a person given by email
+        (an article owner) their Slack user id, looked up now, so a lookup during an
+        outage is retried with the message instead of losing it."""
+        if "@" not in channel:
+            return channel
+        found = self._client.users_lookupByEmail(email=channel)
+        return str((found.get("user") or {}).get("id") or channel)
+
+    def _find_posted(self, entry: OutboxEntry, channel: str) -> Delivery | None:
         """The message an interrupted attempt already posted, found by its outbox key."""
         payload = entry.payload
         oldest = f"{(entry.created_at - _LOOKUP_MARGIN).timestamp():.6f}"
         try:
-            channel = str(payload["channel"])
             if channel.startswith(("U", "W")):
                 # A message to a user went to the DM with them, which has its own id.
                 opened = self._client.conversations_open(users=channel)

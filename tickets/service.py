@@ -5,6 +5,10 @@ Every method runs in one transaction of its own and returns detached snapshots
 (``TicketView``), so callers never hold a live session or a lazy-loading object. The
 statuses and the moves between them are in ``tickets.lifecycle``.
 
+The steps a front end drives (claim, assign, priority, escalate, comment, resolve) take
+``then=``: the front end's own writes (the Slack desk's outbox messages) made in the same
+transaction, after the change, so the change and what it causes commit together.
+
 Methods taking ``as_user`` enforce the access rules of ``tickets.directory`` for that
 person. The first slice's ``get``, ``claim`` and ``resolve`` are the front ends' trusted
 calls (Slack checks its triage channel); ``enforce_roles=True`` makes them check too.

@@ -4,7 +4,8 @@ When a ticket follows an answer ("Still need help", "Talk to a person", or the
 assistant opening one), each article the employee was shown has its owner told in a
 direct message: the question, and the ticket it became. The owner comes from the
 article's front matter (`owner`: a Slack user id, or an email looked up with
-`users.lookupByEmail`). The failure itself is counted by the assistant in the article
+`users.lookupByEmail` when the outbox delivers the DM, so an outage delays it rather than
+losing it). The failure itself is counted by the assistant in the article
 feedback log (`tier0 kb stats`, column "failures").
 """
 
@@ -16,11 +17,10 @@ import time
 from pathlib import Path
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.slack.markup import clip, escape_mrkdwn, quote
 from bot.slack.sends import SlackSends
-from knowledge.articles import SLACK_USER_ID, load_articles
+from knowledge.articles import load_articles
 from tickets.service import TicketView
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,14 @@ class ArticleOwners:
 
     def tell_owners(self, client: WebClient, ticket: TicketView) -> list[str]:
         """DM each owner of the articles tried before `ticket`, once, naming their
-        articles; the Slack ids told."""
+        articles; the owners (Slack ids or emails) owed a DM."""
         titles_by_user: dict[str, list[str]] = {}
         for article in ticket.articles_tried:
             owner, title = self._owner_of(str(article["id"]))
-            user = self._slack_user(client, owner) if owner else None
-            if user is not None:
-                titles_by_user.setdefault(user, []).append(title or str(article["title"]))
+            if owner:
+                # A Slack id, or an email the outbox's sender looks up when it delivers
+                # (so a Slack outage now delays the DM rather than losing it).
+                titles_by_user.setdefault(owner, []).append(title or str(article["title"]))
         for user, titles in titles_by_user.items():
             self._sends.post(
                 user,
@@ -67,22 +68,6 @@ class ArticleOwners:
                 self._read_at = time.monotonic()
             found = self._owners.get(article_id)
         return found if found is not None else (None, None)
-
-    @staticmethod
-    def _slack_user(client: WebClient, owner: str) -> str | None:
-        if SLACK_USER_ID.match(owner):
-            return owner
-        try:
-            found = client.users_lookupByEmail(email=owner)
-        except SlackApiError as error:
-            logger.warning(
-                "article owner %s not found in Slack (%s); not told",
-                owner,
-                error.response.get("error"),
-            )
-            return None
-        user = (found.get("user") or {}).get("id")
-        return str(user) if user else None
 
 
 def failure_notice(titles: list[str], ticket: TicketView) -> str:

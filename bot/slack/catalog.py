@@ -464,20 +464,22 @@ class SlackCatalog:
         reason: str | None,
     ) -> None:
         user, number = body["user"]["id"], where["number"]
+        handle = _slack_user_handle(self.sessions, user)
         try:
-            request = self.requests.decide(
-                number,
-                as_user=_slack_user_handle(self.sessions, user),
-                approve=approve,
-                comment=reason,
-            )
+            request = self.requests.decide(number, as_user=handle, approve=approve, comment=reason)
         except PermissionDenied:
             self.refuse(client, body, number)
             return
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             self._tell_privately(client, body, user, escape_mrkdwn(message))
-            return
+            decided = self._decided_before(number, handle, approve)
+            if decided is None:
+                return
+            # This very decision is stored already: the click that made it may have died
+            # before telling anyone. Its news is keyed, so going on sends only what is
+            # still missing.
+            request = decided
         item_name = self.catalog.item(request.catalog_item or "").name
         outcome = (
             f"✅ Approved by {user_mention(user)}."
@@ -520,6 +522,17 @@ class SlackCatalog:
                 f"{user_mention(following)}'s approval.",
                 key=told,
             )
+
+    def _decided_before(self, number: str, handle: str, approve: bool) -> TicketView | None:
+        """The request, if `handle` has already made this decision on it."""
+        wanted = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
+        try:
+            approvals = self.catalog.approvals(number)
+        except TicketError:
+            return None
+        if not any(a.approver == handle and a.decision is wanted for a in approvals):
+            return None
+        return self.desk.tier0.tickets.get(number)
 
     # -- fulfilment ------------------------------------------------------------------
 

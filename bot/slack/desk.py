@@ -344,7 +344,9 @@ class SlackDesk:
             return
         self._close_feedback(client, body, f"🙋 Passed to the IT team as {reply.ticket.number}.")
         self.announce_ticket(client, reply.ticket, channel, thread_ts)
-        if wants_a_person and self.first_delivery(f"person-asked:{reply.ticket.number}"):
+        if wants_a_person:
+            # Keyed by the ticket: pinged once however often it is asked, and a click
+            # after a crash half-way still pings (no gate committed before the ping).
             self.ping_agents(
                 client, reply.ticket, f"{user_mention(user)} asked to talk to a person"
             )

@@ -6,9 +6,17 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.slack.blocks import as_payload, handed_over_blocks, ticket_of_controls, triage_blocks
+from bot.assistant import Decision, Reply
+from bot.slack.blocks import (
+    as_payload,
+    handed_over_blocks,
+    reply_blocks,
+    ticket_of_controls,
+    triage_blocks,
+)
 from bot.slack.sla_due import SlaDue, due_words
 from bot.slack.views import QUEUE_SHOWN, queue_blocks, stats_blocks
+from knowledge.index import SearchHit
 from tickets.models import TicketSource, TicketStatus, Tier
 from tickets.service import TicketView
 
@@ -120,3 +128,24 @@ def test_stats_before_anyone_asked_anything() -> None:
         )
     )
     assert "75% (3 of 4 questions)" in json.dumps(asked)
+
+
+def test_the_answer_card_names_the_related_articles_under_the_best_passage() -> None:
+    def hit(article_id: str, title: str, passage: str) -> SearchHit:
+        return SearchHit(article_id, title, passage, "", 0.8, f"{article_id}.md", dense_score=0.7)
+
+    reply = Reply(
+        text="Reset it yourself",
+        decision=Decision.ANSWER,
+        articles=(
+            hit("password-reset", "Reset a forgotten password", "Open the reset page."),
+            hit("mfa-reset", "Reset MFA <!here>", "Ask for a new MFA enrolment."),
+        ),
+        asks_feedback=True,
+    )
+
+    shown = json.dumps(as_payload(reply_blocks(reply, "slack:D1:1.0")))
+
+    assert "*Reset a forgotten password*" in shown and "Open the reset page." in shown
+    assert "Related: Reset MFA &lt;!here&gt; (`mfa-reset`)" in shown
+    assert "Ask for a new MFA enrolment." not in shown  # only the best passage is quoted

@@ -392,3 +392,58 @@ def test_the_fulfilment_team_and_the_requester_talk_in_the_requests_threads(
     assert answered.args["thread_ts"] == triage.response["ts"]
     bodies = [c.body for c in desk.tier0.tickets.comments(request.number, as_user=AGENT)]
     assert bodies[-2:] == ["Which team should own the mailbox?", "Legal, please"]
+
+
+def test_an_approval_whose_replica_died_after_the_commit_is_finished_by_the_next_click(
+    desk: SlackDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manager's decision is stored, then the replica dies before telling anyone:
+    clicking Approve again tells the requester and hands the request over, once."""
+    desk.command("catalog")
+    [opened] = desk.api.wait_for("views.open")
+    catalog = opened.response["view"]
+    vpn = next(b for b in catalog["blocks"] if b.get("block_id") == "item:vpn-access")
+    click_in_modal(desk, EMPLOYEE, catalog, {**vpn["accessory"], "block_id": vpn["block_id"]})
+    [turned] = desk.api.wait_for("views.update")
+    desk.submit_view(turned.response["view"], {"field:reason": "Working from home on Fridays"})
+    [approval_message] = posted_in(desk, MANAGER_DM, showing="catalog_approve")
+    [request] = desk.tier0.tickets.list_for_requester(EMPLOYEE)
+    approve = button(approval_message.args, "catalog_approve")
+
+    decide = CatalogService.decide
+    died: list[str] = []
+
+    def decided_then_died(self: CatalogService, *args: Any, **kwargs: Any) -> Any:
+        decided = decide(self, *args, **kwargs)
+        if not died:
+            died.append(decided.number)
+            raise RuntimeError("the replica died right after the decision was committed")
+        return decided
+
+    monkeypatch.setattr(CatalogService, "decide", decided_then_died)
+    desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, approve)
+    eventually(lambda: bool(died))
+    settled(desk)
+    assert desk.tier0.tickets.get(request.number).approval_state is ApprovalState.APPROVED
+    assert not [m for m in messages_to(desk, DM_CHANNEL) if "approved" in m["text"]]
+
+    # The manager clicks again: told it is decided, and what was missing goes out.
+    desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, approve)
+    sorry, told = desk.api.wait_for("chat.postEphemeral", count=2)
+    assert "went wrong" in sorry.args["text"]  # what the first click said as it died
+    assert "not waiting for an approval" in told.args["text"]
+    posted_in(desk, DM_CHANNEL, saying="approved your request")
+    posted_in(desk, DM_CHANNEL, saying=f"fulfilment ticket is *{request.number}*")
+    posted_in(desk, "it-triage", saying=request.number)
+    updates_of(desk, approval_message.response["ts"])
+
+    # And once only, however often it is clicked.
+    desk.click(MANAGER, as_shown(approval_message), MANAGER_DM, approve)
+    desk.api.wait_for("chat.postEphemeral", count=3)
+    settled(desk)
+    time.sleep(0.5)
+    texts = [m["text"] for m in messages_to(desk, DM_CHANNEL)]
+    assert len([t for t in texts if "approved your request" in t]) == 1
+    assert len([t for t in texts if "fulfilment ticket is" in t]) == 1
+    assert len(messages_to(desk, "it-triage")) == 1
+    assert len(desk.api.calls_to("chat.update")) == 1

@@ -29,10 +29,15 @@ def test_an_employee_asks_in_a_dm_and_gets_the_right_article_in_the_thread(
     assert reply.args["channel"] == DM_CHANNEL
     assert reply.args["thread_ts"] == "1700000001.000001"
     rendered = json.dumps(reply.args["blocks"])
+    # The card: the article's title, its best passage, where it comes from, the buttons.
+    assert "*Reset a forgotten Northwind password*" in rendered
+    assert "it.northwind.example/reset" in rendered  # the passage with the steps
     assert "Source: `password-reset`" in rendered
     solved = button(reply.args, "feedback_solved")
     need_help = button(reply.args, "feedback_need_help")
+    person = button(reply.args, "talk_to_person")
     assert solved["value"] == need_help["value"] == f"slack:{DM_CHANNEL}:1700000001.000001"
+    assert person["value"] == solved["value"]
     assert slack.tier0.tickets.list_for_requester(EMPLOYEE) == []
 
 

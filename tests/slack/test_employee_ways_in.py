@@ -21,6 +21,7 @@ from tests.slack.conftest import (
     button,
     eventually,
     serve_slack,
+    settled,
 )
 
 HELP_CHANNEL = "CHELP"
@@ -189,6 +190,17 @@ def test_talk_to_a_person_opens_a_ticket_and_pings_the_agents(
     assert ping.args["thread_ts"] == triage.response["ts"]
     assert f"<@{AGENT}>" in ping.args["text"] and f"<@{OTHER_AGENT}>" in ping.args["text"]
     assert ticket.number in ping.args["text"]
+
+    # Asking again (or Slack delivering the click again): one ticket, one ping.
+    slack.click(EMPLOYEE, as_shown(answer), DM_CHANNEL, button(answer.args, "talk_to_person"))
+    slack.api.wait_for("chat.update", count=2)
+    settled(slack)
+    time.sleep(0.5)
+    assert len(slack.tier0.tickets.list_for_requester(EMPLOYEE)) == 1
+    pings = [
+        p for p in slack.api.calls_to("chat.postMessage") if "needs someone now" in p.args["text"]
+    ]
+    assert len(pings) == 1
 
 
 def test_a_ticket_reaction_turns_a_help_channel_message_into_a_ticket_for_its_author(

@@ -8,10 +8,24 @@ import json
 import time
 from datetime import timedelta
 
+from bot.slack.inbox import InboxState
+from bot.slack.sends import SLACK_RETRY_POLICY
 from knowledge.feedback import ArticleFeedbackLog
+from tests.conftest import TEST_BOT_TOKEN
 from tests.fake_slack import SlackCall
-from tests.slack.conftest import DM_CHANNEL, EMPLOYEE, SlackDesk, as_shown, button, eventually
-from tickets.outbox import OutboxStatus, RetryPolicy, list_messages
+from tests.slack.conftest import (
+    DM_CHANNEL,
+    EMPLOYEE,
+    SlackDesk,
+    as_shown,
+    button,
+    eventually,
+    posted_in,
+    settled,
+)
+from tickets.delivery import OutboxDelivery, SlackSender, make_slack_client
+from tickets.models import utc_now
+from tickets.outbox import OutboxChannel, OutboxStatus, RetryPolicy, list_messages
 
 QUESTIONS = {
     "1700000501.000001": "i forgot my password, how do i reset it",
@@ -77,6 +91,52 @@ def test_slack_answering_500_then_429_loses_nothing_and_sends_everything_once(
     assert len(triage_posts) == 1 and ticket.number in triage_posts[0].args["text"]
     eventually(lambda: slack.tier0.tickets.get(ticket.number).triage_ts is not None)
     assert slack.tier0.tickets.get(ticket.number).triage_ts == triage_posts[0].response["ts"]
+
+
+def test_a_minute_long_outage_under_the_real_retry_policy_loses_nothing(
+    slack: SlackDesk,
+) -> None:
+    """The outage lasts a minute of the outbox's clock (500s, then 429s asking to wait),
+    retried under the desk's own policy (no shortened delays): nothing goes dead, and
+    once Slack is back every message is delivered, once."""
+    slack.api.fail_with(500, "internal_error")
+    events = {f"EvMINUTE{n}": ts for n, ts in enumerate(QUESTIONS)}
+    for (event_id, ts), question in zip(events.items(), QUESTIONS.values(), strict=True):
+        status, _ = slack.direct_message(question, ts=ts, event_id=event_id)
+        assert status == 200
+    eventually(lambda: all(slack.service.inbox.state_of(e) is InboxState.DONE for e in events))
+    owed = slack.service.sends.pending()
+    assert owed >= len(QUESTIONS)
+
+    # The worker's delivery, on a clock that runs through the minute in 5-second steps.
+    start = utc_now()
+    now = [start]
+    worker = OutboxDelivery(
+        slack.tier0.session_factory,
+        {OutboxChannel.SLACK: SlackSender(make_slack_client(TEST_BOT_TOKEN, slack.api.base_url))},
+        policy=SLACK_RETRY_POLICY,
+        clock=lambda: now[0],
+    )
+    for second in range(0, 61, 5):
+        now[0] = start + timedelta(seconds=second)
+        if second == 30:
+            slack.api.fail_with(429, "ratelimited", retry_after=20)
+        worker.deliver_all_due()
+    assert slack.api.calls_to("chat.postMessage") == []
+    assert slack.service.sends.pending() == owed
+    assert not list_messages(slack.tier0.session_factory, status=OutboxStatus.DEAD)
+
+    slack.api.recover()
+    now[0] = start + timedelta(minutes=5)  # past every backoff the minute ran up
+    worker.deliver_all_due()
+    settled(slack)
+    time.sleep(0.5)
+    posts = slack.api.calls_to("chat.postMessage")
+    assert len(posts) == owed
+    keys = [call.args["metadata"]["event_payload"]["outbox_key"] for call in posts]
+    assert len(keys) == len(set(keys)), "a message reached Slack twice"
+    for ts in QUESTIONS:
+        assert replies_in(slack, ts)
 
 
 def test_replies_in_one_thread_reach_slack_in_the_order_they_were_written(
@@ -152,3 +212,29 @@ def test_an_owner_slack_does_not_know_is_skipped_and_the_ticket_still_opens(
         lambda: any(ticket.number in c.args["text"] for c in replies_in(slack, "1700000521.000001"))
     )
     assert not [c for c in slack.api.calls_to("chat.postMessage") if c.args["channel"][0] == "U"]
+
+
+def test_an_article_owner_is_told_after_a_slack_outage_not_forgotten(slack: SlackDesk) -> None:
+    """The owner given by email is looked up when the DM is delivered: a lookup that
+    fails because Slack is down is retried with the message."""
+    quick_retries(slack)
+    slack.api.users_by_email["it-network@northwind.example"] = "UNETOWNER"
+    slack.direct_message("how do i connect to the vpn from home", ts="1700000522.000001")
+    [answer] = slack.api.wait_for("chat.postMessage")
+
+    slack.api.fail_with(500, "internal_error")
+    slack.click(EMPLOYEE, as_shown(answer), DM_CHANNEL, button(answer.args, "feedback_need_help"))
+    eventually(lambda: len(slack.tier0.tickets.list_for_requester(EMPLOYEE)) == 1)
+    refused = slack.api.refused_calls
+    eventually(lambda: slack.api.refused_calls > refused + 3)  # lookups and posts refused
+    assert not [
+        c for c in slack.api.calls_to("chat.postMessage") if c.args["channel"] == "UNETOWNER"
+    ]
+
+    slack.api.recover()
+    [ticket] = slack.tier0.tickets.list_for_requester(EMPLOYEE)
+    [dm] = posted_in(slack, "UNETOWNER")
+    assert ticket.number in dm.args["text"] and "Connect to Northwind VPN" in dm.args["text"]
+    settled(slack)
+    time.sleep(0.5)
+    assert len(posted_in(slack, "UNETOWNER")) == 1

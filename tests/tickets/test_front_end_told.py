@@ -3,8 +3,13 @@ second copy of the same news; the same change made elsewhere still tells them.""
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy.orm import Session
+
 from tests.tickets.conftest import Desk, open_incident
+from tickets.models import IdempotencyKey, utc_now
 from tickets.notifications import NotificationKind
+from tickets.service import TicketView
 
 
 def requester_news(desk: Desk) -> list[NotificationKind]:
@@ -50,3 +55,33 @@ def test_a_secret_in_a_relayed_reply_still_brings_the_rotate_notice(desk: Desk) 
     )
 
     assert NotificationKind.SECRET_REDACTED in requester_news(desk)
+
+
+def test_a_front_ends_work_in_the_changes_transaction_commits_and_rolls_back_with_it(
+    desk: Desk,
+) -> None:
+    """`then=` runs in the change's transaction: what it writes exists exactly when the
+    change does, and its failure undoes the change."""
+    ticket = open_incident(desk)
+    seen: list[tuple[str, str | None]] = []
+
+    def fails(session: Session, changed: TicketView) -> None:
+        seen.append((changed.status.value, changed.assignee))
+        raise OSError("the front end's write failed")
+
+    with pytest.raises(OSError):
+        desk.tickets.claim(ticket.number, "ann", then=fails)
+    assert seen == [("in_progress", "ann")]  # it saw the change, in its transaction
+    assert desk.tickets.get(ticket.number).assignee is None  # which rolled back
+
+    def writes_a_note(session: Session, changed: TicketView) -> None:
+        session.add(
+            IdempotencyKey(
+                key=f"front-end:{changed.number}", ticket_id=changed.id, created_at=utc_now()
+            )
+        )
+
+    desk.tickets.claim(ticket.number, "ann", then=writes_a_note)
+    with desk.tickets.session_factory() as session:
+        assert session.get(IdempotencyKey, f"front-end:{ticket.number}") is not None
+    assert desk.tickets.get(ticket.number).assignee == "ann"
