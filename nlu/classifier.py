@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.svm import LinearSVC
 
 from nlu.embedding import Embedder
 from nlu.features import DEFAULT_NGRAMS, LexicalFeatures, NgramSpec
@@ -436,6 +435,8 @@ def _fit(
     lexical = (
         LexicalFeatures.fit(texts, config.ngrams, min_df=config.min_df) if config.lexical else None
     )
+    from sklearn.svm import LinearSVC  # only to train: answering needs no scikit-learn
+
     design = _design_matrix(vectors, texts, lexical, config)
     model = LinearSVC(C=config.regularization, class_weight="balanced", max_iter=5000)
     model.fit(design, targets)

@@ -7,14 +7,14 @@ seen. Persisted as plain vocabularies and IDF arrays, so a model loads without p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,49 @@ DEFAULT_NGRAMS = (NgramSpec("word", 1, 2), NgramSpec("char_wb", 2, 5))
 _TOKEN_PATTERN = r"(?u)\b\w+\b"  # single-letter words count too ("a", "i", "2")
 
 
-def _counter(spec: NgramSpec, vocabulary: dict[str, int] | None = None) -> CountVectorizer:
-    return CountVectorizer(
-        analyzer=spec.analyzer,
-        ngram_range=(spec.low, spec.high),
-        lowercase=True,
-        token_pattern=_TOKEN_PATTERN if spec.analyzer == "word" else None,
-        vocabulary=vocabulary,
-        dtype=np.float32,
-    )
+_WORD = re.compile(_TOKEN_PATTERN)
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _word_ngrams(low: int, high: int) -> Callable[[str], list[str]]:
+    """scikit-learn's "word" analyzer (lower case, `_TOKEN_PATTERN`), n-grams low..high."""
+
+    def analyze(text: str) -> list[str]:
+        words = _WORD.findall(text.lower())
+        grams = list(words) if low == 1 else []
+        for n in range(max(low, 2), min(high, len(words)) + 1):
+            grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+        return grams
+
+    return analyze
+
+
+def _char_wb_ngrams(low: int, high: int) -> Callable[[str], list[str]]:
+    """scikit-learn's "char_wb" analyzer: character n-grams inside space-padded words."""
+
+    def analyze(text: str) -> list[str]:
+        grams = []
+        for word in _WHITE_SPACES.sub(" ", text.lower()).split():
+            padded = f" {word} "
+            for n in range(low, high + 1):
+                offset = 0
+                grams.append(padded[offset : offset + n])
+                while offset + n < len(padded):
+                    offset += 1
+                    grams.append(padded[offset : offset + n])
+                if offset == 0:  # the word is shorter than n: one n-gram is all of it
+                    break
+        return grams
+
+    return analyze
+
+
+def _analyzer(spec: NgramSpec) -> Callable[[str], list[str]]:
+    if spec.analyzer == "word":
+        return _word_ngrams(spec.low, spec.high)
+    if spec.analyzer == "char_wb":
+        return _char_wb_ngrams(spec.low, spec.high)
+    raise ValueError(f"unknown n-gram analyzer {spec.analyzer!r}")
 
 
 class LexicalFeatures:
@@ -55,12 +89,7 @@ class LexicalFeatures:
         self.specs = tuple(specs)
         self._vocabularies = [dict(v) for v in vocabularies]
         self._idfs = [np.asarray(idf, dtype=np.float32) for idf in idfs]
-        # sklearn's own analyzers (lower-casing, token pattern, n-grams), so the n-grams
-        # are exactly those TfidfVectorizer learnt; the counting is done here (`transform`).
-        self._analyzers = [
-            _counter(spec, vocabulary).build_analyzer()
-            for spec, vocabulary in zip(specs, vocabularies, strict=True)
-        ]
+        self._analyzers = [_analyzer(spec) for spec in self.specs]
         self._offsets = np.cumsum([0] + [len(v) for v in self._vocabularies])
 
     @property
@@ -71,6 +100,8 @@ class LexicalFeatures:
     def fit(
         cls, texts: Sequence[str], specs: Sequence[NgramSpec] = DEFAULT_NGRAMS, min_df: int = 1
     ) -> LexicalFeatures:
+        from sklearn.feature_extraction.text import TfidfVectorizer  # only to fit
+
         vocabularies, idfs = [], []
         for spec in specs:
             tfidf = TfidfVectorizer(
@@ -109,6 +140,8 @@ class LexicalFeatures:
                     continue
                 columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
                 tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+                in_order = np.argsort(columns)  # CSR rows with sorted column indices
+                columns, tf = columns[in_order], tf[in_order]
                 # sublinear tf, as TfidfVectorizer's, times each n-gram's idf
                 weights = (1.0 + np.log(tf)) * idf[columns]
                 weights /= np.sqrt(np.dot(weights, weights))

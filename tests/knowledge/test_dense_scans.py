@@ -1,6 +1,9 @@
-"""The exact dense search that scans float16 codes first answers as the full float scan."""
+"""The exact dense search that scans float16 codes first answers as the full float scan,
+and edits to such an index reach readers and survive a restart."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -8,8 +11,10 @@ import numpy.typing as npt
 import pytest
 
 from knowledge import index as index_module
+from knowledge.articles import Article
 from knowledge.chunking import Chunk
-from knowledge.index import ExactScan, KnowledgeIndex, QuantizedExactScan, Segment
+from knowledge.index import ExactScan, KnowledgeIndex, QuantizedExactScan, Segment, build_index
+from tests.nlu.fake_embedder import HashingEmbedder
 
 
 def clustered(count: int, dimension: int, seed: int) -> npt.NDArray[np.float32]:
@@ -77,3 +82,47 @@ def test_a_large_exact_index_searches_as_the_plain_scan(monkeypatch: pytest.Monk
     assert not scanned.approximate
     for query in clustered(20, 32, seed=4):
         assert scanned.search(query, limit=10) == plain.search(query, limit=10)
+
+
+def test_edits_saved_by_one_process_reach_a_reader_of_a_float16_scanned_index(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(index_module, "QUANTIZED_SCAN_FROM", 100)
+    embedder = HashingEmbedder()
+    topics = ["vpn", "printer", "laptop", "badge", "mailbox", "wifi", "monitor", "zoom"]
+    articles = [
+        Article(
+            f"kb-{n}",
+            f"Fix the {topics[n % 8]} issue {n}",
+            f"## Steps\nRestart the {topics[n % 8]} number {n}.\n\n## Still stuck\nAsk the desk.",
+            Path(f"kb-{n}.md"),
+        )
+        for n in range(80)
+    ]
+    writer = build_index(articles, embedder, "hashing")
+    assert isinstance(writer._snapshot.base.dense, QuantizedExactScan)
+    writer.save(tmp_path)
+    reader = KnowledgeIndex.load(tmp_path)
+    assert reader is not None
+
+    edited = Article(
+        "kb-7", "Fix the printer issue 7", "Toner smudges: swap the drum.", articles[7].path
+    )
+    moved = Article("kb-8", articles[8].title, articles[8].body, Path("archive/kb-8.md"))
+    writer.apply_changes([edited, moved], retirements=["kb-9"], embedder=embedder)
+    writer.save(tmp_path)
+
+    question = "toner smudges drum"
+    hits = reader.search(embedder.embed([question])[0], limit=3, query_text=question)
+    assert hits[0].article_id == "kb-7"  # the reader followed CURRENT to the new build
+    assert reader.article_paths["kb-8"] == "archive/kb-8.md"
+    assert "kb-9" not in reader.article_fingerprints
+    restarted = KnowledgeIndex.load(tmp_path)
+    assert restarted is not None
+    assert restarted.article_fingerprints == writer.article_fingerprints
+    assert restarted.article_paths == writer.article_paths
+    for text in (question, "restart the vpn", "badge number 12"):
+        vector = embedder.embed([text])[0]
+        assert restarted.search(vector, limit=5, query_text=text) == writer.search(
+            vector, limit=5, query_text=text
+        )
