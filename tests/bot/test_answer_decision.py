@@ -119,6 +119,10 @@ def test_the_wording_says_whether_someone_is_asked_to_act() -> None:
     assert asking["names_device"] == 1.0
     wondering = cues("how do I add a second monitor?")
     assert wondering["question_phrasing"] == 1.0 and wondering["asks_someone_to_act"] == 0.0
+    ordering = cues("please reset the password for my colleague, she is next to me")
+    assert ordering["asks_someone_to_act"] == 1.0
+    assert cues("vpn from home please")["asks_someone_to_act"] == 0.0
+    assert cues("please help, how do i connect to the vpn")["asks_someone_to_act"] == 0.0
     assert cues("printer on the 2nd floor is smoking")["physical_damage"] == 1.0
     assert cues("printer on the 2nd floor is offline")["physical_damage"] == 0.0
 
@@ -138,3 +142,21 @@ def test_a_damaged_calibration_falls_back_to_the_shipped_one(tier0: Tier0) -> No
     index.calibration = {"features": ["something else"], "weights": [], "bias": 0}
 
     assert answer_calibration(index) == load_calibration()
+
+
+def test_the_knowledge_decision_alone_is_the_one_respond_takes(tier0: Tier0) -> None:
+    # What front ends with their own dialogue (Rasa's action_search_knowledge) ask for.
+    for text in (
+        "my vpn keeps disconnecting every hour",
+        "the whole office network is down",
+        "how do i configure terraform remote state in s3",
+    ):
+        outcome, hits = tier0.assistant.knowledge_decision(text)
+        reply = ask(tier0, text, key=f"console:dana:{text}")
+        assert outcome.value == reply.decision.value, text
+        if outcome is Outcome.ANSWER:
+            assert hits[0].article_id == reply.articles[0].article_id
+
+    tier0.assistant.calibration = leaning_to(Outcome.TICKET)
+    outcome, _ = tier0.assistant.knowledge_decision("my vpn keeps disconnecting every hour")
+    assert outcome is Outcome.TICKET  # the model decides, not a threshold on a score
