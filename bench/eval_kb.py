@@ -2,10 +2,12 @@
 
 For each knowledge base (the bundled sample, and the public it-kb in ../shared/data) it
 prints Hit@1, Hit@3 and MRR on answerable questions for dense only, BM25 only, the two
-fused (weighted score and reciprocal-rank fusion) and the fused ranking with the titles'
-re-rank the assistant uses, then the decision the assistant takes (dry run) on every
-question: answer / escalate / ticket, 5-fold cross-validated on the dev sets, and on the
-held-out questions (bench/data/*_heldout.yml) with the calibration fitted on the dev sets.
+fused (weighted score and reciprocal-rank fusion), the fused ranking re-ranked by the
+titles' words, and by their words and meaning (knowledge/ranking.py, what the assistant
+uses), then the decision the assistant takes (dry run) on every question: answer /
+escalate / ticket (or a service-catalog offer, scored as Asked.right says), 5-fold
+cross-validated on the dev sets, and on the held-out questions (bench/data/*_heldout.yml)
+with the calibration fitted on the dev sets.
 """
 
 from __future__ import annotations

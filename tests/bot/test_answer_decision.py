@@ -160,3 +160,11 @@ def test_the_knowledge_decision_alone_is_the_one_respond_takes(tier0: Tier0) -> 
     tier0.assistant.calibration = leaning_to(Outcome.TICKET)
     outcome, _ = tier0.assistant.knowledge_decision("my vpn keeps disconnecting every hour")
     assert outcome is Outcome.TICKET  # the model decides, not a threshold on a score
+
+
+def test_asking_how_tickets_are_opened_is_a_question_not_a_ticket(tier0: Tier0) -> None:
+    asking_how = ask(tier0, "how do i open a ticket with the it service desk?", "console:dana:7")
+    assert asking_how.decision is not Decision.TICKET
+
+    asking_for_one = ask(tier0, "open a ticket: the printer on floor 2 is jammed", "console:dana:8")
+    assert asking_for_one.decision is Decision.TICKET
