@@ -66,15 +66,12 @@ _QUESTION = re.compile(
     r"am i|do|does|did|should|any|anyone know)\b|\?",
     re.IGNORECASE,
 )
-# "can you…", "I need someone to…", "call me", or an order that opens with "please"
-# ("please reset the password for my colleague"): the employee wants someone to act. A
-# trailing or bare "please" is only politeness ("vpn from home please" is a question),
-# and "please help" asks for anything at all.
+# "can you…", "I need someone to…", "call me": the employee wants someone to act (a bare
+# "please" is only politeness: "vpn from home please" is still a question).
 _ASKS_SOMEONE = re.compile(
     r"\b(can|could|would|will) (you|u|someone|somebody|anyone|it)\b|"
     r"\b(i|we) need (you|someone|somebody|a person|a human|an agent)\b|"
-    r"\b(someone|somebody) (to|should|needs? to|has to)\b|\b(call|ring) me\b|"
-    r"^\s*(please|pls|plz|kindly)\s+(?!help\b)\w",
+    r"\b(someone|somebody) (to|should|needs? to|has to)\b|\b(call|ring) me\b",
     re.IGNORECASE,
 )
 # Damage no article repairs.
