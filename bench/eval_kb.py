@@ -2,10 +2,12 @@
 
 For each knowledge base (the bundled sample, and the public it-kb in ../shared/data) it
 prints Hit@1, Hit@3 and MRR on answerable questions for dense only, BM25 only, the two
-fused (weighted score and reciprocal-rank fusion) and the fused ranking with the titles'
-re-rank the assistant uses, then the decision the assistant takes (dry run) on every
-question: answer / escalate / ticket, 5-fold cross-validated on the dev sets, and on the
-held-out questions (bench/data/*_heldout.yml) with the calibration fitted on the dev sets.
+fused (weighted score and reciprocal-rank fusion), the fused ranking re-ranked by the
+titles' words, and by their words and meaning (knowledge/ranking.py, what the assistant
+uses), then the decision the assistant takes (dry run) on every question: answer /
+escalate / ticket (or a service-catalog offer, scored as Asked.right says), 5-fold
+cross-validated on the dev sets, and on the held-out questions (bench/data/*_heldout.yml)
+with the calibration fitted on the dev sets.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from nlu.understanding import Interpreter, Understanding  # noqa: E402
 # How hard the decision model is pulled towards zero weights: the dev sets hold a few
 # hundred questions for 18 features, so it is kept fairly strong.
 C_REGULARISATION = 1.0
+DECISION_COLUMNS = f"{'answer':>6s} {'escal.':>6s} {'ticket':>6s} {'right':>6s} {'catalog':>7s}"
 
 
 def shared_data() -> Path:
@@ -271,14 +274,10 @@ def evaluate_decisions(
                     decide(assistant, [items[i] for i in test if items[i].kb == name])
             final[mode] = items
         for dev in sets:
-            print(
-                f"\n  {dev.name:22s} {'answer':>6s} {'escal.':>6s} {'ticket':>6s} {'right':>6s} {'catalog':>7s}"
-            )
+            print(f"\n  {dev.name:22s} {DECISION_COLUMNS}")
             for mode, items in final.items():
                 print(decision_table(f"{mode.value}", [i for i in items if i.kb == dev.name]))
-        print(
-            f"\n  {'both, pooled':22s} {'answer':>6s} {'escal.':>6s} {'ticket':>6s} {'right':>6s}"
-        )
+        print(f"\n  {'both, pooled':22s} {DECISION_COLUMNS}")
         for mode, items in final.items():
             print(decision_table(f"{mode.value}", items))
 
@@ -300,9 +299,7 @@ def evaluate_decisions(
         shipped = fit_calibration(hybrid, "bench/eval_kb.py: both dev sets, hybrid")
         if held_out:
             print("\n  held out (never tuned on; calibration fitted on all dev questions, hybrid)")
-            print(
-                f"  {'':22s} {'answer':>6s} {'escal.':>6s} {'ticket':>6s} {'right':>6s} {'catalog':>7s}"
-            )
+            print(f"  {'':22s} {DECISION_COLUMNS}")
             unseen: list[Asked] = []
             for dev in held_out:
                 assistant = assistants[dev.name]

@@ -255,7 +255,7 @@ class Assistant:
             intent = FALLBACK_INTENT
         # Said in so many words: no article is offered instead of the ticket asked for.
         forced_ticket = False
-        if intent in SEARCH_INTENTS and _EXPLICIT_TICKET_REQUEST.search(text):
+        if intent in SEARCH_INTENTS and _asks_for_a_ticket(text):
             intent = "open_ticket"  # "open a ticket: <the problem>" is a wish, not a question
             forced_ticket = True
 
@@ -348,7 +348,7 @@ class Assistant:
         understanding = self.interpreter.understand(text)
         intent = understanding.intent.name
         forced_ticket = intent in SEARCH_INTENTS and bool(
-            _EXPLICIT_TICKET_REQUEST.search(text) or _reports_an_outage(text)
+            _asks_for_a_ticket(text) or _reports_an_outage(text)
         )
         return self._choose(intent, understanding, forced_ticket)
 
@@ -655,6 +655,15 @@ _EXPLICIT_TICKET_REQUEST = re.compile(
     r"\b(open|create|raise|file|log|submit|make)\b[\w\s]{0,15}?\b(ticket|incident|case)\b",
     re.IGNORECASE,
 )
+
+
+# "how do I open a ticket in ServiceNow?" asks about the desk's process (an article may
+# answer it); "open a ticket: the printer is jammed" asks for one.
+_ASKS_HOW = re.compile(r"^\s*(how|where|what|when|who|which)\b", re.IGNORECASE)
+
+
+def _asks_for_a_ticket(text: str) -> bool:
+    return bool(_EXPLICIT_TICKET_REQUEST.search(text)) and not _ASKS_HOW.search(text)
 
 
 # "for everyone", "the whole office", "nobody on the 4th floor": a problem many people

@@ -138,3 +138,31 @@ def test_a_damaged_calibration_falls_back_to_the_shipped_one(tier0: Tier0) -> No
     index.calibration = {"features": ["something else"], "weights": [], "bias": 0}
 
     assert answer_calibration(index) == load_calibration()
+
+
+def test_the_knowledge_decision_alone_is_the_one_respond_takes(tier0: Tier0) -> None:
+    # What front ends with their own dialogue (Rasa's action_search_knowledge) ask for.
+    for text in (
+        "my vpn keeps disconnecting every hour",
+        "the whole office network is down",
+        "how do i configure terraform remote state in s3",
+    ):
+        outcome, hits = tier0.assistant.knowledge_decision(text)
+        reply = ask(tier0, text, key=f"console:dana:{text}")
+        assert outcome.value == reply.decision.value, text
+        if outcome is Outcome.ANSWER:
+            assert hits[0].article_id == reply.articles[0].article_id
+
+    tier0.assistant.calibration = leaning_to(Outcome.TICKET)
+    outcome, _ = tier0.assistant.knowledge_decision("my vpn keeps disconnecting every hour")
+    assert outcome is Outcome.TICKET  # the model decides, not a threshold on a score
+
+
+def test_asking_how_tickets_are_opened_is_a_question_not_a_ticket(tier0: Tier0) -> None:
+    # A model that would answer anything: only a rule could still force the ticket.
+    # (An order to open one is test_assistant_conversations' "please open a ticket, …".)
+    tier0.assistant.calibration = leaning_to(Outcome.ANSWER)
+
+    asking_how = ask(tier0, "how do i open a servicenow ticket or live chat with it")
+
+    assert asking_how.decision is Decision.ANSWER

@@ -197,6 +197,23 @@ def test_search_knowledge_says_so_when_no_article_fits(action_server: ActionServ
     assert slots_set(result) == {"kb_article": None}
 
 
+def test_search_knowledge_decides_as_the_assistant_that_a_person_must_act(
+    action_server: ActionServer,
+) -> None:
+    # An outage matches the network articles' words, but no article fixes it: tier0's
+    # assistant opens a ticket at once, and the action says a person is needed.
+    status, result = post(
+        action_server,
+        action_call("action_search_knowledge", "the wifi is down for everyone on our floor"),
+    )
+
+    assert status == 200
+    [response] = result["responses"]
+    assert "needs someone from the IT team" in response["text"]
+    assert "Source:" not in response["text"]
+    assert slots_set(result) == {"kb_article": None}
+
+
 def test_open_ticket_keeps_the_conversation_and_is_not_doubled_by_a_retry(
     action_server: ActionServer,
 ) -> None:
