@@ -11,7 +11,11 @@ examples, so a confidence means what it says.
 the top two intents are too close to call, the intent becomes `nlu_fallback`. Both
 thresholds are tuned on the held-back examples (a wrong answer costs as much as a right
 one gains; an "I don't know" costs nothing) and saved with the model. An out-of-scope
-intent in the data (`out_of_scope`, `oos`) is learnt like any other and answered as is.
+intent in the data (`out_of_scope`, `oos`) is learnt like any other and answered as is;
+with `ClassifierConfig.min_out_of_scope_recall` the thresholds instead catch at least
+that share of the held-back out-of-scope examples with the most in-scope ones right, and
+the whole accuracy/recall curve is kept in the training report. Examples kept apart from
+the training data (a validation split) can replace the held-back fold (`validation=`).
 """
 
 from __future__ import annotations
