@@ -4,8 +4,8 @@ Answering processes look for the oldest events still waiting many times a second
 (`SlackInbox.claim_waiting`); (state, received_at) answers that without sorting the
 rest of the inbox.
 
-Revision ID: 0008_slack_acks
-Revises: 0007_slack_outbox_thread_order
+Revision ID: 0009_slack_acks
+Revises: 0008_report
 Create Date: 2026-11-27
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008_slack_acks"
-down_revision: str | None = "0007_slack_outbox_thread_order"
+revision: str = "0009_slack_acks"
+down_revision: str | None = "0008_report"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
