@@ -12,7 +12,7 @@
 Everything is aggregated by the database, one statement per table read (questions,
 tickets, SLA clocks, ratings), so a report over millions of rows stays fast; grouping is
 by team, category or week (ISO weeks on PostgreSQL; on SQLite its ``%W`` weeks, counted
-from the year's first Monday, so the two label a week differently around New Year).
+from the year's first Monday: the two can number the same week differently).
 """
 
 from __future__ import annotations
