@@ -9,8 +9,10 @@
 * **reopen rate**: resolved tickets reopened at least once / resolved tickets;
 * **backlog**: tickets open now; **CSAT**: mean score and share of 4s and 5s.
 
-Everything is one aggregate query per figure, computed by the database, so a report over
-millions of rows stays fast; grouping is by team, category or ISO week.
+Everything is aggregated by the database, one statement per table read (questions,
+tickets, SLA clocks, ratings), so a report over millions of rows stays fast; grouping is
+by team, category or week (ISO weeks on PostgreSQL; on SQLite its ``%W`` weeks, counted
+from the year's first Monday: the two can number the same week differently).
 """
 
 from __future__ import annotations

@@ -20,11 +20,15 @@ from tests.notifications.conftest import FakeClock
 from tickets import create_store_engine, make_session_factory
 from tickets.delivery import InDoubtMail, OutboxDelivery, SmtpSender, SmtpSettings
 from tickets.outbox import (
+    LeaseLost,
     OutboxChannel,
     OutboxEntry,
     OutboxStatus,
+    RetryPolicy,
+    claim_due,
     enqueue_email,
     list_messages,
+    record_handover,
     retry_dead,
 )
 
@@ -226,3 +230,29 @@ def test_a_refusal_at_the_end_of_the_content_is_an_answer_not_a_doubt(
     clock.advance(minutes=1)
     assert worker.deliver_due().delivered == 1
     assert len(smtp_server.wait_for(1)) == 1
+
+
+def test_a_worker_that_lost_its_lease_stops_before_the_content_goes_out(
+    session_factory: sessionmaker[Session], smtp_server: LocalSmtpServer, clock: FakeClock
+) -> None:
+    owe_mail(session_factory, clock)
+    policy = RetryPolicy()
+    [stale] = claim_due(session_factory, worker="slow", now=clock(), policy=policy)
+    clock.advance(minutes=10)  # "slow" stalled past its lease; "fast" takes the message over
+    fast = OutboxDelivery(
+        session_factory,
+        {OutboxChannel.EMAIL: sender(smtp_server, in_doubt=InDoubtMail.HOLD)},
+        clock=clock,
+        worker="fast",
+    )
+    assert fast.deliver_due().delivered == 1
+
+    def slow_hands_over(ref: str) -> None:
+        record_handover(session_factory, stale, worker="slow", now=clock(), ref=ref)
+
+    with pytest.raises(LeaseLost):
+        sender(smtp_server, in_doubt=InDoubtMail.HOLD).deliver(
+            stale, record_handover=slow_hands_over
+        )
+    assert len(smtp_server.wait_for(1)) == 1
+    assert the_message(session_factory).status is OutboxStatus.DELIVERED
