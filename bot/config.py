@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, alias="TIER0_WORKER_AUTO_CLOSE_INTERVAL"
     )
     worker_in_run: bool = Field(default=True, alias="TIER0_WORKER_IN_RUN")
+    # How long a handled Slack event is remembered (to recognise Slack's retries of it, which
+    # stop within minutes); the worker forgets older ones so the inbox does not grow forever.
+    slack_inbox_retention_days: int = Field(
+        default=7, ge=1, alias="TIER0_SLACK_INBOX_RETENTION_DAYS"
+    )
 
     @field_validator("kb_base_url")
     @classmethod
