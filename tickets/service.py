@@ -1580,7 +1580,6 @@ class TicketService:
         return self._enforce_roles if enforce_roles is None else enforce_roles
 
 
-@cache
 def _finished(session: Session, ticket: Ticket, then: InTransaction | None) -> TicketView:
     """The changed ticket's snapshot, after the caller's work in the same transaction."""
     session.flush()
@@ -1590,6 +1589,7 @@ def _finished(session: Session, ticket: Ticket, then: InTransaction | None) -> T
     return view
 
 
+@cache
 def _clock_insert(count: int) -> Insert:
     """One INSERT of ``count`` clocks (parameters ``kind_0``, ``kind_1``, …), built once."""
     return insert(cast(Table, SlaClock.__table__)).values(
