@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import BUNDLED_KB_DIR, Settings
+from bot.slack.inbox import SlackInbox
 from bot.slack.sla_alerts import sla_checks_told_in_threads
 from tickets.delivery import (
     InDoubtMail,
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 # How often the worker looks for articles past their review date. Each owner still gets
 # at most one reminder a day: the outbox keeps one message per owner and day.
 STALE_REVIEW_INTERVAL = 3600.0
+# How often the worker forgets Slack events handled longer ago than the retention period.
+INBOX_CLEANUP_INTERVAL = 3600.0
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings | None:
@@ -97,9 +100,26 @@ def build_scheduler(
             ),
             Job("auto-close", settings.worker_auto_close_interval, tickets.auto_close_resolved),
             *stale_review_jobs(settings, session_factory, clock),
+            slack_inbox_cleanup_job(settings, session_factory, clock),
             *extra_jobs,
         ]
     )
+
+
+def slack_inbox_cleanup_job(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime] = utc_now,
+) -> Job:
+    """Forget the Slack events handled more than TIER0_SLACK_INBOX_RETENTION_DAYS ago."""
+    inbox = SlackInbox(session_factory)
+    retention = timedelta(days=settings.slack_inbox_retention_days)
+
+    def forget() -> str | None:
+        forgotten = inbox.forget_before(clock() - retention)
+        return f"forgot {forgotten} handled Slack events" if forgotten else None
+
+    return Job("slack inbox cleanup", INBOX_CLEANUP_INTERVAL, forget)
 
 
 def stale_review_jobs(

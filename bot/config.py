@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from knowledge.articles import link_problem
 
 BUNDLED_KB_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "sample_kb"
 
@@ -17,6 +19,9 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".tier0"), alias="TIER0_HOME")
     database_url: str | None = Field(default=None, alias="TIER0_DATABASE_URL")
     kb_dir: Path | None = Field(default=None, alias="TIER0_KB_DIR")
+    # Where the knowledge folder is published (a wiki, a Git host): an article without its
+    # own `url` links to this followed by its path in the folder.
+    kb_base_url: str | None = Field(default=None, alias="TIER0_KB_BASE_URL")
     nlu_data: Path | None = Field(default=None, alias="TIER0_NLU_DATA")
     triage_channel: str = Field(default="it-triage", alias="TIER0_TRIAGE_CHANNEL")
     # Where article drafts made from resolved tickets wait for an editor to publish them.
@@ -58,6 +63,20 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, alias="TIER0_WORKER_AUTO_CLOSE_INTERVAL"
     )
     worker_in_run: bool = Field(default=True, alias="TIER0_WORKER_IN_RUN")
+    # How long a handled Slack event is remembered (to recognise Slack's retries of it, which
+    # stop within minutes); the worker forgets older ones so the inbox does not grow forever.
+    slack_inbox_retention_days: int = Field(
+        default=7, ge=1, alias="TIER0_SLACK_INBOX_RETENTION_DAYS"
+    )
+
+    @field_validator("kb_base_url")
+    @classmethod
+    def _kb_base_url_is_a_link(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        problem = link_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(f"TIER0_KB_BASE_URL {value!r} {problem}")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -6,8 +6,9 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import yaml
 
@@ -22,6 +23,8 @@ _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*(?:\n|\Z)(?P<body>.*
 _ARTICLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Characters that would end or split a Slack link `<url|title>`, or are not in a URL at all.
+_NOT_IN_A_LINK = re.compile(r"[\s<>|\"\x00-\x1f\x7f]")
 
 
 class ArticleError(ValueError):
@@ -42,6 +45,7 @@ class Article:
     audience: str | None = None
     review_by: str | None = None  # ISO date after which the owner should review it
     questions: tuple[str, ...] = ()  # golden questions this article must answer first
+    url: str | None = None  # where employees read the whole article (intranet, wiki)
     # The file exactly as the editor wrote it, kept as a version in the store.
     source: str = field(default="", compare=False, hash=False, repr=False)
 
@@ -115,6 +119,7 @@ def parse_article(text: str, path: Path) -> Article:
         audience=_text_field(meta, "audience", path),
         review_by=_date_field(meta, "review_by", path),
         questions=_questions(meta, path),
+        url=_url_field(meta, path),
         source=text.strip() + "\n",
     )
 
@@ -128,6 +133,41 @@ def _owner(meta: dict[str, Any], path: Path) -> str | None:
             f"{path}: owner {owner!r} must be a Slack user id (U012ABCDEF) or an email address"
         )
     return owner
+
+
+def link_problem(url: str) -> str | None:
+    """Why `url` cannot be shown as a link (None: it can): only http(s) addresses, and
+    none with the characters that would break out of Slack's `<url|title>`."""
+    if _NOT_IN_A_LINK.search(url):
+        return "must not contain spaces, quotes, '<', '>' or '|'"
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return "must be an http:// or https:// address"
+    return None
+
+
+def _url_field(meta: dict[str, Any], path: Path) -> str | None:
+    url = _text_field(meta, "url", path)
+    if url is None:
+        return None
+    problem = link_problem(url)
+    if problem is not None:
+        raise ArticleError(f"{path}: url {url!r} {problem}")
+    return url
+
+
+def article_link(article: Article, kb_dir: Path, base_url: str | None) -> str | None:
+    """Where to read `article`: its own `url`, else `base_url` followed by the file's path
+    in the knowledge folder (`https://wiki/kb/` + `network/vpn.md`), else nowhere."""
+    if article.url:
+        return article.url
+    if not base_url:
+        return None
+    try:
+        relative = PurePath(article.path).relative_to(kb_dir)
+    except ValueError:  # an article read from elsewhere has no place under the base URL
+        return None
+    return base_url.rstrip("/") + "/" + quote(relative.as_posix())
 
 
 def _text_field(meta: dict[str, Any], name: str, path: Path) -> str | None:

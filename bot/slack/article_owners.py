@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 
 from bot.slack.markup import clip, escape_mrkdwn, quote
 from bot.slack.sends import SlackSends
-from knowledge.articles import load_articles
+from knowledge.articles import Article, article_link, load_articles
 from tickets.service import TicketView
 
 logger = logging.getLogger(__name__)
@@ -29,13 +29,44 @@ logger = logging.getLogger(__name__)
 OWNERS_CACHE_SECONDS = 60.0
 
 
-class ArticleOwners:
-    def __init__(self, kb_dir: Path, sends: SlackSends) -> None:
+class KnowledgeFolder:
+    """The articles' front matter (owners, links) as the folder has it, read again at most
+    every OWNERS_CACHE_SECONDS; a folder that cannot be read is logged and counts as empty."""
+
+    def __init__(self, kb_dir: Path, base_url: str | None = None) -> None:
         self._kb_dir = kb_dir
-        self._sends = sends
+        self._base_url = base_url
         self._lock = threading.Lock()
-        self._owners: dict[str, tuple[str, str]] = {}  # article id → (owner, title)
+        self._articles: dict[str, Article] = {}
         self._read_at = float("-inf")
+
+    def article(self, article_id: str) -> Article | None:
+        with self._lock:
+            if time.monotonic() - self._read_at > OWNERS_CACHE_SECONDS:
+                try:
+                    articles = load_articles(self._kb_dir)
+                except Exception:
+                    logger.exception("cannot read the articles in %s", self._kb_dir)
+                    articles = []
+                self._articles = {a.id: a for a in articles}
+                self._read_at = time.monotonic()
+            return self._articles.get(article_id)
+
+    def links(self, article_ids: list[str]) -> dict[str, str]:
+        """Article id → where to read it, for those of `article_ids` that have a link."""
+        found: dict[str, str] = {}
+        for article_id in article_ids:
+            article = self.article(article_id)
+            link = article_link(article, self._kb_dir, self._base_url) if article else None
+            if link:
+                found[article_id] = link
+        return found
+
+
+class ArticleOwners:
+    def __init__(self, folder: KnowledgeFolder, sends: SlackSends) -> None:
+        self._folder = folder
+        self._sends = sends
 
     def tell_owners(self, client: WebClient, ticket: TicketView) -> list[str]:
         """DM each owner of the articles tried before `ticket`, once, naming their
@@ -57,17 +88,8 @@ class ArticleOwners:
         return list(titles_by_user)
 
     def _owner_of(self, article_id: str) -> tuple[str | None, str | None]:
-        with self._lock:
-            if time.monotonic() - self._read_at > OWNERS_CACHE_SECONDS:
-                try:
-                    articles = load_articles(self._kb_dir)
-                except Exception:
-                    logger.exception("cannot read article owners from %s", self._kb_dir)
-                    articles = []
-                self._owners = {a.id: (a.owner, a.title) for a in articles if a.owner}
-                self._read_at = time.monotonic()
-            found = self._owners.get(article_id)
-        return found if found is not None else (None, None)
+        article = self._folder.article(article_id)
+        return (article.owner, article.title) if article is not None else (None, None)
 
 
 def failure_notice(titles: list[str], ticket: TicketView) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -27,6 +27,7 @@ from bot.slack.markup import (
     clip,
     escape_mrkdwn,
     quote,
+    titled_link,
     user_mention,
 )
 from bot.slack.sla_due import NO_SLA, SlaDue, slack_time
@@ -70,8 +71,12 @@ def as_payload(blocks: Sequence[Block]) -> list[dict[str, Any]]:
     return [block.to_dict() for block in blocks]
 
 
-def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
-    """The assistant's reply in the requester's thread."""
+def reply_blocks(
+    reply: Reply, conversation_key: str, links: Mapping[str, str] | None = None
+) -> list[Block]:
+    """The assistant's reply in the requester's thread; `links` (article id → URL) makes
+    the titles of the articles that have one links to read them whole."""
+    links = links or {}
     blocks: list[Block] = [_section(escape_mrkdwn(notice)) for notice in reply.notices]
     answer = reply.answer
     if answer is None:
@@ -101,12 +106,17 @@ def reply_blocks(reply: Reply, conversation_key: str) -> list[Block]:
         _section(f"*{escape_mrkdwn(answer.title)}*{heading}\n{article_mrkdwn(answer.passage)}")
     )
     blocks.append(
-        _context(f"📄 Source: `{escape_mrkdwn(answer.article_id)}` — {escape_mrkdwn(answer.title)}")
+        _context(
+            f"📄 Source: `{escape_mrkdwn(answer.article_id)}` — "
+            + titled_link(answer.title, links.get(answer.article_id))
+        )
     )
     related = reply.articles[1:]
     if related:
         names = " · ".join(
-            f"{escape_mrkdwn(hit.title)} (`{escape_mrkdwn(hit.article_id)}`)" for hit in related
+            f"{titled_link(hit.title, links.get(hit.article_id))} "
+            f"(`{escape_mrkdwn(hit.article_id)}`)"
+            for hit in related
         )
         blocks.append(_context(f"Related: {names}"))
     blocks.append(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.assistant import Decision, IncomingMessage, Reply
 from bot.runtime import Tier0
-from bot.slack.article_owners import ArticleOwners
+from bot.slack.article_owners import ArticleOwners, KnowledgeFolder
 from bot.slack.blocks import (
     as_payload,
     failure_blocks,
@@ -114,7 +114,10 @@ class SlackDesk:
         self.workers = workers
         # Every message and update goes out through here (the outbox); see bot.slack.sends.
         self.sends = sends
-        self.article_owners = ArticleOwners(tier0.settings.resolved_kb_dir, sends)
+        self.knowledge_folder = KnowledgeFolder(
+            tier0.settings.resolved_kb_dir, tier0.settings.kb_base_url
+        )
+        self.article_owners = ArticleOwners(self.knowledge_folder, sends)
 
     def first_delivery(self, delivery_id: str) -> bool:
         return first_delivery(self.tier0.session_factory, delivery_id)
@@ -306,7 +309,8 @@ class SlackDesk:
                     SectionBlock(text=MarkdownTextObject(text=escape_mrkdwn("\n".join(not_found))))
                 )
         else:
-            blocks = reply_blocks(reply, key)
+            links = self.knowledge_folder.links([hit.article_id for hit in reply.articles])
+            blocks = reply_blocks(reply, key, links)
         self.sends.post(
             channel,
             escape_mrkdwn(reply.text),

@@ -232,14 +232,18 @@ class SlackInbox:
         return [StaleEvent(event_id, body) for event_id, body in rows]
 
     def forget_before(self, cutoff: datetime) -> int:
-        """Drop settled events older than ``cutoff`` (Slack stops retrying within minutes)."""
+        """Drop the events handled (`done`) that arrived before ``cutoff``; how many.
+
+        Slack stops retrying an event within minutes, so an old done row recognises no
+        more repeats. Events still waiting or claimed are kept whatever their age (they
+        are work), and so are failed ones: they are kept for someone to look at."""
         with self._sessions.begin() as session:
             result = cast(
                 CursorResult[Any],
                 session.execute(
                     delete(SlackInboxEvent).where(
                         SlackInboxEvent.received_at < cutoff,
-                        SlackInboxEvent.state.in_([InboxState.DONE.value, InboxState.FAILED.value]),
+                        SlackInboxEvent.state == InboxState.DONE.value,
                     )
                 ),
             )

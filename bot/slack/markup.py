@@ -26,6 +26,19 @@ def quote(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     return "\n".join(f">{line}" for line in escaped.splitlines() or [""])
 
 
+def titled_link(title: str, url: str | None) -> str:
+    """`title` as a Slack link to `url` (`<url|title>`), or as plain text without one.
+
+    `url` must already be a checked http(s) address (knowledge.articles.link_problem);
+    one that is not is shown as text rather than trusted: a `>` or `|` in it would end
+    the link early and let the rest be read as markup.
+    """
+    text = escape_mrkdwn(title)
+    if not url or any(char in url for char in "<>| \n"):
+        return text
+    return f"<{url.replace('&', '&amp;')}|{text}>"
+
+
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import knowledge
-from knowledge.articles import ArticleError, load_articles, parse_article
+from knowledge.articles import ArticleError, article_link, load_articles, parse_article
 from tests.knowledge.kb import write_article
 
 VPN_ARTICLE = """\
@@ -278,3 +278,52 @@ def test_a_huge_file_is_refused_by_name() -> None:
         parse_article(huge, Path("kb/pasted-log.md"))
 
     assert "kb/pasted-log.md" in str(caught.value)
+
+
+# -- links ---------------------------------------------------------------------------------
+
+
+def test_an_article_links_to_its_own_url_else_to_the_base_url_and_its_path(
+    tmp_path: Path,
+) -> None:
+    kb = tmp_path / "kb"
+    own = VPN_ARTICLE.replace("audience:", "url: https://wiki.example/vpn?x=1&y=2\naudience:")
+    (kb / "accounts").mkdir(parents=True)
+    (kb / "vpn.md").write_text(own, encoding="utf-8")
+    (kb / "accounts" / "pass word.md").write_text(
+        VPN_ARTICLE.replace("vpn-connect", "reset"), encoding="utf-8"
+    )
+    vpn, reset = sorted(load_articles(kb), key=lambda article: article.id != "vpn-connect")
+
+    assert vpn.url == "https://wiki.example/vpn?x=1&y=2"
+    assert article_link(vpn, kb, "https://kb.example/it/") == vpn.url
+    assert reset.url is None
+    assert (
+        article_link(reset, kb, "https://kb.example/it/")
+        == "https://kb.example/it/accounts/pass%20word.md"
+    )
+    assert article_link(reset, kb, "https://kb.example/it") == (
+        "https://kb.example/it/accounts/pass%20word.md"
+    )
+    assert article_link(reset, kb, None) is None
+
+
+HOSTILE_URLS = {
+    "ends the link": "https://wiki.example/a>b",
+    "renames the link": "https://wiki.example/a|<!channel>",
+    "javascript": "javascript:alert(1)",
+    "no scheme": "wiki.example/vpn",
+    "ftp": "ftp://wiki.example/vpn",
+    "a space": "https://wiki.example/a b",
+}
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS.values(), ids=HOSTILE_URLS.keys())
+def test_a_url_that_is_not_a_plain_web_address_is_refused_by_file_name(url: str) -> None:
+    text = VPN_ARTICLE.replace("audience:", f"url: '{url}'\naudience:")
+
+    with pytest.raises(ArticleError, match="url") as caught:
+        parse_article(text, Path("kb/vpn-connect.md"))
+
+    assert "kb/vpn-connect.md" in str(caught.value)
+    assert "http" in str(caught.value) or "'>'" in str(caught.value)

@@ -14,6 +14,7 @@ from bot.slack.blocks import (
     ticket_of_controls,
     triage_blocks,
 )
+from bot.slack.markup import titled_link
 from bot.slack.sla_due import SlaDue, due_words
 from bot.slack.views import QUEUE_SHOWN, queue_blocks, stats_blocks
 from knowledge.index import SearchHit
@@ -149,3 +150,27 @@ def test_the_answer_card_names_the_related_articles_under_the_best_passage() -> 
     assert "*Reset a forgotten password*" in shown and "Open the reset page." in shown
     assert "Related: Reset MFA &lt;!here&gt; (`mfa-reset`)" in shown
     assert "Ask for a new MFA enrolment." not in shown  # only the best passage is quoted
+
+
+def test_the_answer_card_links_the_titles_of_articles_that_have_a_link() -> None:
+    def hit(article_id: str, title: str) -> SearchHit:
+        return SearchHit(article_id, title, "Open the page.", "", 0.8, f"{article_id}.md")
+
+    reply = Reply(
+        text="Reset it yourself",
+        decision=Decision.ANSWER,
+        articles=(hit("password-reset", "Reset <a> password"), hit("mfa-reset", "Reset MFA")),
+    )
+    links = {"password-reset": "https://wiki.example/reset?a=1&b=2"}
+
+    shown = json.dumps(as_payload(reply_blocks(reply, "slack:D1:1.0", links)))
+
+    assert "<https://wiki.example/reset?a=1&amp;b=2|Reset &lt;a&gt; password>" in shown
+    assert "Related: Reset MFA (`mfa-reset`)" in shown  # no link known: plain text
+
+
+def test_a_link_that_would_break_the_markup_is_shown_as_plain_text() -> None:
+    assert titled_link("VPN", "https://wiki.example/vpn") == "<https://wiki.example/vpn|VPN>"
+    assert titled_link("VPN", "https://x.example/a|<!channel>") == "VPN"
+    assert titled_link("VPN", "https://x.example/a>b") == "VPN"
+    assert titled_link("VPN", None) == "VPN"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from bot.background import build_scheduler
+from bot.config import Settings
 from bot.slack.inbox import InboxState
 from tests.slack.conftest import DM_CHANNEL, EMPLOYEE, SlackDesk
+from tickets.models import utc_now
 
 RETRY_HEADERS = [
     {},
@@ -124,3 +128,47 @@ def test_a_forged_or_replayed_event_is_not_stored(slack: SlackDesk) -> None:
     assert status == 401
     assert slack.service.inbox.state_of("EvFORGED") is None
     assert slack.service.inbox.state_of("EvREPLAYED") is None
+
+
+def test_the_worker_forgets_answered_events_after_the_retention_but_never_pending_ones(
+    slack: SlackDesk,
+) -> None:
+    inbox = slack.service.inbox
+    slack.direct_message("i forgot my password", ts="1700000120.000001", event_id="EvANSWERED")
+    slack.api.wait_for("chat.postMessage")
+    slack.service.workers.join()
+    assert inbox.state_of("EvANSWERED") is InboxState.DONE
+    # Work still owed: one never started (its worker queue was full), one being handled;
+    # and one whose handling failed, kept for someone to look at.
+    for event_id in ("EvWAITING", "EvCLAIMED", "EvFAILED"):
+        assert inbox.receive(event_id, "{}")
+    assert inbox.claim("EvCLAIMED") and inbox.claim("EvFAILED")
+    inbox.fail("EvFAILED")
+    settings = slack.tier0.settings
+    assert settings.slack_inbox_retention_days == 7
+
+    def cleanup_at(at: datetime) -> None:
+        scheduler = build_scheduler(settings, slack.tier0.session_factory, clock=lambda: at)
+        next(job for job in scheduler.jobs if job.name == "slack inbox cleanup").run()
+
+    # Within the retention a Slack retry of the answered event is still recognised.
+    cleanup_at(utc_now() + timedelta(days=6))
+    assert inbox.state_of("EvANSWERED") is InboxState.DONE
+    status, _ = slack.direct_message(
+        "i forgot my password", ts="1700000120.000001", event_id="EvANSWERED"
+    )
+    assert status == 200
+    slack.service.workers.join()
+    assert len(slack.api.calls_to("chat.postMessage")) == 1
+
+    cleanup_at(utc_now() + timedelta(days=8))
+    assert inbox.state_of("EvANSWERED") is None
+    assert inbox.state_of("EvWAITING") is InboxState.RECEIVED
+    assert inbox.state_of("EvCLAIMED") is InboxState.PROCESSING
+    assert inbox.state_of("EvFAILED") is InboxState.FAILED
+
+
+def test_the_inbox_retention_is_a_setting_of_at_least_a_day() -> None:
+    assert Settings(TIER0_SLACK_INBOX_RETENTION_DAYS="30").slack_inbox_retention_days == 30
+    with pytest.raises(ValidationError, match="TIER0_SLACK_INBOX_RETENTION_DAYS"):
+        Settings(TIER0_SLACK_INBOX_RETENTION_DAYS="0")

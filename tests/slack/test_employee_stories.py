@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
+from bot.config import BUNDLED_KB_DIR, Settings
+from bot.runtime import Tier0
 from tests.slack.conftest import (
     AGENT,
     DM_CHANNEL,
     EMPLOYEE,
     OTHER_AGENT,
+    FakeSlackApi,
     SlackDesk,
     as_shown,
     button,
     eventually,
+    posted_in,
+    serve_slack,
 )
 
 
@@ -263,3 +274,45 @@ def test_tier0_does_not_answer_its_own_messages(slack: SlackDesk) -> None:
     assert reply.args["thread_ts"] == "1700000013.000002"
     time.sleep(0.5)
     assert len(slack.api.calls_to("chat.postMessage")) == 1
+
+
+@pytest.fixture
+def linked_kb_desk(
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, tmp_path: Path
+) -> Iterator[SlackDesk]:
+    """The sample KB published on a wiki, its password article with a `url` of its own."""
+    kb = tmp_path / "kb"
+    shutil.copytree(BUNDLED_KB_DIR, kb)
+    reset = kb / "password-reset.md"
+    reset.write_text(
+        reset.read_text().replace("status:", "url: https://id.northwind.example/help\nstatus:", 1)
+    )
+    tier0 = make_tier0(
+        TIER0_SLACK_API_URL=slack_api.base_url,
+        TIER0_KB_DIR=str(kb),
+        TIER0_KB_BASE_URL="https://wiki.northwind.example/it-kb/",
+    )
+    yield from serve_slack(tier0, slack_api)
+
+
+def test_the_answer_card_links_to_the_article_its_own_url_first_else_the_kb_site(
+    linked_kb_desk: SlackDesk,
+) -> None:
+    desk = linked_kb_desk
+    desk.direct_message("i forgot my password, how do i reset it", ts="1700000001.000001")
+    [card] = posted_in(desk, DM_CHANNEL, showing="feedback_solved")
+    assert "<https://id.northwind.example/help|Reset a forgotten Northwind password>" in (
+        json.dumps(card.args["blocks"])
+    )
+
+    desk.direct_message("how do i connect to the vpn from home", ts="1700000002.000001")
+    [_, card] = posted_in(desk, DM_CHANNEL, showing="feedback_solved", count=2)
+    assert (
+        "<https://wiki.northwind.example/it-kb/vpn-connect.md|"
+        "Connect to Northwind VPN from home or on the road>" in json.dumps(card.args["blocks"])
+    )
+
+
+def test_a_kb_base_url_that_is_not_a_web_address_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="TIER0_KB_BASE_URL 'javascript:alert"):
+        Settings(TIER0_KB_BASE_URL="javascript:alert(1)")
