@@ -286,6 +286,22 @@ class QuantizedExactScan:
         if largest >= 60_000.0:
             self.error = math.inf
 
+    @classmethod
+    def from_saved(cls, vectors: Vectors, folder: Path, error: float) -> QuantizedExactScan:
+        """The scan over codes saved with `save`, memory-mapped: loading reads no vector
+        (faiss maps the file read-only; files of a build are never rewritten in place)."""
+        scan = cls.__new__(cls)
+        scan.vectors = vectors
+        codes = faiss.read_index(str(folder / QUANTIZED_CODES_FILE), faiss.IO_FLAG_MMAP_IFC)
+        if not isinstance(codes, faiss.IndexScalarQuantizer) or codes.ntotal != len(vectors):
+            raise ValueError(f"{folder}: the float16 codes do not match the vectors")
+        scan.codes, scan.error = codes, error
+        return scan
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        faiss.write_index(self.codes, str(folder / QUANTIZED_CODES_FILE))
+        return {"kind": "float16", "error": self.error}
+
     @property
     def ntotal(self) -> int:
         return int(self.vectors.shape[0])
@@ -331,6 +347,7 @@ DenseIndex = ExactScan | QuantizedExactScan | BinaryPrefilter
 # From this many passages up the exact search scans int8 codes first (below it the
 # float scan is short anyway, and the codes would be memory for nothing).
 QUANTIZED_SCAN_FROM = 20_000
+QUANTIZED_CODES_FILE = "dense_float16.faiss"
 
 
 def _dense_index(vectors: Vectors, approximate: bool | None) -> DenseIndex:
@@ -443,12 +460,20 @@ class Segment:
                 json.dumps({"kind": "binary", "candidates": self.dense.candidates}),
                 encoding="utf-8",
             )
+        elif isinstance(self.dense, QuantizedExactScan):  # saved: making them reads every vector
+            (folder / "dense.json").write_text(json.dumps(self.dense.save(folder)), "utf-8")
         self.articles = articles
 
     @classmethod
     def load(cls, folder: Path) -> Segment:
         chunks = PassageTable.load(folder)
-        vectors = np.asarray(np.load(folder / "vectors.npy"), dtype=np.float32)
+        # Mapped read-only, not read: a process that loads the index reads only the pages
+        # its searches touch, and processes on one machine share them. A segment's files
+        # are never rewritten (builds are written aside and renamed into place), and a
+        # swept file stays readable through its mapping until the reader lets it go.
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        if vectors.dtype != np.float32 or vectors.ndim != 2:
+            vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         if vectors.shape[0] != len(chunks):
             raise ValueError(f"{folder}: {vectors.shape[0]} vectors for {len(chunks)} passages")
         stored = np.load(folder / "lexical.npz")
@@ -461,7 +486,10 @@ class Segment:
         dense_file = folder / "dense.json"
         if dense_file.exists():
             stored = json.loads(dense_file.read_text(encoding="utf-8"))
-            dense = BinaryPrefilter(vectors, int(stored["candidates"]))
+            if stored.get("kind") == "float16":
+                dense = QuantizedExactScan.from_saved(vectors, folder, float(stored["error"]))
+            else:
+                dense = BinaryPrefilter(vectors, int(stored["candidates"]))
         segment = cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
         articles = json.loads((folder / "articles.json").read_text("utf-8"))
         segment.articles = {
