@@ -4,6 +4,7 @@ sweep its files away."""
 
 from __future__ import annotations
 
+import json
 import mmap
 from pathlib import Path
 
@@ -12,7 +13,13 @@ import pytest
 
 from knowledge import index as index_module
 from knowledge.articles import Article
-from knowledge.index import KnowledgeIndex, QuantizedExactScan, SearchHit, build_index
+from knowledge.index import (
+    BinaryPrefilter,
+    KnowledgeIndex,
+    QuantizedExactScan,
+    SearchHit,
+    build_index,
+)
 from knowledge.passages import PassageTable
 from tests.nlu.fake_embedder import HashingEmbedder
 
@@ -20,7 +27,7 @@ TOPICS = ["vpn", "printer", "laptop", "badge", "mailbox", "wifi", "monitor", "zo
 QUESTIONS = ["restart the vpn", "badge number 12", "printer number 33", "zoom meeting"]
 
 
-def articles(version: str) -> list[Article]:
+def articles(version: str, count: int = 80) -> list[Article]:
     return [
         Article(
             f"kb-{n}",
@@ -29,7 +36,7 @@ def articles(version: str) -> list[Article]:
             "## Still stuck\nAsk the desk.",
             Path(f"kb-{n}.md"),
         )
-        for n in range(80)
+        for n in range(count)
     ]
 
 
@@ -66,6 +73,25 @@ def test_a_loaded_index_maps_its_files_read_only_and_makes_no_codes(
         assert ask(reader, question) == ask(writer, question)
 
 
+def test_an_approximate_index_maps_its_saved_binary_codes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    writer = build_index(articles("v1", 600), HashingEmbedder(), "hashing", approximate=True)
+    assert writer.approximate
+    writer.save(tmp_path)
+
+    def no_encoding(*_: object) -> None:
+        raise AssertionError("loading encoded the vectors again instead of mapping the codes")
+
+    monkeypatch.setattr(BinaryPrefilter, "__init__", no_encoding)
+    reader = KnowledgeIndex.load(tmp_path)
+
+    assert reader is not None and reader.approximate
+    assert isinstance(reader._snapshot.base.vectors, np.memmap)
+    for question in QUESTIONS:
+        assert ask(reader, question) == ask(writer, question)
+
+
 def test_a_reader_keeps_its_answers_while_writers_swap_builds_and_sweep_its_files(
     tmp_path: Path,
 ) -> None:
@@ -94,3 +120,18 @@ def test_a_reader_keeps_its_answers_while_writers_swap_builds_and_sweep_its_file
         hits = ask(reader, question)
         assert hits == ask(latest, question)
         assert "(v3)" in hits[0].passage
+
+
+def test_an_index_saved_before_codes_were_kept_still_loads(tmp_path: Path) -> None:
+    writer = build_index(articles("v1", 600), HashingEmbedder(), "hashing", approximate=True)
+    writer.save(tmp_path)
+    segment = tmp_path / str(writer._snapshot.base.name)
+    (segment / index_module.BINARY_CODES_FILE).unlink()
+    candidates = json.loads((segment / "dense.json").read_text("utf-8"))["candidates"]
+    (segment / "dense.json").write_text(json.dumps({"kind": "binary", "candidates": candidates}))
+
+    reader = KnowledgeIndex.load(tmp_path)
+
+    assert reader is not None and reader.approximate
+    for question in QUESTIONS:
+        assert ask(reader, question) == ask(writer, question)
