@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -471,14 +471,15 @@ class Segment:
         passages.save(folder)
         (folder / "articles.json").write_text(json.dumps(articles), encoding="utf-8")
         matrix = self.lexical.frequencies
-        np.savez(
-            folder / "lexical.npz",
-            data=matrix.data,
-            indices=matrix.indices,
-            indptr=matrix.indptr,
-            shape=np.asarray(matrix.shape),
-            lengths=self.lexical.lengths,
-        )
+        # One .npy per array (not one .npz) so that loading can map them.
+        for part, array in (
+            ("data", matrix.data),
+            ("indices", matrix.indices),
+            ("indptr", matrix.indptr),
+            ("shape", np.asarray(matrix.shape)),
+            ("lengths", self.lexical.lengths),
+        ):
+            np.save(folder / f"lexical_{part}.npy", array)
         (folder / "vocabulary.json").write_text(
             json.dumps(self.lexical.vocabulary), encoding="utf-8"
         )
@@ -499,12 +500,7 @@ class Segment:
             vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         if vectors.shape[0] != len(chunks):
             raise ValueError(f"{folder}: {vectors.shape[0]} vectors for {len(chunks)} passages")
-        stored = np.load(folder / "lexical.npz")
-        matrix = sparse.csc_matrix(
-            (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"])
-        )
-        vocabulary = json.loads((folder / "vocabulary.json").read_text("utf-8"))
-        lexical = LexicalSegment(vocabulary, matrix, stored["lengths"])
+        lexical = _load_lexical(folder)
         dense: DenseIndex | None = None
         dense_file = folder / "dense.json"
         if dense_file.exists():
@@ -520,6 +516,24 @@ class Segment:
             for article_id, (fingerprint, path) in articles.items()
         }
         return segment
+
+
+def _load_lexical(folder: Path) -> LexicalSegment:
+    """A segment's BM25 term frequencies, mapped read-only (scipy keeps the mapped arrays
+    as they are); a segment saved before they were kept apart has them in one .npz."""
+    if (folder / "lexical_data.npy").exists():
+        stored: Mapping[str, npt.NDArray[Any]] = {
+            part: np.load(folder / f"lexical_{part}.npy", mmap_mode="r")
+            for part in ("data", "indices", "indptr", "shape", "lengths")
+        }
+    else:
+        stored = np.load(folder / "lexical.npz")
+    matrix = sparse.csc_matrix(
+        (stored["data"], stored["indices"], stored["indptr"]),
+        shape=tuple(int(size) for size in stored["shape"]),
+    )
+    vocabulary = json.loads((folder / "vocabulary.json").read_text("utf-8"))
+    return LexicalSegment(vocabulary, matrix, stored["lengths"])
 
 
 def _empty_segment(dimension: int) -> Segment:

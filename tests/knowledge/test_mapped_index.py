@@ -44,6 +44,13 @@ def ask(index: KnowledgeIndex, text: str) -> list[SearchHit]:
     return index.search(HashingEmbedder().embed([text])[0], limit=5, query_text=text)
 
 
+def mapped(array: object) -> bool:
+    """Whether the array's memory is a file mapping (through any views of it)."""
+    while array is not None and not isinstance(array, mmap.mmap):
+        array = getattr(array, "base", None)
+    return array is not None
+
+
 @pytest.fixture(autouse=True)
 def float16_scan_from_100(monkeypatch: pytest.MonkeyPatch) -> None:
     # The float16 codes are persisted and mapped too: have this small index use them.
@@ -65,10 +72,13 @@ def test_a_loaded_index_maps_its_files_read_only_and_makes_no_codes(
     assert reader is not None
     base = reader._snapshot.base
     segment_folder = tmp_path / str(base.name)
-    assert isinstance(base.vectors, np.memmap) and not base.vectors.flags.writeable
+    assert mapped(base.vectors) and not base.vectors.flags.writeable
     assert Path(str(base.vectors.filename)) == segment_folder / "vectors.npy"
     assert isinstance(base.chunks, PassageTable) and isinstance(base.chunks._blob, mmap.mmap)
     assert isinstance(base.dense, QuantizedExactScan)
+    frequencies = base.lexical.frequencies
+    for array in (frequencies.data, frequencies.indices, frequencies.indptr, base.lexical.lengths):
+        assert mapped(array) and not array.flags.writeable
     for question in QUESTIONS:
         assert ask(reader, question) == ask(writer, question)
 
@@ -87,7 +97,7 @@ def test_an_approximate_index_maps_its_saved_binary_codes(
     reader = KnowledgeIndex.load(tmp_path)
 
     assert reader is not None and reader.approximate
-    assert isinstance(reader._snapshot.base.vectors, np.memmap)
+    assert mapped(reader._snapshot.base.vectors)
     for question in QUESTIONS:
         assert ask(reader, question) == ask(writer, question)
 
@@ -129,6 +139,11 @@ def test_an_index_saved_before_codes_were_kept_still_loads(tmp_path: Path) -> No
     (segment / index_module.BINARY_CODES_FILE).unlink()
     candidates = json.loads((segment / "dense.json").read_text("utf-8"))["candidates"]
     (segment / "dense.json").write_text(json.dumps({"kind": "binary", "candidates": candidates}))
+    parts = ("data", "indices", "indptr", "shape", "lengths")
+    lexical = {part: np.load(segment / f"lexical_{part}.npy") for part in parts}
+    np.savez(segment / "lexical.npz", **lexical)  # the BM25 arrays as one file, as before
+    for part in parts:
+        (segment / f"lexical_{part}.npy").unlink()
 
     reader = KnowledgeIndex.load(tmp_path)
 
