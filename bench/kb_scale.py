@@ -407,6 +407,11 @@ def run_child(*arguments: str) -> dict[str, float | str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1k and 10k articles only")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(size) for size in text.split(",")],
+        help="these knowledge base sizes only, comma-separated (e.g. 100000); no 1M run",
+    )
     parser.add_argument("--child-articles", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-million", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -418,6 +423,8 @@ def main() -> None:
         return
 
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    if args.sizes:
+        sizes = args.sizes
     print("Knowledge base scale (2 shared CPU cores: timings are noisy)")
     header = (
         f"{'articles':>9s} {'passages':>9s} {'build s':>8s} {'build s, model':>15s} "
@@ -435,7 +442,7 @@ def main() -> None:
             f"{r['cold_s']:>7} {r['cold_cpu_s']:>5} {r['peak_mb']:>8}",
             flush=True,
         )
-    if not args.quick:
+    if not args.quick and not args.sizes:
         m = run_child("--child-million")
         print(
             f"\n1M passages (synthetic clustered unit vectors): {m['index']}, built in "

@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -56,6 +56,9 @@ RRF_K = 60
 STALE_BUILD_SECONDS = 600.0
 # How long a reader keeps following CURRENT while writers replace builds under it.
 LOAD_PATIENCE_SECONDS = 10.0
+# The dense codes saved beside a segment's vectors (memory-mapped at load).
+QUANTIZED_CODES_FILE = "dense_float16.faiss"
+BINARY_CODES_FILE = "dense_binary.faiss"
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -189,6 +192,31 @@ class BinaryPrefilter:
             self.codes.add(self._encode(vectors[start : start + 100_000]))
         self.candidates = candidates
 
+    @classmethod
+    def from_saved(cls, vectors: Vectors, folder: Path, stored: dict[str, Any]) -> BinaryPrefilter:
+        """The prefilter saved with `save`, its codes memory-mapped (encoding them again
+        reads every vector: a third of a 100k-article load); an older save without codes
+        is encoded again."""
+        if "mean" not in stored or not (folder / BINARY_CODES_FILE).exists():
+            return cls(vectors, int(stored["candidates"]))
+        prefilter = cls.__new__(cls)
+        prefilter.vectors = vectors
+        prefilter.mean = np.asarray(stored["mean"], dtype=np.float32)
+        codes = faiss.read_index_binary(str(folder / BINARY_CODES_FILE), faiss.IO_FLAG_MMAP_IFC)
+        if (
+            not isinstance(codes, faiss.IndexBinaryFlat)
+            or codes.ntotal != len(vectors)
+            or prefilter.mean.shape != (vectors.shape[1],)
+        ):
+            raise ValueError(f"{folder}: the binary codes do not match the vectors")
+        prefilter.codes, prefilter.candidates = codes, int(stored["candidates"])
+        return prefilter
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        faiss.write_index_binary(self.codes, str(folder / BINARY_CODES_FILE))
+        # float32 → JSON → float32 is exact: the mean, and so every code, comes back as is.
+        return {"kind": "binary", "candidates": self.candidates, "mean": self.mean.tolist()}
+
     def _encode(self, vectors: Vectors) -> npt.NDArray[np.uint8]:
         return np.packbits(vectors > self.mean, axis=1)
 
@@ -285,6 +313,22 @@ class QuantizedExactScan:
         self.error = 2.0**-10 * math.sqrt(longest) + 2.0**-24 * math.sqrt(vectors.shape[1])
         if largest >= 60_000.0:
             self.error = math.inf
+
+    @classmethod
+    def from_saved(cls, vectors: Vectors, folder: Path, error: float) -> QuantizedExactScan:
+        """The scan over codes saved with `save`, memory-mapped: loading reads no vector
+        (faiss maps the file read-only; files of a build are never rewritten in place)."""
+        scan = cls.__new__(cls)
+        scan.vectors = vectors
+        codes = faiss.read_index(str(folder / QUANTIZED_CODES_FILE), faiss.IO_FLAG_MMAP_IFC)
+        if not isinstance(codes, faiss.IndexScalarQuantizer) or codes.ntotal != len(vectors):
+            raise ValueError(f"{folder}: the float16 codes do not match the vectors")
+        scan.codes, scan.error = codes, error
+        return scan
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        faiss.write_index(self.codes, str(folder / QUANTIZED_CODES_FILE))
+        return {"kind": "float16", "error": self.error}
 
     @property
     def ntotal(self) -> int:
@@ -427,41 +471,44 @@ class Segment:
         passages.save(folder)
         (folder / "articles.json").write_text(json.dumps(articles), encoding="utf-8")
         matrix = self.lexical.frequencies
-        np.savez(
-            folder / "lexical.npz",
-            data=matrix.data,
-            indices=matrix.indices,
-            indptr=matrix.indptr,
-            shape=np.asarray(matrix.shape),
-            lengths=self.lexical.lengths,
-        )
+        # One .npy per array (not one .npz) so that loading can map them.
+        for part, array in (
+            ("data", matrix.data),
+            ("indices", matrix.indices),
+            ("indptr", matrix.indptr),
+            ("shape", np.asarray(matrix.shape)),
+            ("lengths", self.lexical.lengths),
+        ):
+            np.save(folder / f"lexical_{part}.npy", array)
         (folder / "vocabulary.json").write_text(
             json.dumps(self.lexical.vocabulary), encoding="utf-8"
         )
-        if isinstance(self.dense, BinaryPrefilter):  # its codes come back from the vectors
-            (folder / "dense.json").write_text(
-                json.dumps({"kind": "binary", "candidates": self.dense.candidates}),
-                encoding="utf-8",
-            )
+        if isinstance(self.dense, BinaryPrefilter | QuantizedExactScan):
+            # Codes are saved and mapped at load: making them again reads every vector.
+            (folder / "dense.json").write_text(json.dumps(self.dense.save(folder)), "utf-8")
         self.articles = articles
 
     @classmethod
     def load(cls, folder: Path) -> Segment:
         chunks = PassageTable.load(folder)
-        vectors = np.asarray(np.load(folder / "vectors.npy"), dtype=np.float32)
+        # Mapped read-only, not read: a process that loads the index reads only the pages
+        # its searches touch, and processes on one machine share them. A segment's files
+        # are never rewritten (builds are written aside and renamed into place), and a
+        # swept file stays readable through its mapping until the reader lets it go.
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        if vectors.dtype != np.float32 or vectors.ndim != 2:
+            vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         if vectors.shape[0] != len(chunks):
             raise ValueError(f"{folder}: {vectors.shape[0]} vectors for {len(chunks)} passages")
-        stored = np.load(folder / "lexical.npz")
-        matrix = sparse.csc_matrix(
-            (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"])
-        )
-        vocabulary = json.loads((folder / "vocabulary.json").read_text("utf-8"))
-        lexical = LexicalSegment(vocabulary, matrix, stored["lengths"])
+        lexical = _load_lexical(folder)
         dense: DenseIndex | None = None
         dense_file = folder / "dense.json"
         if dense_file.exists():
             stored = json.loads(dense_file.read_text(encoding="utf-8"))
-            dense = BinaryPrefilter(vectors, int(stored["candidates"]))
+            if stored.get("kind") == "float16":
+                dense = QuantizedExactScan.from_saved(vectors, folder, float(stored["error"]))
+            else:
+                dense = BinaryPrefilter.from_saved(vectors, folder, stored)
         segment = cls(chunks, vectors, lexical, dense, approximate=False, name=folder.name)
         articles = json.loads((folder / "articles.json").read_text("utf-8"))
         segment.articles = {
@@ -469,6 +516,24 @@ class Segment:
             for article_id, (fingerprint, path) in articles.items()
         }
         return segment
+
+
+def _load_lexical(folder: Path) -> LexicalSegment:
+    """A segment's BM25 term frequencies, mapped read-only (scipy keeps the mapped arrays
+    as they are); a segment saved before they were kept apart has them in one .npz."""
+    if (folder / "lexical_data.npy").exists():
+        stored: Mapping[str, npt.NDArray[Any]] = {
+            part: np.load(folder / f"lexical_{part}.npy", mmap_mode="r")
+            for part in ("data", "indices", "indptr", "shape", "lengths")
+        }
+    else:
+        stored = np.load(folder / "lexical.npz")
+    matrix = sparse.csc_matrix(
+        (stored["data"], stored["indices"], stored["indptr"]),
+        shape=tuple(int(size) for size in stored["shape"]),
+    )
+    vocabulary = json.loads((folder / "vocabulary.json").read_text("utf-8"))
+    return LexicalSegment(vocabulary, matrix, stored["lengths"])
 
 
 def _empty_segment(dimension: int) -> Segment:

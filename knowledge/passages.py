@@ -3,13 +3,15 @@
 A segment of 500k passages loaded from JSON took a minute (every passage parsed and
 built up front). Here the four fields of every passage are concatenated into one blob
 with an array of offsets, and a passage is decoded only when a search shows it: loading
-is reading two files. Which rows belong to an article is a small integer array, so
+is mapping a few files. Which rows belong to an article is a small integer array, so
 replacing one article finds its rows without decoding any passage.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +30,7 @@ class PassageTable(Sequence[Chunk]):
 
     def __init__(
         self,
-        blob: bytes,
+        blob: bytes | mmap.mmap,
         offsets: npt.NDArray[np.int64],
         article_numbers: npt.NDArray[np.int32],
         article_ids: list[str],
@@ -38,7 +40,7 @@ class PassageTable(Sequence[Chunk]):
         if offsets.shape[0] > 1 and int(offsets[-1]) != len(blob):
             raise ValueError("passage offsets run past the stored text")
         self._blob = blob
-        self._offsets = offsets.tolist()  # Python ints: each lookup is two list reads
+        self._offsets = offsets
         self.article_numbers = article_numbers
         self.article_ids = article_ids
 
@@ -76,12 +78,10 @@ class PassageTable(Sequence[Chunk]):
             row += len(self)
         if not 0 <= row < len(self):
             raise IndexError(row)
-        at, blob = self._offsets, self._blob
+        blob = self._blob
         first = _FIELDS * row
-        fields = [
-            blob[at[first + field] : at[first + field + 1]].decode("utf-8")
-            for field in range(_FIELDS)
-        ]
+        at = self._offsets[first : first + _FIELDS + 1].tolist()  # one read of the row
+        fields = [blob[at[field] : at[field + 1]].decode("utf-8") for field in range(_FIELDS)]
         return Chunk(*fields)
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -103,7 +103,7 @@ class PassageTable(Sequence[Chunk]):
 
     # persistence
     def save(self, folder: Path) -> None:
-        (folder / "passages.bin").write_bytes(self._blob)
+        (folder / "passages.bin").write_bytes(self._blob)  # an mmap is bytes-like
         np.save(folder / "passage_offsets.npy", np.asarray(self._offsets, dtype=np.int64))
         np.save(folder / "passage_articles.npy", self.article_numbers)
         (folder / "passage_article_ids.json").write_text(
@@ -115,12 +115,14 @@ class PassageTable(Sequence[Chunk]):
         article_ids = json.loads((folder / "passage_article_ids.json").read_text("utf-8"))
         if not isinstance(article_ids, list):
             raise ValueError(f"{folder}: the passages' article ids are not a list")
-        numbers = np.load(folder / "passage_articles.npy")
+        # Mapped read-only rather than read (see Segment.load): a segment's files are
+        # never rewritten, and a swept one stays readable through its mapping.
+        numbers = np.load(folder / "passage_articles.npy", mmap_mode="r")
         if numbers.size and (int(numbers.min()) < 0 or int(numbers.max()) >= len(article_ids)):
             raise ValueError(f"{folder}: a passage names an article that is not listed")
         return cls(
-            (folder / "passages.bin").read_bytes(),
-            np.load(folder / "passage_offsets.npy"),
+            _mapped(folder / "passages.bin"),
+            np.load(folder / "passage_offsets.npy", mmap_mode="r"),
             numbers.astype(np.int32, copy=False),
             [str(article_id) for article_id in article_ids],
         )
@@ -131,3 +133,11 @@ def rows_by_article(chunks: Sequence[Chunk]) -> dict[str, list[int]]:
     for row, chunk in enumerate(chunks):
         rows.setdefault(chunk.article_id, []).append(row)
     return rows
+
+
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """A file's bytes, mapped read-only (an empty file cannot be mapped)."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
