@@ -66,12 +66,13 @@ _QUESTION = re.compile(
     r"am i|do|does|did|should|any|anyone know)\b|\?",
     re.IGNORECASE,
 )
-# "can you…", "I need someone to…", "call me": the employee wants someone to act (a bare
-# "please" is only politeness: "vpn from home please" is still a question).
+# "can you…", "I need someone to…", "send someone", "call me": the employee wants someone
+# to act (a bare "please" is only politeness: "vpn from home please" is still a question).
 _ASKS_SOMEONE = re.compile(
     r"\b(can|could|would|will) (you|u|someone|somebody|anyone|it)\b|"
     r"\b(i|we) need (you|someone|somebody|a person|a human|an agent)\b|"
-    r"\b(someone|somebody) (to|should|needs? to|has to)\b|\b(call|ring) me\b",
+    r"\b(someone|somebody) (to|should|needs? to|has to)\b|\b(call|ring) me\b|"
+    r"\bsend (someone|somebody|a (person|tech|technician|engineer))\b",
     re.IGNORECASE,
 )
 # Damage no article repairs.

@@ -119,6 +119,7 @@ def test_the_wording_says_whether_someone_is_asked_to_act() -> None:
     assert asking["names_device"] == 1.0
     wondering = cues("how do I add a second monitor?")
     assert wondering["question_phrasing"] == 1.0 and wondering["asks_someone_to_act"] == 0.0
+    assert cues("my monitor flickers, please send someone")["asks_someone_to_act"] == 1.0
     assert cues("printer on the 2nd floor is smoking")["physical_damage"] == 1.0
     assert cues("printer on the 2nd floor is offline")["physical_damage"] == 0.0
 
