@@ -321,8 +321,12 @@ class SlackDesk:
 
     def mark_solved(self, client: WebClient, body: dict[str, Any]) -> None:
         user, key = body["user"]["id"], body["actions"][0]["value"]
-        self.assistant.mark_helpful(key, user)
-        self._close_feedback(client, body, f"✅ Marked as solved by {user_mention(user)}. Thanks!")
+        outcome = f"✅ Marked as solved by {user_mention(user)}. Thanks!"
+        # The edit is written with the conversation: a crash after it commits cannot
+        # leave the buttons under an answer already marked solved.
+        self.assistant.mark_helpful(
+            key, user, then=lambda session: self._close_feedback(client, body, outcome, session)
+        )
 
     def talk_to_a_person(self, client: WebClient, body: dict[str, Any]) -> None:
         """ "Talk to a person": a ticket at once, and the on-duty agents pinged."""
@@ -781,7 +785,13 @@ class SlackDesk:
             self._triage_members = cached
         return user in cached[1]
 
-    def _close_feedback(self, client: WebClient, body: dict[str, Any], outcome: str) -> None:
+    def _close_feedback(
+        self,
+        client: WebClient,
+        body: dict[str, Any],
+        outcome: str,
+        session: Session | None = None,
+    ) -> None:
         message = body.get("message") or {}
         if not message.get("blocks"):
             return
@@ -790,6 +800,7 @@ class SlackDesk:
             message["ts"],
             message.get("text") or outcome,
             blocks=feedback_given_blocks(message["blocks"], outcome),
+            session=session,
         )
 
     # -- agents ------------------------------------------------------------------------

@@ -192,3 +192,27 @@ def test_a_rating_whose_replica_dies_after_the_commit_still_thanks_once(
     eventually(lambda: bool(died))
     [thanks] = posted_in(slack, DM_CHANNEL, saying="Thanks for your comment")
     assert thanks.args["thread_ts"] == thread
+
+
+def test_that_solved_it_whose_replica_dies_after_the_commit_still_closes_the_card(
+    slack: SlackDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack.direct_message("i forgot my password, how do i reset it", ts="1700000941.000001")
+    [card] = posted_in(slack, DM_CHANNEL, showing="feedback_solved")
+    assistant = slack.service.desk.assistant
+    original: Callable[..., Any] = assistant.mark_helpful
+    died: list[int] = []
+
+    def committed_then_died(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        died.append(1)
+        raise ReplicaDied("died right after the verdict committed")
+
+    monkeypatch.setattr(assistant, "mark_helpful", committed_then_died)
+
+    slack.click(EMPLOYEE, as_shown(card), DM_CHANNEL, button(card.args, "feedback_solved"))
+
+    eventually(lambda: bool(died))
+    [closed] = updates_of(slack, str(card.response["ts"]))
+    shown = json.dumps(closed.args["blocks"])
+    assert "Marked as solved" in shown and "feedback_solved" not in shown
