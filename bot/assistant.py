@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot.catalog_match import catalog_item_asked_for, reads_as_a_wish
 from knowledge.answerability import AnswerCalibration, Outcome, decision_features
 from knowledge.feedback import ArticleFeedbackLog
@@ -457,15 +459,22 @@ class Assistant:
 
     # -- feedback and escalation (also driven by buttons) -------------------------------
 
-    def mark_helpful(self, conversation_key: str, requester: str) -> Reply:
-        """The requester said the answer solved it (a button or a "yes")."""
+    def mark_helpful(
+        self,
+        conversation_key: str,
+        requester: str,
+        *,
+        then: Callable[[Session], None] | None = None,
+    ) -> Reply:
+        """The requester said the answer solved it (a button or a "yes"); ``then`` (the
+        front end's edit of the answer) commits with the conversation."""
         state, transcript = self._conversation(conversation_key)
         state.awaiting = Awaiting.NOTHING
         self._record_verdict(state, conversation_key, helped=True)
         transcript.append({"role": "requester", "text": "✅ That solved it"})
         reply = Reply("Glad that solved it!", Decision.SMALLTALK)
         transcript.append({"role": "assistant", "text": reply.text})
-        self._save_record(conversation_key, requester, state, transcript)
+        self._save_record(conversation_key, requester, state, transcript, then=then)
         return reply
 
     def escalate(
@@ -632,13 +641,19 @@ class Assistant:
         requester: str,
         state: ConversationState,
         transcript: list[TranscriptTurn],
+        *,
+        then: Callable[[Session], None] | None = None,
     ) -> None:
         if self.dry_run:
+            if then is not None:  # nothing of ours to store, but the caller's writes are
+                with self.tickets.session_factory.begin() as session:
+                    then(session)
             return
         self.conversations.save(
             ConversationRecord(
                 key=key, requester=requester, transcript=transcript, state=state.as_dict()
-            )
+            ),
+            then=then,
         )
 
 

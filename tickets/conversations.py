@@ -50,8 +50,11 @@ class ConversationStore:
             conversation = session.get(Conversation, key)
             return None if conversation is None else _record_of(conversation)
 
-    def save(self, record: ConversationRecord) -> ConversationRecord:
-        """Create or replace the conversation's transcript and state (texts redacted)."""
+    def save(
+        self, record: ConversationRecord, *, then: Callable[[Session], None] | None = None
+    ) -> ConversationRecord:
+        """Create or replace the conversation's transcript and state (texts redacted);
+        ``then`` (a front end's own writes, e.g. its outbox messages) commits with it."""
         transcript = redacted_transcript(record.transcript)
         state = dict(record.state)
 
@@ -59,7 +62,7 @@ class ConversationStore:
             conversation.transcript = list(transcript)
             conversation.state = state
 
-        return self._write(record.key, record.requester, replace)
+        return self._write(record.key, record.requester, replace, then)
 
     def append_turn(self, key: str, requester: str, role: str, text: str) -> ConversationRecord:
         """Add one turn (text redacted), starting the conversation if it is new."""
@@ -72,7 +75,11 @@ class ConversationStore:
         return self._write(key, requester, append)
 
     def _write(
-        self, key: str, requester: str, change: Callable[[Conversation], None]
+        self,
+        key: str,
+        requester: str,
+        change: Callable[[Conversation], None],
+        then: Callable[[Session], None] | None = None,
     ) -> ConversationRecord:
         if not key.strip():
             raise ValueError("a conversation needs a key")
@@ -96,6 +103,8 @@ class ConversationStore:
                     change(conversation)
                     conversation.updated_at = now
                     session.flush()
+                    if then is not None:
+                        then(session)
                     return _record_of(conversation)
             except IntegrityError:
                 if attempt == 1:

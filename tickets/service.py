@@ -1409,8 +1409,17 @@ class TicketService:
             session.flush()
             return TicketView.of(ticket)
 
-    def rate(self, number: str, score: int, *, as_user: str, comment: str | None = None) -> None:
-        """The requester's satisfaction with a resolved ticket, 1 (bad) to 5 (great), once."""
+    def rate(
+        self,
+        number: str,
+        score: int,
+        *,
+        as_user: str,
+        comment: str | None = None,
+        then: InTransaction | None = None,
+    ) -> None:
+        """The requester's satisfaction with a resolved ticket, 1 (bad) to 5 (great), once;
+        ``then`` (the front end's thank-you) commits with it."""
         if not 1 <= score <= 5:
             raise ValueError("Rate from 1 (very unhappy) to 5 (very happy).")
         with self._session_factory.begin() as session:
@@ -1443,11 +1452,14 @@ class TicketService:
                 detail={"score": score},
                 at=now,
             )
+            _finished(session, ticket, then)
 
-    def comment_on_rating(self, number: str, comment: str, *, as_user: str) -> None:
+    def comment_on_rating(
+        self, number: str, comment: str, *, as_user: str, then: InTransaction | None = None
+    ) -> None:
         """The requester's words on the rating they gave (Slack takes the score with one
         click and the optional comment in a form afterwards); a later comment replaces
-        an earlier one."""
+        an earlier one. ``then`` (the front end's thanks) commits with it."""
         text = redact_secrets(comment).strip()
         if not text:
             raise ValueError("Write your comment, or close the form.")
@@ -1464,6 +1476,7 @@ class TicketService:
             if rating is None:
                 raise TicketError(f"Rate {number} from 1 to 5 first, then add your comment.")
             rating.comment = text
+            _finished(session, ticket, then)
 
     def record_triage_message(self, number: str, channel: str, ts: str) -> TicketView:
         """Remember where the ticket was posted in the agents' triage channel."""

@@ -321,8 +321,12 @@ class SlackDesk:
 
     def mark_solved(self, client: WebClient, body: dict[str, Any]) -> None:
         user, key = body["user"]["id"], body["actions"][0]["value"]
-        self.assistant.mark_helpful(key, user)
-        self._close_feedback(client, body, f"✅ Marked as solved by {user_mention(user)}. Thanks!")
+        outcome = f"✅ Marked as solved by {user_mention(user)}. Thanks!"
+        # The edit is written with the conversation: a crash after it commits cannot
+        # leave the buttons under an answer already marked solved.
+        self.assistant.mark_helpful(
+            key, user, then=lambda session: self._close_feedback(client, body, outcome, session)
+        )
 
     def talk_to_a_person(self, client: WebClient, body: dict[str, Any]) -> None:
         """ "Talk to a person": a ticket at once, and the on-duty agents pinged."""
@@ -705,21 +709,27 @@ class SlackDesk:
         user = body["user"]["id"]
         number, score = body["actions"][0]["value"].rsplit(":", 1)
         channel = body["channel"]["id"]
+        shown = body.get("message") or {}
+
+        def thank(session: Session, ticket: TicketView) -> None:
+            """In the rating's transaction: a crash after the commit cannot lose it."""
+            if shown.get("blocks"):
+                outcome = f"Thanks! You rated {ticket.number} {int(score)}/5."
+                self.sends.update(
+                    channel,
+                    shown["ts"],
+                    shown.get("text") or outcome,
+                    blocks=rated_blocks(shown["blocks"], outcome, ticket.number),
+                    key=f"csat-thanks:{ticket.number}",
+                    ticket_number=ticket.number,
+                    session=session,
+                )
+
         try:
-            self.tier0.tickets.rate(number, int(score), as_user=user)
+            self.tier0.tickets.rate(number, int(score), as_user=user, then=thank)
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(channel=channel, user=user, text=escape_mrkdwn(message))
-            return
-        shown = body.get("message") or {}
-        if shown.get("blocks"):
-            outcome = f"Thanks! You rated {number} {int(score)}/5."
-            self.sends.update(
-                channel,
-                shown["ts"],
-                shown.get("text") or outcome,
-                blocks=rated_blocks(shown["blocks"], outcome, number),
-            )
 
     def open_csat_comment_form(self, client: WebClient, body: dict[str, Any]) -> None:
         """ "Add a comment…" under a rating: the form (its trigger lasts 3 seconds)."""
@@ -737,21 +747,24 @@ class SlackDesk:
         user = body["user"]["id"]
         where = json.loads(body["view"]["private_metadata"])
         comment = submitted_values(body["view"]).get("comment", "")
+
+        def thank(session: Session, ticket: TicketView) -> None:
+            self.sends.post(
+                where["channel"],
+                f"💬 Thanks for your comment on {ticket.number}; the IT team will read it.",
+                thread_ts=where["ts"],
+                key=f"csat-comment:{body['view']['id']}",
+                ticket_number=ticket.number,
+                session=session,
+            )
+
         try:
-            self.tier0.tickets.comment_on_rating(where["number"], comment, as_user=user)
+            self.tier0.tickets.comment_on_rating(where["number"], comment, as_user=user, then=thank)
         except (TicketError, ValueError) as error:
             message = error.message if isinstance(error, TicketError) else str(error)
             client.chat_postEphemeral(
                 channel=where["channel"], user=user, text=escape_mrkdwn(message)
             )
-            return
-        self.sends.post(
-            where["channel"],
-            f"💬 Thanks for your comment on {where['number']}; the IT team will read it.",
-            thread_ts=where["ts"],
-            key=f"csat-comment:{body['view']['id']}",
-            ticket_number=where["number"],
-        )
 
     # -- who may act as an agent ----------------------------------------------------------
 
@@ -772,7 +785,13 @@ class SlackDesk:
             self._triage_members = cached
         return user in cached[1]
 
-    def _close_feedback(self, client: WebClient, body: dict[str, Any], outcome: str) -> None:
+    def _close_feedback(
+        self,
+        client: WebClient,
+        body: dict[str, Any],
+        outcome: str,
+        session: Session | None = None,
+    ) -> None:
         message = body.get("message") or {}
         if not message.get("blocks"):
             return
@@ -781,6 +800,7 @@ class SlackDesk:
             message["ts"],
             message.get("text") or outcome,
             blocks=feedback_given_blocks(message["blocks"], outcome),
+            session=session,
         )
 
     # -- agents ------------------------------------------------------------------------

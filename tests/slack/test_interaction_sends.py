@@ -156,3 +156,63 @@ def test_a_change_that_rolls_back_sends_nothing(
     updates_of(slack, triage["ts"])
     posted_in(slack, DM_CHANNEL, saying="is now working on")
     assert slack.tier0.tickets.get(number).assignee == AGENT
+
+
+def test_a_rating_whose_replica_dies_after_the_commit_still_thanks_once(
+    slack: SlackDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread = "1700000931.000001"
+    triage, number = a_ticket_in_triage(slack, thread)
+    slack.click(AGENT, triage, "CTRIAGE", button(triage["args"], "resolve_ticket"))
+    [form] = slack.api.wait_for("views.open")
+    slack.submit_view(form.response["view"], {"resolution": "Replaced the screen"}, user=AGENT)
+    [told] = posted_in(slack, DM_CHANNEL, saying="is resolved")
+    updates_of(slack, triage["ts"])  # the triage card's edit
+    died = dies_after_commit(monkeypatch, slack.tier0.tickets, "rate")
+
+    slack.click(EMPLOYEE, as_shown(told), DM_CHANNEL, button(told.args, "csat_4"))
+
+    eventually(lambda: bool(died))
+    [thanked] = updates_of(slack, str(told.response["ts"]))
+    assert f"You rated {number} 4/5" in json.dumps(thanked.args["blocks"])
+    # The same click again is refused politely; the thanks is not edited in twice.
+    slack.click(EMPLOYEE, as_shown(told), DM_CHANNEL, button(told.args, "csat_4"))
+    # (the first ephemeral is the apology of the replica that "died")
+    again = slack.api.wait_for("chat.postEphemeral", count=2)[-1]
+    assert "already rated 4/5" in again.args["text"]
+    settled(slack)
+    assert len(updates_of(slack, str(told.response["ts"]))) == 1
+
+    # The comment under the thanks: its own thank-you survives a crash after its commit.
+    rated = {**as_shown(told), "blocks": thanked.args["blocks"]}
+    slack.click(EMPLOYEE, rated, DM_CHANNEL, button(thanked.args, "csat_comment"))
+    comment_form = slack.api.wait_for("views.open", count=2)[-1]
+    died = dies_after_commit(monkeypatch, slack.tier0.tickets, "comment_on_rating")
+    slack.submit_view(comment_form.response["view"], {"comment": "Quick and kind"})
+    eventually(lambda: bool(died))
+    [thanks] = posted_in(slack, DM_CHANNEL, saying="Thanks for your comment")
+    assert thanks.args["thread_ts"] == thread
+
+
+def test_that_solved_it_whose_replica_dies_after_the_commit_still_closes_the_card(
+    slack: SlackDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack.direct_message("i forgot my password, how do i reset it", ts="1700000941.000001")
+    [card] = posted_in(slack, DM_CHANNEL, showing="feedback_solved")
+    assistant = slack.service.desk.assistant
+    original: Callable[..., Any] = assistant.mark_helpful
+    died: list[int] = []
+
+    def committed_then_died(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        died.append(1)
+        raise ReplicaDied("died right after the verdict committed")
+
+    monkeypatch.setattr(assistant, "mark_helpful", committed_then_died)
+
+    slack.click(EMPLOYEE, as_shown(card), DM_CHANNEL, button(card.args, "feedback_solved"))
+
+    eventually(lambda: bool(died))
+    [closed] = updates_of(slack, str(card.response["ts"]))
+    shown = json.dumps(closed.args["blocks"])
+    assert "Marked as solved" in shown and "feedback_solved" not in shown
