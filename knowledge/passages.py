@@ -136,8 +136,8 @@ def rows_by_article(chunks: Sequence[Chunk]) -> dict[str, list[int]]:
 
 
 def mapped_array(path: Path) -> npt.NDArray[Any]:
-    """An .npy file mapped read-only, as a plain array: indexing an np.memmap goes
-    through its subclass hooks on every access (a third slower searches at 100k)."""
+    """An .npy file mapped read-only, as a plain array (indexing an np.memmap goes
+    through its subclass's hooks on every access, and its results are memmaps too)."""
     array: npt.NDArray[Any] = np.load(path, mmap_mode="r").view(np.ndarray)
     return array
 
