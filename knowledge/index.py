@@ -39,7 +39,7 @@ from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
 from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
-from knowledge.passages import PassageTable, rows_by_article
+from knowledge.passages import PassageTable, mapped_array, rows_by_article
 from nlu.embedding import Embedder, Vectors
 
 INDEX_FORMAT_VERSION = 3
@@ -495,7 +495,7 @@ class Segment:
         # its searches touch, and processes on one machine share them. A segment's files
         # are never rewritten (builds are written aside and renamed into place), and a
         # swept file stays readable through its mapping until the reader lets it go.
-        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        vectors = mapped_array(folder / "vectors.npy")
         if vectors.dtype != np.float32 or vectors.ndim != 2:
             vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         if vectors.shape[0] != len(chunks):
@@ -523,7 +523,7 @@ def _load_lexical(folder: Path) -> LexicalSegment:
     as they are); a segment saved before they were kept apart has them in one .npz."""
     if (folder / "lexical_data.npy").exists():
         stored: Mapping[str, npt.NDArray[Any]] = {
-            part: np.load(folder / f"lexical_{part}.npy", mmap_mode="r")
+            part: mapped_array(folder / f"lexical_{part}.npy")
             for part in ("data", "indices", "indptr", "shape", "lengths")
         }
     else:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -117,12 +117,12 @@ class PassageTable(Sequence[Chunk]):
             raise ValueError(f"{folder}: the passages' article ids are not a list")
         # Mapped read-only rather than read (see Segment.load): a segment's files are
         # never rewritten, and a swept one stays readable through its mapping.
-        numbers = np.load(folder / "passage_articles.npy", mmap_mode="r")
+        numbers = mapped_array(folder / "passage_articles.npy")
         if numbers.size and (int(numbers.min()) < 0 or int(numbers.max()) >= len(article_ids)):
             raise ValueError(f"{folder}: a passage names an article that is not listed")
         return cls(
             _mapped(folder / "passages.bin"),
-            np.load(folder / "passage_offsets.npy", mmap_mode="r"),
+            mapped_array(folder / "passage_offsets.npy"),
             numbers.astype(np.int32, copy=False),
             [str(article_id) for article_id in article_ids],
         )
@@ -133,6 +133,13 @@ def rows_by_article(chunks: Sequence[Chunk]) -> dict[str, list[int]]:
     for row, chunk in enumerate(chunks):
         rows.setdefault(chunk.article_id, []).append(row)
     return rows
+
+
+def mapped_array(path: Path) -> npt.NDArray[Any]:
+    """An .npy file mapped read-only, as a plain array (indexing an np.memmap goes
+    through its subclass's hooks on every access, and its results are memmaps too)."""
+    array: npt.NDArray[Any] = np.load(path, mmap_mode="r").view(np.ndarray)
+    return array
 
 
 def _mapped(path: Path) -> bytes | mmap.mmap:

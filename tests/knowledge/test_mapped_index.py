@@ -71,9 +71,7 @@ def test_a_loaded_index_maps_its_files_read_only_and_makes_no_codes(
 
     assert reader is not None
     base = reader._snapshot.base
-    segment_folder = tmp_path / str(base.name)
     assert mapped(base.vectors) and not base.vectors.flags.writeable
-    assert Path(str(base.vectors.filename)) == segment_folder / "vectors.npy"
     assert isinstance(base.chunks, PassageTable) and isinstance(base.chunks._blob, mmap.mmap)
     assert isinstance(base.dense, QuantizedExactScan)
     frequencies = base.lexical.frequencies
