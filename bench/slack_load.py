@@ -42,14 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_slack import FakeSlackApi  # noqa: E402
-from tickets.db import create_store_engine  # noqa: E402
+from tickets.db import scratch_schema  # noqa: E402
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"
@@ -196,20 +195,8 @@ def fresh_store(store: Path) -> Iterator[str]:
     if not url or make_url(url).get_backend_name() != "postgresql":
         yield url or f"sqlite:///{store / 'tier0.db'}"
         return
-    schema = f"bench_slack_{os.getpid()}_{int(time.time())}"
-    admin = create_store_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(url, f"bench_slack_{os.getpid()}_{int(time.time())}") as in_its_schema:
+        yield in_its_schema
 
 
 def start_tier0(

@@ -42,10 +42,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, insert, select, text
 
-from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+from tickets.db import (
+    create_store_engine,
+    make_session_factory,
+    scratch_schema,
+    upgrade_schema,
+)
 from tickets.directory import Directory
 from tickets.metrics import GroupBy, desk_report
 from tickets.models import CsatResponse, Question, SlaClock, Team, Ticket
@@ -71,28 +75,8 @@ def store(backend: str, *, keep: bool = False) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as temporary:
             yield f"sqlite:///{Path(temporary) / 'bench.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    if keep:
-        yield (
-            make_url(POSTGRES_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-        admin.dispose()
-        return
-    try:
-        yield (
-            make_url(POSTGRES_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL, f"bench_{uuid.uuid4().hex[:12]}", keep=keep) as url:
+        yield url
 
 
 def bench_open(

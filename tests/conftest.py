@@ -125,22 +125,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             pytest.fail(f"{reason} (CI must run the PostgreSQL tests)")
         pytest.skip(reason)
 
-    schema = f"t_{uuid.uuid4().hex}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        # libpq's "options" from the URL query, so anything given only the URL string
-        # (create_store_engine, Alembic) lands in the test's schema.
-        yield (
-            make_url(POSTGRES_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    from tickets.db import scratch_schema
+
+    with scratch_schema(POSTGRES_URL, f"t_{uuid.uuid4().hex}") as url:
+        yield url
 
 
 # -- a migrated store, migrated once per test session ---------------------------------------
@@ -164,27 +152,15 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def migrated_postgres_url() -> Iterator[str]:
-    from tickets.db import upgrade_schema
+    from tickets.db import scratch_schema, upgrade_schema
 
-    schema = f"t_migrated_{uuid.uuid4().hex}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = (
-        make_url(POSTGRES_URL)
-        .update_query_dict({"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
-    engine = create_engine(url)
-    try:
-        upgrade_schema(engine)
-        engine.dispose()
+    with scratch_schema(POSTGRES_URL, f"t_migrated_{uuid.uuid4().hex}") as url:
+        engine = create_engine(url)
+        try:
+            upgrade_schema(engine)
+        finally:
+            engine.dispose()
         yield url
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def empty_postgres_store(url: str) -> None:

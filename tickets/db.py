@@ -6,14 +6,15 @@ replicas share in production. Both get their schema from the same Alembic migrat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -72,6 +73,34 @@ def _configure_sqlite(engine: Engine, *, use_wal: bool) -> None:
         # deferred transaction that reads and then writes fails at once with "database is
         # locked" when another writer committed in between, which no timeout can cure.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def in_schema(url: str, schema: str) -> str:
+    """`url` with libpq's "options" setting the search path, so anything given only the URL
+    string (create_store_engine, Alembic, a subprocess) works in `schema`."""
+    return (
+        make_url(url)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+
+
+@contextlib.contextmanager
+def scratch_schema(url: str, schema: str, *, keep: bool = False) -> Iterator[str]:
+    """A new, empty PostgreSQL schema in the database at `url`, given as a URL that works in
+    it; dropped with everything in it afterwards, unless `keep`."""
+    admin = create_engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield in_schema(url, schema)
+        finally:
+            if not keep:
+                with admin.begin() as connection:
+                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
