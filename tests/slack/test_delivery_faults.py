@@ -138,8 +138,9 @@ def test_the_worker_forgets_answered_events_after_the_retention_but_never_pendin
     slack.api.wait_for("chat.postMessage")
     slack.service.workers.join()
     assert inbox.state_of("EvANSWERED") is InboxState.DONE
-    # Work still owed: one never started (its worker queue was full), one being handled;
-    # and one whose handling failed, kept for someone to look at.
+    # Work still owed: one never started (the answering process is down), one being
+    # handled; and one whose handling failed, kept for someone to look at.
+    slack.service.answering.stop()
     for event_id in ("EvWAITING", "EvCLAIMED", "EvFAILED"):
         assert inbox.receive(event_id, "{}")
     assert inbox.claim("EvCLAIMED") and inbox.claim("EvFAILED")
@@ -159,6 +160,8 @@ def test_the_worker_forgets_answered_events_after_the_retention_but_never_pendin
     )
     assert status == 200
     slack.service.workers.join()
+    assert inbox.state_of("EvANSWERED") is InboxState.DONE
+    assert not inbox.receive("EvANSWERED", "{}")  # still known: not stored as new
     assert len(slack.api.calls_to("chat.postMessage")) == 1
 
     cleanup_at(utc_now() + timedelta(days=8))
