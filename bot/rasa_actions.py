@@ -86,44 +86,16 @@ def services() -> DeskServices:
 
 
 def desk_services(settings: Settings, embedder: Embedder | None = None) -> DeskServices:
-    """The knowledge index, ticket store and intent model of `settings`' home."""
-    from bot.runtime import (
-        ANSWER_THRESHOLD,
-        RELATED_THRESHOLD,
-        SELF_SERVICE_THRESHOLD,
-        answer_calibration,
-        build_interpreter,
-        build_knowledge,
-        load_title_meanings,
-    )
-    from nlu.embedding import shared_embedder
-    from tickets.conversations import ConversationStore
-    from tickets.db import create_store_engine, make_session_factory, upgrade_schema
+    """The knowledge index, ticket store and assistant of `settings`' home, wired exactly
+    as `tier0 run` wires them: a ticket opened through an action reaches the triage
+    channel through the outbox, and a fresh store gets the bundled teams and SLAs."""
+    from bot.runtime import RELATED_THRESHOLD, build_tier0
 
-    settings.home.mkdir(parents=True, exist_ok=True)
-    embedder = embedder or shared_embedder()
-    engine = create_store_engine(settings.resolved_database_url)
-    upgrade_schema(engine)
-    session_factory = make_session_factory(engine)
-    tickets = TicketService(session_factory)
-    knowledge, _ = build_knowledge(settings, embedder)
-    interpreter, _ = build_interpreter(settings, embedder)
-    # Only its decision is used (Assistant.knowledge_decision), which writes nothing.
-    assistant = Assistant(
-        interpreter,
-        knowledge,
-        tickets,
-        ConversationStore(session_factory),
-        answer_threshold=ANSWER_THRESHOLD,
-        related_threshold=RELATED_THRESHOLD,
-        self_service_threshold=SELF_SERVICE_THRESHOLD,
-        calibration=answer_calibration(knowledge),
-        title_meanings=load_title_meanings(settings, embedder),
-    )
+    desk = build_tier0(settings, embedder)
     return DeskServices(
-        knowledge=knowledge,
-        tickets=tickets,
-        assistant=assistant,
+        knowledge=desk.knowledge,
+        tickets=desk.tickets,
+        assistant=desk.assistant,
         related_threshold=RELATED_THRESHOLD,
     )
 

@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from tickets.db import create_store_engine, make_session_factory
+from tickets.outbox import OutboxMessage
 from tickets.service import TicketService
 
 STARTUP_TIMEOUT_SECONDS = 300
@@ -33,6 +36,18 @@ STARTUP_TIMEOUT_SECONDS = 300
 class ActionServer:
     url: str
     tickets: TicketService
+    sessions: sessionmaker[Session]
+
+    def owed_notifications(self, ticket_number: str) -> list[tuple[str, str, str]]:
+        """(channel, recipient, purpose) of what the outbox owes about a ticket."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.ticket_number == ticket_number)
+            ).all()
+            return sorted(
+                (row.channel, str(row.payload.get("channel") or row.payload.get("to")),
+                 str(row.purpose)) for row in rows
+            )  # fmt: skip
 
 
 def free_port() -> int:
@@ -73,10 +88,10 @@ def action_server(
             if time.monotonic() > deadline:
                 pytest.fail("tier0 actions serve did not start")
             time.sleep(0.3)
-        engine = create_store_engine(
-            Settings(_env_file=None, TIER0_HOME=str(home)).resolved_database_url
-        )  # type: ignore[call-arg]
-        yield ActionServer(url, TicketService(make_session_factory(engine)))
+        settings = Settings(_env_file=None, TIER0_HOME=str(home))  # type: ignore[call-arg, arg-type]
+        engine = create_store_engine(settings.resolved_database_url)
+        sessions = make_session_factory(engine)
+        yield ActionServer(url, TicketService(sessions), sessions)
         engine.dispose()
     finally:
         server.terminate()
@@ -245,6 +260,11 @@ def test_open_ticket_keeps_the_conversation_and_is_not_doubled_by_a_retry(
     assert [
         t.number for t in action_server.tickets.list_for_requester("bob@northwind.example")
     ] == [number]
+    # Opened as `tier0 run` opens one: the requester is mailed and triage hears of it.
+    assert action_server.owed_notifications(number) == [
+        ("email", "bob@northwind.example", "ticket_opened"),
+        ("slack", "it-triage", "ticket_opened"),
+    ]
 
 
 def test_ticket_status_shows_a_requester_their_own_tickets_only(
