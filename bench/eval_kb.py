@@ -147,6 +147,10 @@ class Asked:
     label: Outcome  # what would be right, given the best article found
     decision: Decision | None = None
     answered_with: str | None = None
+    best_article: str | None = None  # what an answer would give
+    # The decision taken whatever the calibrated model says (a catalog offer, a status,
+    # small talk, an outage ticket), or None where the model decides.
+    fixed: Decision | None = None
 
     @property
     def right(self) -> bool:
@@ -207,7 +211,7 @@ def _chosen(calibration: AnswerCalibration, probabilities: np.ndarray) -> Outcom
 
 def ask_all(assistant: Assistant, dev: DevSet) -> list[Asked]:
     items: list[Asked] = []
-    kinds = [("answerable", q, g) for q, g in dev.answerable]
+    kinds: list[tuple[str, str, str | None]] = [("answerable", q, g) for q, g in dev.answerable]
     kinds += [("unanswerable", q, None) for q in dev.unanswerable]
     kinds += [("needs_human", q, None) for q in dev.needs_human]
     for kind, question, gold in kinds:
@@ -219,7 +223,8 @@ def ask_all(assistant: Assistant, dev: DevSet) -> list[Asked]:
         else:
             label = Outcome.ESCALATE if kind == "unanswerable" else Outcome.TICKET
         features = message_features(hits, meaning)
-        items.append(Asked(dev.name, kind, question, gold, features, label))
+        best = hits[0].article_id if hits else None
+        items.append(Asked(dev.name, kind, question, gold, features, label, best_article=best))
     return items
 
 
@@ -228,6 +233,54 @@ def decide(assistant: Assistant, items: Sequence[Asked]) -> None:
         reply = assistant.respond(IncomingMessage(f"eval-{number}", "eval", item.question))
         item.decision = reply.decision
         item.answered_with = reply.articles[0].article_id if reply.articles else None
+
+
+def find_fixed_decisions(assistant: Assistant, items: Sequence[Asked]) -> None:
+    """Mark the messages whose decision the calibrated model does not take: asked once
+    with a model that always answers and once with one that never does, they get the
+    same reply."""
+    zeros = tuple(tuple(0.0 for _ in FEATURES) for _ in OUTCOMES)
+    always = AnswerCalibration(zeros, (0.0, 0.0, 0.0), threshold=0.0)
+    never = AnswerCalibration(zeros, (0.0, 1.0, 0.0), threshold=2.0)  # escalate, never answer
+    chosen: list[list[Decision | None]] = []
+    for calibration in (always, never):
+        assistant.calibration = calibration
+        copies = [Asked(i.kb, i.kind, i.question, i.gold, i.features, i.label) for i in items]
+        decide(assistant, copies)
+        chosen.append([copy.decision for copy in copies])
+    for item, first, second in zip(items, *chosen, strict=True):
+        item.fixed = first if first == second else None
+
+
+def repeated_cv(items: Sequence[Asked], seeds: int) -> list[float]:
+    """The cross-validated right-decision rate for each of `seeds` shuffles of the folds,
+    replayed from the stored features: a single split moves by about a point when one
+    question changes fold."""
+    strata = [f"{item.kb}/{item.kind}" for item in items]
+    rates: list[float] = []
+    for seed in range(seeds):
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+        replayed: list[Asked] = []
+        for train, test in folds.split(np.zeros(len(items)), strata):
+            calibration = fit_calibration([items[i] for i in train], f"seed {seed}")
+            for i in test:
+                item = items[i]
+                decision = item.fixed or Decision(calibration.decide(item.features).value)
+                answered = item.best_article if decision is Decision.ANSWER else None
+                replayed.append(
+                    Asked(
+                        item.kb,
+                        item.kind,
+                        item.question,
+                        item.gold,
+                        item.features,
+                        item.label,
+                        decision,
+                        answered,
+                    )
+                )
+        rates.append(sum(item.right for item in replayed) / len(replayed))
+    return rates
 
 
 def decision_table(label: str, items: Sequence[Asked]) -> str:
@@ -282,6 +335,16 @@ def evaluate_decisions(
             print(decision_table(f"{mode.value}", items))
 
         hybrid = final[RetrievalMode.HYBRID]
+        if args.repeats:
+            for name, assistant in assistants.items():
+                assistant.knowledge.text_mode = RetrievalMode.HYBRID
+                find_fixed_decisions(assistant, [i for i in hybrid if i.kb == name])
+            rates = repeated_cv(hybrid, args.repeats)
+            print(
+                f"\n  hybrid, pooled, right decision over {args.repeats} shuffles of the folds:"
+                f" mean {np.mean(rates):.1%}, sd {np.std(rates):.1%},"
+                f" min {min(rates):.1%}, max {max(rates):.1%}"
+            )
         if len(sets) > 1:
             print("\n  across knowledge bases (hybrid): fitted on one set, decided on the other")
             for train_kb, test_kb in ((sets[0].name, sets[1].name), (sets[1].name, sets[0].name)):
@@ -331,6 +394,12 @@ def main() -> None:
         "--calibrate",
         action="store_true",
         help="write knowledge/calibration.json, fitted on all dev questions",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=10,
+        help="shuffles of the folds for the repeated cross-validation (0: none)",
     )
     parser.add_argument("--no-decisions", action="store_true", help="retrieval figures only")
     args = parser.parse_args()

@@ -53,6 +53,11 @@ SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT, *OUT_OF_SCOPE_INTENTS}
 # A status request names a ticket, or is read as one with at least this confidence;
 # below it the message is searched like any question.
 UNSURE_STATUS_CONFIDENCE = 0.5
+# Small talk is short and read with confidence ("thanks a lot" 0.99, "great" 0.43). A
+# longer message the model barely reads as small talk ("can i postpone the forced reboot,
+# i have a demo": goodbye at 0.14) is an IT question: it is searched, not waved goodbye.
+UNSURE_SMALLTALK_CONFIDENCE = 0.3
+SMALLTALK_MAX_WORDS = 3
 # Requests that self-service can often settle (the access portal, the software centre):
 # a strong article match is offered first, and the ticket is one "no" away.
 SELF_SERVICE_REQUESTS = {"access_request", "software_request"}
@@ -254,6 +259,8 @@ class Assistant:
         ):
             # "You have no open tickets" to a question the model barely read as a status
             # request is a confident wrong answer: search the articles instead.
+            intent = FALLBACK_INTENT
+        if intent in SMALLTALK_INTENTS and _unsure_small_talk(text, understanding):
             intent = FALLBACK_INTENT
         # Said in so many words: no article is offered instead of the ticket asked for.
         forced_ticket = False
@@ -675,6 +682,13 @@ _EXPLICIT_TICKET_REQUEST = re.compile(
 # "how do I open a ticket in ServiceNow?" asks about the desk's process (an article may
 # answer it); "open a ticket: the printer is jammed" asks for one.
 _ASKS_HOW = re.compile(r"^\s*(how|where|what|when|who|which)\b", re.IGNORECASE)
+
+
+def _unsure_small_talk(text: str, understanding: Understanding) -> bool:
+    return (
+        understanding.intent.confidence < UNSURE_SMALLTALK_CONFIDENCE
+        and len(text.split()) > SMALLTALK_MAX_WORDS
+    )
 
 
 def _asks_for_a_ticket(text: str) -> bool:
