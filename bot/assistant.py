@@ -53,6 +53,11 @@ SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT, *OUT_OF_SCOPE_INTENTS}
 # A status request names a ticket, or is read as one with at least this confidence;
 # below it the message is searched like any question.
 UNSURE_STATUS_CONFIDENCE = 0.5
+# Small talk is short: a longer message read as small talk, and not surely, is a question
+# sharing a phrase with it ("..., i have a demo" with "have a nice day"), and is searched.
+# The bundled small-talk examples run to 5 words but one; a model sure of it is believed.
+SMALL_TALK_MAX_WORDS = 6
+SURE_SMALL_TALK_CONFIDENCE = 0.5
 # Requests that self-service can often settle (the access portal, the software centre):
 # a strong article match is offered first, and the ticket is one "no" away.
 SELF_SERVICE_REQUESTS = {"access_request", "software_request"}
@@ -255,6 +260,8 @@ class Assistant:
             # "You have no open tickets" to a question the model barely read as a status
             # request is a confident wrong answer: search the articles instead.
             intent = FALLBACK_INTENT
+        if intent in SMALLTALK_INTENTS and not _is_small_talk(text, understanding):
+            intent = FALLBACK_INTENT  # "Bye!" to a question about a reboot helps nobody
         # Said in so many words: no article is offered instead of the ticket asked for.
         forced_ticket = False
         if intent in SEARCH_INTENTS and _asks_for_a_ticket(text):
@@ -721,6 +728,13 @@ def intent_confidences(understanding: Understanding) -> dict[str, float]:
     confidences = {ranked.name: ranked.confidence for ranked in understanding.intent.ranking}
     confidences[FALLBACK_INTENT] = 1.0 if understanding.intent.is_fallback else 0.0
     return confidences
+
+
+def _is_small_talk(text: str, understanding: Understanding) -> bool:
+    return (
+        len(text.split()) <= SMALL_TALK_MAX_WORDS
+        or understanding.intent.confidence >= SURE_SMALL_TALK_CONFIDENCE
+    )
 
 
 def _describes_a_problem(text: str) -> bool:
