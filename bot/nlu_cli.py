@@ -128,8 +128,6 @@ def nlu_train(
         unknown = sorted(set(held_back.intents) - set(training.intents))
         if unknown:
             _fail(f"the --validation examples have intents the training data lacks: {unknown}")
-        if not held_back.examples:
-            _fail("the --validation data has no examples")
     config = ClassifierConfig(min_out_of_scope_recall=min_out_of_scope_recall)
     embedder = shared_embedder()
     name = embedder_name(embedder)
