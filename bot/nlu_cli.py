@@ -206,6 +206,7 @@ def nlu_eval(
     from nlu.embedding import shared_embedder
     from nlu.entities import EntityExtractor
     from nlu.evaluation import cross_validate, entity_report, intent_report, predict_examples
+    from nlu.tagger import MIN_ANNOTATED_EXAMPLES, EntityTagger, annotated_examples
 
     if (test is None) == (cross_validation is None):
         _fail("give either --test TEST or --cross-validation K")
@@ -234,7 +235,12 @@ def nlu_eval(
         how = f"{cross_validation}-fold cross-validation on {len(examples)} examples"
 
     intents = intent_report(examples, predictions)
-    extractor = EntityExtractor.from_training_data(training)
+    tagger = None
+    if test is not None and annotated_examples(training) >= MIN_ANNOTATED_EXAMPLES:
+        # As the assistant would find them. Cross-validation keeps to the lookup: a tagger
+        # per fold costs minutes, and one trained on every example would grade itself.
+        tagger = EntityTagger.train(training)
+    extractor = EntityExtractor.from_training_data(training, tagger=tagger)
     entities = (
         entity_report(examples, extractor.extract, entity_types=set(training.entity_names))
         if training.entity_names and any(e.entities for e in examples)

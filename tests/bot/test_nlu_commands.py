@@ -305,7 +305,8 @@ def test_validation_with_intents_the_training_data_lacks_is_refused(
     assert "lacks: ['vpn_down']" in " ".join(result.output.split())
 
 
-def test_enough_annotated_examples_train_an_entity_tagger(cli: CliRunner, tmp_path: Path) -> None:
+def annotated_devices() -> str:
+    """NLU data with enough annotated examples (32) for an entity tagger."""
     devices = ("laptop", "monitor", "printer", "keyboard", "headset", "webcam", "tablet", "dock")
     templates = (
         "my [{}](device) won't turn on",
@@ -317,13 +318,17 @@ def test_enough_annotated_examples_train_an_entity_tagger(cli: CliRunner, tmp_pa
         f"        - please install [{s}](software) on my machine\n"
         for s in ("Figma", "Miro", "Zoom", "Slack", "Tableau", "Jira", "Docker", "Notion")
     )
-    annotated = (
+    return (
         "    nlu:\n    - intent: hardware\n      examples: |\n"
         + hardware
         + "    - intent: software\n      examples: |\n"
         + software
         + "    - intent: greet\n      examples: |\n        - hi\n        - hello\n"
     )
+
+
+def test_enough_annotated_examples_train_an_entity_tagger(cli: CliRunner, tmp_path: Path) -> None:
+    annotated = annotated_devices()
     data = write(tmp_path / "nlu.yml", annotated)
 
     first = cli.invoke(app, ["nlu", "train", "--data", str(data)])
@@ -353,3 +358,28 @@ def test_few_annotated_examples_train_no_tagger_and_say_so(cli: CliRunner, tmp_p
 
     assert result.exit_code == 0, result.output
     assert "no entity tagger: 3 annotated examples, it needs 30" in " ".join(result.output.split())
+
+
+def test_eval_scores_entities_as_the_tagger_finds_them(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", annotated_devices())
+    test = write(
+        tmp_path / "test.yml",
+        """
+        nlu:
+        - intent: hardware
+          examples: |
+            - my [projector](device) won't turn on
+            - the [scanner](device) is broken again
+        """,
+    )
+    report = tmp_path / "report.json"
+
+    result = cli.invoke(
+        app,
+        ["nlu", "eval", "--data", str(data), "--test", str(test), "--report", str(report)],
+    )
+
+    assert result.exit_code == 0, result.output
+    # Neither value is in the training data: only the tagger can find them.
+    device = json.loads(report.read_text())["entity_evaluation"]["per_entity"]["device"]
+    assert device["support"] == 2 and device["recall"] == 1.0
