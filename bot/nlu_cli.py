@@ -47,17 +47,13 @@ def _load(paths: list[Path] | None, settings: Settings) -> TrainingData:
 
 
 def _interpreter(settings: Settings, data: TrainingData) -> Interpreter:
-    from bot.runtime import NluBackendError, choose_interpreter, embedder_name
-    from nlu.classifier import load_or_train
+    from bot.runtime import NluBackendError, choose_interpreter, entity_extractor, intent_model
     from nlu.embedding import shared_embedder
-    from nlu.entities import EntityExtractor
     from nlu.understanding import Interpreter
 
     embedder = shared_embedder()
-    model = load_or_train(settings.nlu_model_dir, data, embedder, embedder_name(embedder))
-    builtin = Interpreter(
-        embedder, model, data.synonyms, entities=EntityExtractor.from_training_data(data)
-    )
+    model = intent_model(settings, data, embedder)
+    builtin = Interpreter(embedder, model, data.synonyms, entities=entity_extractor(settings, data))
     try:
         # With TIER0_NLU_BACKEND=rasa, parse shows what the running Rasa server reads.
         return choose_interpreter(settings, builtin)
@@ -75,29 +71,81 @@ def nlu_train(
     force: Annotated[
         bool, typer.Option(help="Retrain the Rasa model even if nothing changed.")
     ] = False,
+    min_out_of_scope_recall: Annotated[
+        float | None,
+        typer.Option(
+            "--min-out-of-scope-recall",
+            help="Tune the fallback to catch at least this share (0-1) of the held-back "
+            "out-of-scope examples; needs an out_of_scope (or oos) intent in the data.",
+        ),
+    ] = None,
+    validation: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--validation",
+            help="NLU YAML kept apart from the training data (file or folder, repeat for "
+            "several): the thresholds are tuned on it. The model is then always retrained.",
+        ),
+    ] = None,
 ) -> None:
-    """Train the intent model (only if its training data changed)."""
+    """Train the intent model and entity tagger (only if their training data changed)."""
     if backend not in {"builtin", "rasa"}:
         _fail(f"--backend must be builtin or rasa, not {backend!r}")
     if backend == "rasa":
+        if min_out_of_scope_recall is not None or validation:
+            _fail("--min-out-of-scope-recall and --validation are for --backend builtin")
         from bot.rasa_cli import train_with_rasa
 
         train_with_rasa(data, epochs=epochs, force=force)
         return
-    from bot.runtime import embedder_name
-    from nlu.classifier import load_or_train, needs_training
+    if min_out_of_scope_recall is not None and not 0.0 < min_out_of_scope_recall <= 1.0:
+        _fail(
+            f"--min-out-of-scope-recall is a share between 0 and 1 (such as 0.7), "
+            f"not {min_out_of_scope_recall:g}"
+        )
+    from bot.runtime import embedder_name, entity_extractor
+    from nlu.classifier import (
+        OUT_OF_SCOPE_INTENTS,
+        ClassifierConfig,
+        IntentClassifier,
+        load_or_train,
+        needs_training,
+    )
     from nlu.embedding import shared_embedder
+    from nlu.tagger import needs_tagger_training
 
     settings = Settings()
     training = _load(data, settings)
+    if min_out_of_scope_recall is not None and not set(OUT_OF_SCOPE_INTENTS) & set(
+        training.intents
+    ):
+        _fail(
+            "--min-out-of-scope-recall needs out-of-scope examples: the training data has "
+            f"no {' or '.join(OUT_OF_SCOPE_INTENTS)} intent"
+        )
+    held_back = _load(validation, settings) if validation else None
+    if held_back is not None:
+        unknown = sorted(set(held_back.intents) - set(training.intents))
+        if unknown:
+            _fail(f"the --validation examples have intents the training data lacks: {unknown}")
+    config = ClassifierConfig(min_out_of_scope_recall=min_out_of_scope_recall)
     embedder = shared_embedder()
     name = embedder_name(embedder)
-    stale = needs_training(settings.nlu_model_dir, training, name)
-    model = load_or_train(settings.nlu_model_dir, training, embedder, name)
+    directory = settings.nlu_model_dir
+    if held_back is not None:
+        stale = True
+        model = IntentClassifier.train(
+            training, embedder, embedder_name=name, config=config, validation=held_back
+        )
+        model.save(directory)
+    else:
+        stale = needs_training(directory, training, name, config)
+        model = load_or_train(directory, training, embedder, name, config=config)
     what = "trained" if stale else "unchanged, reused"
     report = model.report
+    tuned_on = "validation examples" if held_back is not None else "held-back examples"
     held_out = (
-        f"; held-out accuracy {report.held_out_accuracy:.1%} on {report.held_out}"
+        f"; accuracy {report.held_out_accuracy:.1%} on {report.held_out} {tuned_on}"
         if report.held_out_accuracy is not None
         else ""
     )
@@ -105,8 +153,25 @@ def nlu_train(
         f"Intent model {model.fingerprint} ({what}): {len(model.intents)} intents, "
         f"{len(training.examples)} examples{held_out}; falls back below "
         f"{model.fallback_threshold:.3f} confidence or a top-two gap under "
-        f"{model.ambiguity_threshold:.3f}; saved in {settings.nlu_model_dir}"
+        f"{model.ambiguity_threshold:.3f}; saved in {directory}"
     )
+    if held_back is not None and report.held_out_accuracy is None:
+        errors.print(
+            f"[yellow]note:[/yellow] {len(held_back.examples)} validation examples are too "
+            "few to tune the thresholds on: the untuned defaults are used"
+        )
+    tagger_stale = needs_tagger_training(directory, training)
+    notes: list[str] = []
+    entities = entity_extractor(settings, training, notes)
+    for note in notes:
+        errors.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    tagger = entities.tagger
+    if tagger is not None:
+        console.print(
+            f"Entity tagger ({'trained' if tagger_stale else 'unchanged, reused'}): "
+            f"{', '.join(tagger.entities)} from {tagger.report.get('annotated_examples')} "
+            f"annotated examples; saved in {directory}"
+        )
 
 
 @nlu_app.command("parse")
@@ -141,6 +206,7 @@ def nlu_eval(
     from nlu.embedding import shared_embedder
     from nlu.entities import EntityExtractor
     from nlu.evaluation import cross_validate, entity_report, intent_report, predict_examples
+    from nlu.tagger import MIN_ANNOTATED_EXAMPLES, EntityTagger, annotated_examples
 
     if (test is None) == (cross_validation is None):
         _fail("give either --test TEST or --cross-validation K")
@@ -169,7 +235,12 @@ def nlu_eval(
         how = f"{cross_validation}-fold cross-validation on {len(examples)} examples"
 
     intents = intent_report(examples, predictions)
-    extractor = EntityExtractor.from_training_data(training)
+    tagger = None
+    if test is not None and annotated_examples(training) >= MIN_ANNOTATED_EXAMPLES:
+        # As the assistant would find them. Cross-validation keeps to the lookup: a tagger
+        # per fold costs minutes, and one trained on every example would grade itself.
+        tagger = EntityTagger.train(training)
+    extractor = EntityExtractor.from_training_data(training, tagger=tagger)
     entities = (
         entity_report(examples, extractor.extract, entity_types=set(training.entity_names))
         if training.entity_names and any(e.entities for e in examples)

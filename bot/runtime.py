@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from knowledge.articles import load_articles
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import IndexChanges, KnowledgeIndex, load_or_build_index, sync_index
 from knowledge.ranking import TitleMeanings
-from nlu.classifier import IntentClassifier, load_or_train
+from nlu.classifier import ClassifierConfig, IntentClassifier, load_or_train
 from nlu.embedding import Embedder, shared_embedder
 from nlu.entities import EntityExtractor
 from nlu.rasa_backend import RasaClient, RasaInterpreter
+from nlu.tagger import load_or_train_tagger
 from nlu.training_data import BUNDLED_NLU_DATA, TrainingData, load_training_data
 from nlu.understanding import Interpreter
 from tickets.catalog import CatalogService
@@ -145,17 +147,39 @@ def import_knowledge_base(settings: Settings, source: Path, embedder: Embedder) 
     return len(imported)
 
 
+def intent_model(
+    settings: Settings, nlu_data: TrainingData, embedder: Embedder
+) -> IntentClassifier:
+    """The saved intent model, trained again if the data or embedder changed -- with the
+    options `tier0 nlu train` last chose (such as --min-out-of-scope-recall), which are
+    saved with it, so a start does not undo them."""
+    directory = settings.nlu_model_dir
+    config = None
+    try:
+        saved = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        config = ClassifierConfig.from_json(saved["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # nothing usable saved: the defaults
+    return load_or_train(directory, nlu_data, embedder, embedder_name(embedder), config=config)
+
+
+def entity_extractor(
+    settings: Settings, nlu_data: TrainingData, notes: list[str] | None = None
+) -> EntityExtractor:
+    """The entity extraction of `nlu_data`, with its CRF tagger saved beside the intent
+    model (trained first if the data changed); why there is no tagger goes to `notes`."""
+    tagger = load_or_train_tagger(settings.nlu_model_dir, nlu_data, notes=notes)
+    return EntityExtractor.from_training_data(nlu_data, tagger=tagger)
+
+
 def build_interpreter(
     settings: Settings, embedder: Embedder
 ) -> tuple[Interpreter, IntentClassifier]:
     """The interpreter the assistant reads messages with (and its intent model)."""
     nlu_data = load_nlu_data(settings)
-    classifier = load_or_train(settings.nlu_model_dir, nlu_data, embedder, embedder_name(embedder))
+    classifier = intent_model(settings, nlu_data, embedder)
     builtin = Interpreter(
-        embedder,
-        classifier,
-        nlu_data.synonyms,
-        entities=EntityExtractor.from_training_data(nlu_data),
+        embedder, classifier, nlu_data.synonyms, entities=entity_extractor(settings, nlu_data)
     )
     return choose_interpreter(settings, builtin), classifier
 

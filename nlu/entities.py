@@ -1,10 +1,16 @@
 """Finding the things a help-desk message names: tickets, people's emails, machines, software.
 
-Three sources, in order of trust: the regexes and lookup tables of the training data (as
-Rasa's RegexEntityExtractor reads them), then tier0's built-in extractors for what every
-help desk meets (ticket numbers, emails, IP addresses, hostnames, software, device types).
-Values are then written the canonical way through the synonyms, as Rasa's
-EntitySynonymMapper does.
+The sources, in order of trust (where two overlap, the earlier one wins):
+1. the regexes and lookup tables of the training data (as Rasa's RegexEntityExtractor
+   reads them) -- someone wrote them down on purpose;
+2. tier0's built-in patterns for what every help desk meets: ticket numbers, emails, IP
+   addresses, hostnames -- their shape says what they are;
+3. what the examples taught: the CRF tagger (nlu/tagger.py) when the data has enough
+   annotated examples, then the values the examples annotate, where it found nothing;
+4. the built-in vocabularies of software and device types.
+Without a tagger the annotated values are trusted as the data's lookup tables (1). Values
+are then written the canonical way: a known spelling as its vocabulary writes it, then
+through the synonyms, as Rasa's EntitySynonymMapper does.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from nlu.tagger import CRF_EXTRACTOR, EntityTagger
 from nlu.training_data import TrainingData
 
 DATA_EXTRACTOR = "RegexEntityExtractor"  # Rasa's name for regex and lookup-table extraction
@@ -159,6 +166,9 @@ class _Vocabulary:
         for match in self._pattern.finditer(text):
             yield match.start(), match.end(), self._canonical[match.group(0).lower()]
 
+    def canonical(self, phrase: str) -> str | None:
+        return self._canonical.get(phrase.lower())
+
 
 def _catalog_spellings(catalog: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return {
@@ -178,15 +188,29 @@ class EntityExtractor:
         lookups: dict[str, list[str]] | None = None,
         synonyms: dict[str, str] | None = None,
         builtins: bool = True,
+        tagger: EntityTagger | None = None,
+        annotated_values: dict[str, list[str]] | None = None,
     ) -> None:
+        """`annotated_values` are the values the examples annotate, per entity: trusted as
+        a lookup table without a `tagger`, and filling in where it finds nothing with one."""
         self._regexes = [
             (name, re.compile(pattern, re.IGNORECASE))
             for name, patterns in sorted((regexes or {}).items())
             for pattern in patterns
         ]
+        self._tagger = tagger
+        if tagger is None:
+            lookups = {name: list(entries) for name, entries in (lookups or {}).items()}
+            for name, entries in (annotated_values or {}).items():
+                lookups[name] = sorted({*lookups.get(name, []), *entries})
+            annotated_values = None
         self._lookups = [
             _Vocabulary(name, {entry: entry for entry in entries})
             for name, entries in sorted((lookups or {}).items())
+        ]
+        self._annotated = [
+            _Vocabulary(name, {entry: entry for entry in entries})
+            for name, entries in sorted((annotated_values or {}).items())
         ]
         self._synonyms = {variant.lower(): value for variant, value in (synonyms or {}).items()}
         self._builtins = builtins
@@ -197,12 +221,19 @@ class EntityExtractor:
         self._devices = _Vocabulary("device", _catalog_spellings(DEVICE_TYPES))
 
     @classmethod
-    def from_training_data(cls, data: TrainingData, *, builtins: bool = True) -> EntityExtractor:
-        """The data's regexes and lookup tables, and the values its examples annotate (an
-        example saying `install [Figma](software)` makes "Figma" known software) -- but
-        only a value annotated at least half the times it appears in the examples, so a
-        word that is an entity only now and then ("today", "me") is not always taken."""
-        lookups = {name: list(entries) for name, entries in data.lookups.items()}
+    def from_training_data(
+        cls,
+        data: TrainingData,
+        *,
+        builtins: bool = True,
+        tagger: EntityTagger | None = None,
+    ) -> EntityExtractor:
+        """The data's regexes and lookup tables, the tagger trained on it if any, and the
+        values its examples annotate (an example saying `install [Figma](software)` makes
+        "Figma" known software) -- but only a value annotated at least half the times it
+        appears in the examples, so a word that is an entity only now and then ("today",
+        "me") is not always taken."""
+        values: dict[str, list[str]] = {}
         annotated: dict[tuple[str, str], int] = {}
         for example in data.examples:
             for annotation in example.entities:
@@ -217,13 +248,19 @@ class EntityExtractor:
                     appearances[surface] = appearances.get(surface, 0) + 1
             for (entity, surface), count in annotated.items():
                 if 2 * count >= appearances.get(surface, count):
-                    lookups.setdefault(entity, []).append(surface)
+                    values.setdefault(entity, []).append(surface)
         return cls(
             regexes=data.regexes,
-            lookups={name: sorted(set(entries)) for name, entries in lookups.items()},
+            lookups={name: sorted(set(entries)) for name, entries in data.lookups.items()},
             synonyms=data.synonyms,
             builtins=builtins,
+            tagger=tagger,
+            annotated_values={name: sorted(set(entries)) for name, entries in values.items()},
         )
+
+    @property
+    def tagger(self) -> EntityTagger | None:
+        return self._tagger
 
     def extract(self, text: str) -> tuple[Entity, ...]:
         """Entities in order of position; where two overlap, the more trusted one wins."""
@@ -234,6 +271,13 @@ class EntityExtractor:
         return tuple(sorted(accepted, key=lambda entity: (entity.start, entity.end)))
 
     def _canonical(self, entity: Entity) -> Entity:
+        if entity.extractor == CRF_EXTRACTOR:
+            # A tagged phrase a vocabulary knows is written as that vocabulary writes it.
+            for vocabulary in (*self._lookups, self._software, self._devices):
+                known = vocabulary.canonical(entity.value)
+                if vocabulary.entity == entity.entity and known is not None:
+                    entity = replace(entity, value=known)
+                    break
         ticket = TICKET_NUMBER.fullmatch(entity.value) if entity.entity == "ticket_number" else None
         if ticket is not None:  # t1042, T1042 and T-1042 are one ticket
             entity = replace(entity, value=f"T-{ticket.group(1)}")
@@ -256,10 +300,27 @@ class EntityExtractor:
             for start, end, _ in vocabulary.find(text):
                 data.append(Entity(vocabulary.entity, text[start:end], start, end, DATA_EXTRACTOR))
         yield from _longest_first(data)
+        if self._tagger is None:
+            if self._builtins:
+                builtin = self._builtin_patterns(text) + self._builtin_vocabularies(text)
+                yield from _longest_first(builtin)
+            return
         if self._builtins:
-            yield from _longest_first(self._builtin_candidates(text))
+            yield from _longest_first(self._builtin_patterns(text))
+        for span in self._tagger.tag(text):
+            yield Entity(
+                span.entity, text[span.start : span.end], span.start, span.end, CRF_EXTRACTOR
+            )
+        annotated = [
+            Entity(vocabulary.entity, text[start:end], start, end, DATA_EXTRACTOR)
+            for vocabulary in self._annotated
+            for start, end, _ in vocabulary.find(text)
+        ]
+        yield from _longest_first(annotated)
+        if self._builtins:
+            yield from _longest_first(self._builtin_vocabularies(text))
 
-    def _builtin_candidates(self, text: str) -> list[Entity]:
+    def _builtin_patterns(self, text: str) -> list[Entity]:
         found: list[Entity] = []
 
         def add(entity: str, value: str, start: int, end: int) -> None:
@@ -283,10 +344,14 @@ class EntityExtractor:
             name = match.group(0)
             if any(ch.isdigit() for ch in name) and not TICKET_NUMBER.fullmatch(name):
                 add("hostname", name.lower(), match.start(), match.end())
-        for vocabulary in (self._software, self._devices):
-            for start, end, canonical in vocabulary.find(text):
-                add(vocabulary.entity, canonical, start, end)
         return found
+
+    def _builtin_vocabularies(self, text: str) -> list[Entity]:
+        return [
+            Entity(vocabulary.entity, canonical, start, end, BUILTIN_EXTRACTOR)
+            for vocabulary in (self._software, self._devices)
+            for start, end, canonical in vocabulary.find(text)
+        ]
 
 
 def _longest_first(entities: Sequence[Entity]) -> list[Entity]:

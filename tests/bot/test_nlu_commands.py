@@ -179,3 +179,207 @@ def test_broken_training_data_names_the_file_and_line(cli: CliRunner, tmp_path: 
     assert result.exit_code == 2
     assert f"{broken}:5: unclosed annotation at column 4" in result.output
     assert "Traceback" not in result.output
+
+
+def with_out_of_scope(tmp_path: Path) -> Path:
+    return write(
+        tmp_path / "nlu.yml",
+        HELPDESK.replace(
+            "    - synonym: high",
+            """    - intent: out_of_scope
+      examples: |
+        - what's for lunch today
+        - will it rain tomorrow
+        - who won the match last night
+        - book me a flight to rome
+        - how tall is mount everest
+        - tell me a joke
+    - synonym: high""",
+        ),
+    )
+
+
+VALIDATION = """
+    nlu:
+    - intent: password_reset
+      examples: |
+        - I need to reset my password
+        - my password stopped working
+        - forgot the password again
+        - change my password please
+        - password expired this morning
+        - can't remember my password
+        - new password needed
+    - intent: open_incident
+      examples: |
+        - open a ticket for me
+        - I want to report an incident
+        - please log an incident
+        - create a ticket about my laptop
+        - raise a ticket
+        - file a ticket please
+    - intent: greet
+      examples: |
+        - hey
+        - hi there
+        - good afternoon
+        - hello hello
+        - morning
+        - howdy
+        - hey bot
+"""
+
+
+def saved_config(tmp_path: Path) -> dict[str, object]:
+    meta = json.loads((tmp_path / "home" / "nlu" / "model.json").read_text(encoding="utf-8"))
+    config: dict[str, object] = meta["config"]
+    return config
+
+
+def test_train_for_an_out_of_scope_recall_keeps_that_choice(cli: CliRunner, tmp_path: Path) -> None:
+    data = with_out_of_scope(tmp_path)
+    option = ["--min-out-of-scope-recall", "0.9"]
+
+    first = cli.invoke(app, ["nlu", "train", "--data", str(data), *option])
+    parsed = cli.invoke(app, ["nlu", "parse", "what's for dinner", "--data", str(data)])
+    again = cli.invoke(app, ["nlu", "train", "--data", str(data), *option])
+    plain = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+
+    assert first.exit_code == 0, first.output
+    assert "(trained)" in " ".join(first.output.split())
+    assert parsed.exit_code == 0, parsed.output
+    # Neither parsing nor training with the same option throws the choice away.
+    assert "(unchanged, reused)" in " ".join(again.output.split())
+    assert "(trained)" in " ".join(plain.output.split())  # the default is another model
+    assert saved_config(tmp_path)["min_out_of_scope_recall"] is None
+
+
+def test_train_tunes_the_thresholds_on_validation_data(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+    validation = write(tmp_path / "validation.yml", VALIDATION)
+
+    result = cli.invoke(app, ["nlu", "train", "--data", str(data), "--validation", str(validation)])
+
+    assert result.exit_code == 0, result.output
+    assert "on 20 validation examples" in " ".join(result.output.split())
+    meta = json.loads((tmp_path / "home" / "nlu" / "model.json").read_text(encoding="utf-8"))
+    assert meta["tuned_on"] == 20
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--min-out-of-scope-recall", "1.5"], "between 0 and 1 (such as 0.7), not 1.5"),
+        (["--min-out-of-scope-recall", "0"], "between 0 and 1"),
+        (["--min-out-of-scope-recall", "-0.2"], "between 0 and 1"),
+        (["--min-out-of-scope-recall", "0.7"], "no out_of_scope or oos intent"),
+        (["--validation", "missing.yml"], "missing.yml: cannot be read"),
+        (["--backend", "rasa", "--min-out-of-scope-recall", "0.7"], "for --backend builtin"),
+    ],
+)
+def test_bad_train_options_get_a_one_line_error(
+    cli: CliRunner, tmp_path: Path, extra: list[str], problem: str
+) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+
+    result = cli.invoke(app, ["nlu", "train", "--data", str(data), *extra])
+
+    assert result.exit_code == 2, result.output
+    assert problem in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "home" / "nlu" / "model.json").exists()
+
+
+def test_validation_with_intents_the_training_data_lacks_is_refused(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+    validation = write(
+        tmp_path / "validation.yml",
+        VALIDATION + "    - intent: vpn_down\n      examples: |\n        - the vpn is down\n",
+    )
+
+    result = cli.invoke(app, ["nlu", "train", "--data", str(data), "--validation", str(validation)])
+
+    assert result.exit_code == 2
+    assert "lacks: ['vpn_down']" in " ".join(result.output.split())
+
+
+def annotated_devices() -> str:
+    """NLU data with enough annotated examples (32) for an entity tagger."""
+    devices = ("laptop", "monitor", "printer", "keyboard", "headset", "webcam", "tablet", "dock")
+    templates = (
+        "my [{}](device) won't turn on",
+        "the [{}](device) is broken again",
+        "can you replace my [{}](device) please",
+    )
+    hardware = "".join(f"        - {t.format(d)}\n" for d in devices for t in templates)
+    software = "".join(
+        f"        - please install [{s}](software) on my machine\n"
+        for s in ("Figma", "Miro", "Zoom", "Slack", "Tableau", "Jira", "Docker", "Notion")
+    )
+    return (
+        "    nlu:\n    - intent: hardware\n      examples: |\n"
+        + hardware
+        + "    - intent: software\n      examples: |\n"
+        + software
+        + "    - intent: greet\n      examples: |\n        - hi\n        - hello\n"
+    )
+
+
+def test_enough_annotated_examples_train_an_entity_tagger(cli: CliRunner, tmp_path: Path) -> None:
+    annotated = annotated_devices()
+    data = write(tmp_path / "nlu.yml", annotated)
+
+    first = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+    again = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+    parsed = cli.invoke(app, ["nlu", "parse", "my projector won't turn on", "--data", str(data)])
+
+    assert first.exit_code == 0, first.output
+    assert "Entity tagger (trained): device, software from 32 annotated" in " ".join(
+        first.output.split()
+    )
+    assert "Entity tagger (unchanged, reused)" in " ".join(again.output.split())
+    assert json.loads(parsed.stdout)["entities"] == [
+        {
+            "entity": "device",
+            "start": 3,
+            "end": 12,
+            "value": "projector",
+            "extractor": "CRFEntityExtractor",
+        }
+    ]
+
+
+def test_few_annotated_examples_train_no_tagger_and_say_so(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+
+    result = cli.invoke(app, ["nlu", "train", "--data", str(data)])
+
+    assert result.exit_code == 0, result.output
+    assert "no entity tagger: 3 annotated examples, it needs 30" in " ".join(result.output.split())
+
+
+def test_eval_scores_entities_as_the_tagger_finds_them(cli: CliRunner, tmp_path: Path) -> None:
+    data = write(tmp_path / "nlu.yml", annotated_devices())
+    test = write(
+        tmp_path / "test.yml",
+        """
+        nlu:
+        - intent: hardware
+          examples: |
+            - my [projector](device) won't turn on
+            - the [scanner](device) is broken again
+        """,
+    )
+    report = tmp_path / "report.json"
+
+    result = cli.invoke(
+        app,
+        ["nlu", "eval", "--data", str(data), "--test", str(test), "--report", str(report)],
+    )
+
+    assert result.exit_code == 0, result.output
+    # Neither value is in the training data: only the tagger can find them.
+    device = json.loads(report.read_text())["entity_evaluation"]["per_entity"]["device"]
+    assert device["support"] == 2 and device["recall"] == 1.0
