@@ -53,11 +53,13 @@ SEARCH_INTENTS = {"ask_question", FALLBACK_INTENT, *OUT_OF_SCOPE_INTENTS}
 # A status request names a ticket, or is read as one with at least this confidence;
 # below it the message is searched like any question.
 UNSURE_STATUS_CONFIDENCE = 0.5
-# Small talk is short and read with confidence ("thanks a lot" 0.99, "great" 0.43). A
-# longer message the model barely reads as small talk ("can i postpone the forced reboot,
-# i have a demo": goodbye at 0.14) is an IT question: it is searched, not waved goodbye.
-UNSURE_SMALLTALK_CONFIDENCE = 0.3
-SMALLTALK_MAX_WORDS = 3
+# Small talk is short: a longer message read as small talk, and not surely, is a question
+# sharing a phrase with it ("can i postpone the forced reboot, i have a demo" was a
+# goodbye at 0.14, from "have a nice day"), and is searched. The bundled small-talk
+# examples run to 5 words but one; such misreads came at 0.1-0.2 confidence, longer real
+# small talk ("thank you so much, that fixed my vpn problem") at 0.47 and up.
+SMALLTALK_MAX_WORDS = 6
+SURE_SMALLTALK_CONFIDENCE = 0.4
 # Requests that self-service can often settle (the access portal, the software centre):
 # a strong article match is offered first, and the ticket is one "no" away.
 SELF_SERVICE_REQUESTS = {"access_request", "software_request"}
@@ -686,7 +688,7 @@ _ASKS_HOW = re.compile(r"^\s*(how|where|what|when|who|which)\b", re.IGNORECASE)
 
 def _unsure_small_talk(text: str, understanding: Understanding) -> bool:
     return (
-        understanding.intent.confidence < UNSURE_SMALLTALK_CONFIDENCE
+        understanding.intent.confidence < SURE_SMALLTALK_CONFIDENCE
         and len(text.split()) > SMALLTALK_MAX_WORDS
     )
 

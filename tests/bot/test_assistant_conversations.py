@@ -103,8 +103,6 @@ def test_a_question_barely_read_as_small_talk_is_searched_not_waved_goodbye(
     tier0: Tier0,
 ) -> None:
     text = "can i postpone the forced reboot, i have a demo"
-    understood = tier0.assistant.interpreter.understand(text)
-    assert understood.intent.name == "goodbye" and understood.intent.confidence < 0.3
     reply = talk(tier0)(text)
     assert reply.decision in {Decision.ANSWER, Decision.ESCALATE}
     if reply.decision is Decision.ANSWER:
