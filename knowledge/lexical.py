@@ -183,20 +183,23 @@ class LexicalSegment:
             if start == end:
                 continue
             count = int(end - start)
-            rows = indices[start:end]
+            # As intp in place: take and put would convert the stored int32 rows to a
+            # fresh array otherwise.
+            rows = work.rows[:count]
+            np.copyto(rows, indices[start:end], casting="safe")
             tf = data[start:end]
             weight = stats.idf(term) * repeats
             denominator, share, held = work.wide[:count], work.narrow[:count], work.held[:count]
-            np.take(length_norm, rows, out=denominator)
+            np.take(length_norm, rows, out=denominator, mode="clip")
             np.add(tf, denominator, out=denominator)  # tf + norm, in float64
             np.multiply(tf, weight, out=share)  # weight × tf, in float32
             np.multiply(share, K1 + 1.0, out=share)
             np.divide(share, denominator, out=denominator)
             np.copyto(share, denominator, casting="same_kind")  # rounded to float32
             # A term's rows are distinct, so gather, add and scatter is `total[rows] += share`.
-            np.take(total, rows, out=held)
+            np.take(total, rows, out=held, mode="clip")
             np.add(held, share, out=held)
-            np.put(total, rows, held)
+            np.put(total, rows, held, mode="clip")
             touched = True
         if not touched:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -204,14 +207,14 @@ class LexicalSegment:
         np.not_equal(total, 0.0, out=mask)
         found = int(np.count_nonzero(mask))
         hit = np.compress(mask, work.positions[: self.size], out=work.hits[:found])
-        values = np.take(total, hit, out=work.narrow[:found])
+        values = np.take(total, hit, out=work.narrow[:found], mode="clip")
         if top is not None and found > top:
             ranked = np.negative(values, out=work.held[:found])
             best = np.argpartition(ranked, top - 1)[:top]
             rows_found, scores_found = hit[best], values[best]
         else:
             rows_found, scores_found = hit.copy(), values.copy()
-        np.put(total, hit, 0.0)  # every non-zero score: the buffer is all zero again
+        np.put(total, hit, 0.0, mode="clip")  # every non-zero score: the buffer is all zero again
         return rows_found, scores_found
 
     def _scores_allocating(
@@ -259,6 +262,7 @@ class _Workspace:
         self.mask = np.empty(capacity, dtype=np.bool_)
         self.positions = np.arange(capacity, dtype=np.int64)
         self.hits = np.empty(capacity, dtype=np.int64)
+        self.rows = np.empty(capacity, dtype=np.intp)
 
 
 _workspaces = threading.local()
