@@ -6,7 +6,8 @@ For each KB size (each in its own process, so peak memory is its own):
   index, and peak resident memory.
 For 1M passages: an index of synthetic vectors (embedding 1M texts would take hours on
 this CPU): build time, dense search p50/p95, and recall@5 of the approximate index
-(binary prefilter + exact re-rank) against exact search.
+(product-quantization prefilter + exact re-rank) against exact search, dense search
+wall and CPU time, and the load average while it ran.
 
 "q" is message → ranked hits as the assistant computes them (synonyms, embedding, hybrid
 search, title re-rank); "cold" is a new process from start to its first ranked hits on
@@ -21,12 +22,14 @@ time and as process CPU time (less sensitive to other jobs on the machine).
 
     python bench/kb_scale.py            # 1k, 10k, 100k articles and 1M passages
     python bench/kb_scale.py --quick    # 1k and 10k only
+    python bench/kb_scale.py --million  # 1M passages only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -336,12 +339,7 @@ def cold_start(home: Path, question: str) -> tuple[float, float]:
 
 
 def measure_million(count: int = 1_000_000) -> dict[str, float | str]:
-    from knowledge.index import (
-        BinaryPrefilter,
-        KnowledgeIndex,
-        exact_neighbours,
-        stand_in_questions,
-    )
+    from knowledge.index import KnowledgeIndex, exact_neighbours, stand_in_questions
 
     rng = np.random.default_rng(2)
     # Passages of one KB cluster by topic: 20k topic centres, each passage near one.
@@ -379,18 +377,32 @@ def measure_million(count: int = 1_000_000) -> dict[str, float | str]:
         whole.append((time.perf_counter() - began) * 1000)
     return {
         "passages": count,
-        "index": f"binary prefilter, {dense.candidates} candidates re-ranked exactly"
-        if isinstance(dense, BinaryPrefilter)
-        else "exact",
+        "index": describe(dense),
         "build_s": round(build_seconds, 1),
         "build_cpu_s": round(build_cpu, 1),
         "search_p50_ms": round(statistics.median(timings), 2),
         "search_p95_ms": round(percentile(timings, 0.95), 2),
+        "search_cpu_p50_ms": round(statistics.median(cpu), 2),
         "search_cpu_p95_ms": round(percentile(cpu, 0.95), 2),
+        "load_average": round(os.getloadavg()[0], 1),
         "hits_p95_ms": round(percentile(whole, 0.95), 2),
         "recall_at_5": round(float(np.mean(recalls)), 3),
         "peak_mb": round(peak_memory_mb()),
     }
+
+
+def describe(dense: object) -> str:
+    from knowledge.index import BinaryPrefilter, ProductQuantizedPrefilter
+
+    if isinstance(dense, BinaryPrefilter):
+        return f"binary prefilter, {dense.candidates} candidates re-ranked exactly"
+    if isinstance(dense, ProductQuantizedPrefilter):
+        groups = dense.codes.M
+        return (
+            f"product-quantization prefilter ({groups} 4-bit codes), "
+            f"{dense.candidates} candidates re-ranked exactly"
+        )
+    return "exact"
 
 
 def run_child(*arguments: str) -> dict[str, float | str]:
@@ -412,6 +424,9 @@ def main() -> None:
         type=lambda text: [int(size) for size in text.split(",")],
         help="these knowledge base sizes only, comma-separated (e.g. 100000); no 1M run",
     )
+    parser.add_argument(
+        "--million", action="store_true", help="the 1M passages part only (dense search)"
+    )
     parser.add_argument("--child-articles", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-million", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -425,13 +440,16 @@ def main() -> None:
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     if args.sizes:
         sizes = args.sizes
+    if args.million:
+        sizes = []
     print("Knowledge base scale (2 shared CPU cores: timings are noisy)")
     header = (
         f"{'articles':>9s} {'passages':>9s} {'build s':>8s} {'build s, model':>15s} "
         f"{'update s':>9s} {'cpu':>6s} {'q p50 ms':>9s} {'q p95 ms':>9s} {'q p95 cpu ms':>13s} "
         f"{'load s':>7s} {'cold s':>7s} {'cpu':>5s} {'peak MB':>8s}"
     )
-    print(header)
+    if sizes:
+        print(header)
     for size in sizes:
         r = run_child("--child-articles", str(size))
         print(
@@ -448,7 +466,8 @@ def main() -> None:
             f"\n1M passages (synthetic clustered unit vectors): {m['index']}, built in "
             f"{m['build_s']} s ({m['build_cpu_s']} s CPU); dense search p50 "
             f"{m['search_p50_ms']} ms, p95 {m['search_p95_ms']} ms "
-            f"(p95 CPU {m['search_cpu_p95_ms']} ms); whole ranked hits p95 {m['hits_p95_ms']} ms; "
+            f"(CPU p50 {m['search_cpu_p50_ms']} ms, p95 {m['search_cpu_p95_ms']} ms; "
+            f"load average {m['load_average']}); whole ranked hits p95 {m['hits_p95_ms']} ms; "
             f"recall@5 vs exact {m['recall_at_5']}; peak {m['peak_mb']} MB"
         )
 

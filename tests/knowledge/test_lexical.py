@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
 from knowledge.lexical import CorpusStats, LexicalSegment, tokenize
 
 
@@ -54,3 +59,59 @@ def test_term_counts_of_rows_say_which_passages_hold_a_word() -> None:
     assert counts["vpn"] == 2
     assert counts["printer"] == 1
     assert counts["toner"] == 0
+
+
+def allocating_scores(
+    segment: LexicalSegment, terms: list[str], stats: CorpusStats, top: int | None
+) -> tuple[list[int], list[float]]:
+    """BM25 as it was computed before the per-thread workspace (fresh arrays each time)."""
+    rows, scores = segment._scores_allocating(terms, stats, top)
+    return rows.tolist(), scores.tolist()
+
+
+def test_reused_score_buffers_give_the_same_rows_and_scores_bit_for_bit() -> None:
+    rng = random.Random(11)
+    words = ["vpn", "printer", "laptop", "badge", "token", "reset", "how", "error", "wifi"]
+    # Many equal passages, so the `top` cut falls among ties; lengths vary otherwise.
+    base = LexicalSegment.from_texts(
+        [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(3000)]
+        + ["how to reset the vpn token"] * 200
+    )
+    delta = LexicalSegment.from_texts(["how to fix the printer", "vpn vpn error"])
+    stats = stats_of(base)
+    questions = [
+        tokenize("how do I reset my vpn token"),
+        tokenize("how how printer"),  # a repeated word weighs twice
+        tokenize("payroll holiday"),  # no known word
+        tokenize("wifi"),
+        tokenize("how"),
+    ]
+    for _ in range(3):  # again and again: the buffers must come back clean
+        for terms in questions:
+            for segment in (base, delta):  # segments of different sizes share the buffers
+                for top in (None, 1, 50, 250):
+                    rows, scores = segment.scores(terms, stats, top=top)
+                    assert rows.dtype == np.int64 and scores.dtype == np.float32
+                    assert (rows.tolist(), scores.tolist()) == allocating_scores(
+                        segment, terms, stats, top
+                    )
+
+
+def test_threads_searching_at_once_each_get_their_own_buffers() -> None:
+    segment = LexicalSegment.from_texts(
+        [f"how to reset token {n % 7} on printer {n % 13}" for n in range(5000)]
+    )
+    stats = stats_of(segment)
+    questions = [tokenize(f"reset token {n} printer {n % 13}") for n in range(7)]
+    expected = [allocating_scores(segment, terms, stats, 20) for terms in questions]
+
+    def answers(_: int) -> list[tuple[list[int], list[float]]]:
+        found = []
+        for terms in questions * 20:
+            rows, scores = segment.scores(terms, stats, top=20)
+            found.append((rows.tolist(), scores.tolist()))
+        return found
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for result in pool.map(answers, range(4)):
+            assert result == expected * 20

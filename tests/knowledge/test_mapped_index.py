@@ -16,6 +16,7 @@ from knowledge.articles import Article
 from knowledge.index import (
     BinaryPrefilter,
     KnowledgeIndex,
+    ProductQuantizedPrefilter,
     QuantizedExactScan,
     SearchHit,
     build_index,
@@ -81,7 +82,7 @@ def test_a_loaded_index_maps_its_files_read_only_and_makes_no_codes(
         assert ask(reader, question) == ask(writer, question)
 
 
-def test_an_approximate_index_maps_its_saved_binary_codes(
+def test_an_approximate_index_loads_its_saved_codes_instead_of_encoding_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     writer = build_index(articles("v1", 600), HashingEmbedder(), "hashing", approximate=True)
@@ -89,12 +90,13 @@ def test_an_approximate_index_maps_its_saved_binary_codes(
     writer.save(tmp_path)
 
     def no_encoding(*_: object) -> None:
-        raise AssertionError("loading encoded the vectors again instead of mapping the codes")
+        raise AssertionError("loading encoded the vectors again instead of reading the codes")
 
-    monkeypatch.setattr(BinaryPrefilter, "__init__", no_encoding)
+    monkeypatch.setattr(ProductQuantizedPrefilter, "__init__", no_encoding)
     reader = KnowledgeIndex.load(tmp_path)
 
     assert reader is not None and reader.approximate
+    assert isinstance(reader._snapshot.base.dense, ProductQuantizedPrefilter)
     assert mapped(reader._snapshot.base.vectors)
     for question in QUESTIONS:
         assert ask(reader, question) == ask(writer, question)
@@ -134,9 +136,11 @@ def test_an_index_saved_before_codes_were_kept_still_loads(tmp_path: Path) -> No
     writer = build_index(articles("v1", 600), HashingEmbedder(), "hashing", approximate=True)
     writer.save(tmp_path)
     segment = tmp_path / str(writer._snapshot.base.name)
-    (segment / index_module.BINARY_CODES_FILE).unlink()
-    candidates = json.loads((segment / "dense.json").read_text("utf-8"))["candidates"]
-    (segment / "dense.json").write_text(json.dumps({"kind": "binary", "candidates": candidates}))
+    # Saved as the binary prefilter was, before its codes were kept: candidates only.
+    base = writer._snapshot.base
+    base.dense = BinaryPrefilter(base.vectors, 200)
+    (segment / index_module.PRODUCT_CODES_FILE).unlink()
+    (segment / "dense.json").write_text(json.dumps({"kind": "binary", "candidates": 200}))
     parts = ("data", "indices", "indptr", "shape", "lengths")
     lexical = {part: np.load(segment / f"lexical_{part}.npy") for part in parts}
     np.savez(segment / "lexical.npz", **lexical)  # the BM25 arrays as one file, as before
@@ -146,5 +150,6 @@ def test_an_index_saved_before_codes_were_kept_still_loads(tmp_path: Path) -> No
     reader = KnowledgeIndex.load(tmp_path)
 
     assert reader is not None and reader.approximate
+    assert isinstance(reader._snapshot.base.dense, BinaryPrefilter)
     for question in QUESTIONS:
         assert ask(reader, question) == ask(writer, question)
