@@ -170,6 +170,21 @@ class AdaptedLayers:
         ]
         return cls(layers, int(meta["first_layer"]), int(meta["heads"]), float(meta["eps"]))
 
+    @classmethod
+    def original_top_layers(cls, model_path: Path, count: int) -> AdaptedLayers:
+        """The encoder's own top `count` layers, unadapted (read with torch)."""
+        from transformers import AutoModel
+
+        encoder = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+        config = encoder.config
+        first = int(config.num_hidden_layers) - count
+        return cls(
+            [_numpy_weights(encoder.encoder.layer[i]) for i in range(first, first + count)],
+            first,
+            int(config.num_attention_heads),
+            float(config.layer_norm_eps),
+        )
+
     # -- training (torch) -----------------------------------------------------------------
 
     @classmethod
@@ -227,13 +242,7 @@ class AdaptedLayers:
                 schedule.step()
                 total += float(loss.detach())
             losses.append(round(total / max(1, len(batches)), 4))
-        weights = [
-            {
-                name: layer.state_dict()[_BERT_NAMES[name]].detach().numpy().copy()
-                for name in _LAYER_WEIGHTS
-            }
-            for layer in layers
-        ]
+        weights = [_numpy_weights(layer) for layer in layers]
         adapted = cls(
             weights,
             first,
@@ -246,6 +255,12 @@ class AdaptedLayers:
             "cpu_seconds": round(time.process_time() - started, 1),
         }
         return adapted, report
+
+
+def _numpy_weights(layer: Any) -> dict[str, Array]:
+    """A transformers BertLayer's weights under this module's names."""
+    state = layer.state_dict()
+    return {name: state[_BERT_NAMES[name]].detach().numpy().copy() for name in _LAYER_WEIGHTS}
 
 
 def _length_batches(
