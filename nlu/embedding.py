@@ -59,6 +59,8 @@ class Embedder(Protocol):
 
 
 class TokenStateEmbedder(Embedder, Protocol):
+    model_path: Path  # the model folder (sentence-transformers layout) it runs
+
     def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
         """`embed(texts)`, and each text's token states (tokens × dimension) as they enter
         the encoder's last layer, from the same pass."""
@@ -112,7 +114,7 @@ class SentenceEmbedder:
         if wanted not in ("auto", "onnx", "torch"):
             raise ValueError(f"unknown embedder backend {wanted!r}: use auto, onnx or torch")
         self._batch_size = batch_size
-        self._path = path
+        self.model_path = path
         self._onnx: _OnnxModel | None = None
         self._torch: Any = None
         if wanted != "torch":
@@ -160,7 +162,7 @@ class SentenceEmbedder:
     def _torch_or_load(self) -> Any:
         if self._torch is None:
             # An ONNX file without the token states (an older export kept on purpose).
-            self._torch = _torch_model(self._path)
+            self._torch = _torch_model(self.model_path)
         return self._torch
 
 

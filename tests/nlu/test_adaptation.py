@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nlu.adaptation import _BERT_NAMES, _LAYER_WEIGHTS, AdaptationConfig, AdaptedLayers
-from nlu.embedding import bundled_model_path
+from nlu.embedding import SentenceEmbedder, bundled_model_path
 
 
 def _top_bert_layers(count: int) -> tuple[list[object], object]:
@@ -114,3 +114,39 @@ def test_answering_with_adapted_layers_never_imports_torch() -> None:
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
+
+
+def test_a_classifier_with_an_adapted_last_layer_learns_saves_and_answers(
+    tmp_path: Path, embedder: SentenceEmbedder
+) -> None:
+    from nlu.classifier import ClassifierConfig, IntentClassifier
+    from nlu.training_data import parse_nlu_yaml
+    from nlu.understanding import Interpreter
+    from tests.nlu.test_classifier import FIXTURE_NLU, PARAPHRASES
+
+    data = parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
+    config = ClassifierConfig(adapt_last_layer=True, adaptation_epochs=3)
+    model = IntentClassifier.train(data, embedder, config=config)
+    assert model.adapted is not None and model.adapted.first_layer == 5
+    assert model.report.extra["adaptation"]["layers"] == 1
+
+    messages = list(PARAPHRASES)
+    vectors, states = embedder.embed_with_token_states(messages)
+    with pytest.raises(ValueError, match="token states"):
+        model.predict_many(vectors, messages)
+    answers = [p.name for p in model.predict_many(vectors, messages, states)]
+    assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
+
+    model.save(tmp_path)
+    loaded = IntentClassifier.load(tmp_path)
+    assert loaded.config == config and loaded.adapted is not None
+    np.testing.assert_allclose(
+        loaded.probabilities(vectors, messages, states),
+        model.probabilities(vectors, messages, states),
+        atol=1e-6,
+    )
+    # The interpreter feeds the token states of its one embedding pass; search keeps the
+    # shared sentence vector.
+    understood = Interpreter(embedder, loaded, {}).understand(messages[0])
+    assert understood.intent.name == answers[0]
+    np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
