@@ -101,30 +101,42 @@ class AdaptedLayers:
         self.heads = heads
         self.eps = eps
         self.dimension = int(self.layers[0]["query_w"].shape[0]) if self.layers else 0
+        # Laid out for (tokens × in) @ (in × out), query, key and value in one product.
+        self._prepared = [
+            {
+                "qkv_w": np.ascontiguousarray(
+                    np.vstack([layer["query_w"], layer["key_w"], layer["value_w"]]).T
+                ),
+                "qkv_b": np.concatenate([layer["query_b"], layer["key_b"], layer["value_b"]]),
+                "attention_out_w": np.ascontiguousarray(layer["attention_out_w"].T),
+                "intermediate_w": np.ascontiguousarray(layer["intermediate_w"].T),
+                "output_w": np.ascontiguousarray(layer["output_w"].T),
+            }
+            | {name: layer[name] for name in _LAYER_WEIGHTS if name.endswith("_b")}
+            | {name: layer[name] for name in ("attention_norm_w", "output_norm_w")}
+            for layer in self.layers
+        ]
 
     def _layer(self, hidden: Array, weights: dict[str, Array]) -> Array:
         tokens = hidden.shape[0]
         size = self.dimension // self.heads
 
-        def project(name: str) -> Array:
-            out = hidden @ weights[f"{name}_w"].T + weights[f"{name}_b"]
-            return np.asarray(out.reshape(tokens, self.heads, size).transpose(1, 0, 2))
-
-        query, key, value = project("query"), project("key"), project("value")
+        projected = hidden @ weights["qkv_w"] + weights["qkv_b"]
+        query, key, value = projected.reshape(tokens, 3, self.heads, size).transpose(1, 2, 0, 3)
         attention = query @ key.transpose(0, 2, 1) / math.sqrt(size)
         attention = np.exp(attention - attention.max(-1, keepdims=True))
         attention /= attention.sum(-1, keepdims=True)
         context = (attention @ value).transpose(1, 0, 2).reshape(tokens, self.dimension)
         attended = _layer_norm(
-            context @ weights["attention_out_w"].T + weights["attention_out_b"] + hidden,
+            context @ weights["attention_out_w"] + weights["attention_out_b"] + hidden,
             weights["attention_norm_w"],
             weights["attention_norm_b"],
             self.eps,
         )
-        inner = attended @ weights["intermediate_w"].T + weights["intermediate_b"]
+        inner = attended @ weights["intermediate_w"] + weights["intermediate_b"]
         inner = 0.5 * inner * (1.0 + erf(inner / math.sqrt(2.0)))  # BERT's exact GELU
         return _layer_norm(
-            inner @ weights["output_w"].T + weights["output_b"] + attended,
+            inner @ weights["output_w"] + weights["output_b"] + attended,
             weights["output_norm_w"],
             weights["output_norm_b"],
             self.eps,
@@ -133,7 +145,7 @@ class AdaptedLayers:
     def pooled(self, states: Array) -> Array:
         """One message's token states (tokens × dimension) → its unit-length vector."""
         hidden = np.asarray(states, dtype=np.float32)
-        for weights in self.layers:
+        for weights in self._prepared:
             hidden = self._layer(hidden, weights)
         mean = hidden.mean(0)
         return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-9), dtype=np.float32)
