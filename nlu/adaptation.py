@@ -79,6 +79,9 @@ class AdaptationConfig:
     head_learning_rate: float = 2e-3
     batch_size: int = 32
     seed: int = 0
+    # torch threads while training. On these shared 2-core machines one thread took a
+    # quarter of the CPU time two did for the same epoch (waiting threads spin).
+    threads: int = 1
 
 
 def _layer_norm(x: Array, weight: Array, bias: Array, eps: float) -> Array:
@@ -212,9 +215,28 @@ class AdaptedLayers:
         `model_path`) and a linear softmax head on the intents, from the frozen encoder's
         token states below them. The head is thrown away: the classifier learns its own."""
         import torch
-        from transformers import AutoConfig, AutoModel
 
         started = time.process_time()
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(config.threads)
+        try:
+            return cls._train(states, targets, intent_count, model_path, config, started)
+        finally:
+            torch.set_num_threads(threads_before)
+
+    @classmethod
+    def _train(
+        cls,
+        states: Sequence[Array],
+        targets: npt.NDArray[np.int64],
+        intent_count: int,
+        model_path: Path,
+        config: AdaptationConfig,
+        started: float,
+    ) -> tuple[AdaptedLayers, dict[str, Any]]:
+        import torch
+        from transformers import AutoConfig, AutoModel
+
         torch.manual_seed(config.seed)
         model_config = AutoConfig.from_pretrained(str(model_path), local_files_only=True)
         total_layers = int(model_config.num_hidden_layers)
