@@ -159,7 +159,7 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
     started, started_cpu = time.perf_counter(), time.process_time()
     model = IntentClassifier.train(
         benchmark.train,
-        cached,
+        embedder if ADAPT else cached,  # adapting needs the token states
         embedder_name=embedder.model_name,
         vectors=train_vectors,
         config=config,
