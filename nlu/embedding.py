@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,8 +32,12 @@ Vectors = npt.NDArray[np.float32]
 
 log = logging.getLogger(__name__)
 
-# Bump when the exported graph changes (inputs, pooling), so old cached files are not used.
-EXPORT_RECIPE = 1
+# Bump when the exported graph changes (inputs, outputs, pooling), so old cached files are
+# not used. 2: the graph also returns the token states entering the last layer.
+EXPORT_RECIPE = 2
+# The NLU may adapt a copy of the encoder's last layer to its intents (nlu/adaptation.py):
+# it starts from the token states that enter that layer, which the graph returns too.
+TOKEN_STATES_OUTPUT = "token_states"
 # How close the ONNX vectors must be to torch's to replace it.
 MIN_EXPORT_COSINE = 0.999
 _CHECK_SENTENCES = (
@@ -51,6 +55,15 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Unit-length vectors, one row per text."""
+        ...
+
+
+class TokenStateEmbedder(Embedder, Protocol):
+    model_path: Path  # the model folder (sentence-transformers layout) it runs
+
+    def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
+        """`embed(texts)`, and each text's token states (tokens × dimension) as they enter
+        the encoder's last layer, from the same pass."""
         ...
 
 
@@ -101,6 +114,7 @@ class SentenceEmbedder:
         if wanted not in ("auto", "onnx", "torch"):
             raise ValueError(f"unknown embedder backend {wanted!r}: use auto, onnx or torch")
         self._batch_size = batch_size
+        self.model_path = path
         self._onnx: _OnnxModel | None = None
         self._torch: Any = None
         if wanted != "torch":
@@ -137,6 +151,33 @@ class SentenceEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        if self._onnx is not None and self._onnx.has_token_states:
+            return self._onnx.embed_with_token_states(list(texts), self._batch_size)
+        return self.embed(texts), _torch_token_states(self._torch_or_load(), list(texts))
+
+    def _torch_or_load(self) -> Any:
+        if self._torch is None:
+            # An ONNX file without the token states (an older export kept on purpose).
+            self._torch = _torch_model(self.model_path)
+        return self._torch
+
+
+def _torch_token_states(model: Any, texts: list[str]) -> list[Vectors]:
+    """The token states entering the last layer, one text at a time (no padding)."""
+    import torch
+
+    transformer = model[0]
+    states = []
+    with torch.no_grad():
+        for text in texts:
+            features = transformer.tokenize([text])
+            output = transformer.auto_model(**features, output_hidden_states=True)
+            states.append(np.asarray(output.hidden_states[-2][0].numpy(), dtype=np.float32))
+    return states
 
 
 def _torch_model(path: Path) -> Any:
@@ -209,7 +250,10 @@ class _OnnxModel:
             str(model_file), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {node.name for node in self._session.get_inputs()}
-        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        outputs = self._session.get_outputs()
+        self.dimension = int(outputs[0].shape[-1])
+        self._sentence_output = outputs[0].name
+        self.has_token_states = any(node.name == TOKEN_STATES_OUTPUT for node in outputs)
 
     @classmethod
     def open(cls, model_path: Path, cache: Path, threads: int) -> _OnnxModel:
@@ -234,6 +278,27 @@ class _OnnxModel:
         return cls(model_file, model_path, max_length, threads)
 
     def embed(self, texts: list[str], batch_size: int) -> Vectors:
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for rows, feed, _ in self._batches(texts, batch_size):
+            vectors[rows] = self._session.run([self._sentence_output], feed)[0]
+        return vectors
+
+    def embed_with_token_states(
+        self, texts: list[str], batch_size: int
+    ) -> tuple[Vectors, list[Vectors]]:
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        states: list[Vectors] = [vectors[:0]] * len(texts)
+        for rows, feed, lengths in self._batches(texts, batch_size):
+            pooled, tokens = self._session.run([self._sentence_output, TOKEN_STATES_OUTPUT], feed)
+            vectors[rows] = pooled
+            for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+                states[row] = np.array(tokens[position, :length], dtype=np.float32)
+        return vectors, states
+
+    def _batches(
+        self, texts: list[str], batch_size: int
+    ) -> Iterator[tuple[list[int], dict[str, npt.NDArray[np.int64]], list[int]]]:
+        """(rows, the graph's inputs, each row's token count) per batch."""
         # Shortest first, so a batch pads to lengths alike (as sentence-transformers does).
         # A message alone is tokenized on this thread; encode_batch would wake a thread pool.
         encodings = (
@@ -242,7 +307,6 @@ class _OnnxModel:
             else self._tokenizer.encode_batch(texts)
         )
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             width = max(len(encodings[i].ids) for i in rows)
@@ -255,8 +319,7 @@ class _OnnxModel:
             feed = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feed["token_type_ids"] = np.zeros_like(ids)
-            vectors[rows] = self._session.run(None, feed)[0]
-        return vectors
+            yield rows, feed, [len(encodings[row].ids) for row in rows]
 
 
 def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path) -> None:
@@ -274,13 +337,20 @@ def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path)
             super().__init__()
             self.transformer = transformer
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.transformer(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+        def forward(
+            self, input_ids: Any, attention_mask: Any, token_type_ids: Any
+        ) -> tuple[Any, Any]:
+            output = self.transformer(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
+            )
+            hidden = output.last_hidden_state
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            sentence = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            return sentence, output.hidden_states[-2]
 
     staging = model_file.with_name(f"{model_file.name}.{uuid.uuid4().hex[:8]}.tmp")
     example = torch.ones((2, 8), dtype=torch.long)
@@ -296,9 +366,10 @@ def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path)
                 str(staging),
                 dynamo=False,
                 input_names=names,
-                output_names=["sentence_embedding"],
+                output_names=["sentence_embedding", TOKEN_STATES_OUTPUT],
                 dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
-                | {"sentence_embedding": {0: "batch"}},
+                | {"sentence_embedding": {0: "batch"}}
+                | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
                 opset_version=17,
             )
         exported = _OnnxModel(staging, model_path, max_length, threads=1)

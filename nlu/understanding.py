@@ -73,12 +73,19 @@ class Interpreter:
 
     def understand(self, text: str) -> Understanding:
         normalized = self.normalize(text)
-        vector = self._embedder.embed([normalized])[0]
+        token_states = None
+        if self.classifier.adapted is not None:
+            # The same single pass: the sentence vector for search, the token states for
+            # the classifier's adapted copy of the last layer.
+            vectors, states = self._embedder.embed_with_token_states([normalized])  # type: ignore[attr-defined]
+            vector, token_states = vectors[0], states[0]
+        else:
+            vector = self._embedder.embed([normalized])[0]
         return Understanding(
             text=text,
             normalized_text=normalized,
             vector=vector,
-            intent=self.classifier.predict(vector, normalized),
+            intent=self.classifier.predict(vector, normalized, token_states),
             ticket_numbers=find_ticket_numbers(text),
             entities=self.entities.extract(text),
         )

@@ -58,3 +58,19 @@ def test_an_export_found_unfaithful_once_leaves_the_embedder_on_torch(
 def test_an_unknown_backend_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="'tpu'"):
         SentenceEmbedder(backend="tpu")
+
+
+def test_token_states_come_from_the_same_pass_and_rebuild_the_sentence_vector(
+    embedder: SentenceEmbedder,
+) -> None:
+    from nlu.adaptation import AdaptedLayers
+
+    vectors, states = embedder.embed_with_token_states(QUESTIONS)
+    np.testing.assert_allclose(vectors, embedder.embed(QUESTIONS), atol=1e-6)
+    assert [s.shape[1] for s in states] == [384] * len(QUESTIONS)
+    assert len(states[1]) < len(states[4]) == 256  # no padding kept; long text cut
+    # The encoder's own last layer, run in numpy on those states, gives the sentence vector.
+    last_layer = AdaptedLayers.original_top_layers(bundled_model_path(), 1)
+    np.testing.assert_allclose(last_layer.pooled_many(states), vectors, atol=1e-4)
+    _, single_states = embedder.embed_with_token_states([QUESTIONS[2]])
+    np.testing.assert_allclose(single_states[0], states[2], atol=1e-4)

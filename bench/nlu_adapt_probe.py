@@ -1,0 +1,355 @@
+"""Does adapting the encoder's top layers to the intents help? A validation-only probe.
+
+The sentence embedding is shared with the knowledge base, so the NLU may only adapt a
+copy of the top k transformer layers, fed with the frozen model's token hidden states
+below them. This script measures, on validation data only (CLINC150 val + oos_val;
+BANKING77 and HWU64 a fixed 20 % of train held back, the classifier trained on the
+other 80 %), what the existing classifier (SVM over embedding + n-grams) gets from:
+
+- frozen: today's sentence vector;
+- layers: mean-pooled hidden states of several frozen layers, concatenated (no training);
+- k1 / k2: the top 1 or 2 layers fine-tuned with a softmax head (cross-entropy), the
+  adapted mean-pooled vector alone, and concatenated with the frozen one.
+
+The frozen layers run once over all messages (length-sorted, padded per batch only);
+their hidden states are kept in memory. CPU seconds of each step are printed.
+
+Usage: nice -n 10 python bench/nlu_adapt_probe.py [clinc150 banking77 hwu64]
+       [--epochs 3] [--variants frozen,layers,k1,k2]
+Writes bench/results/nlu_adapt_probe.json (merged per data set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from nlu_datasets import LOADERS, shared_data_dir  # noqa: E402
+
+from nlu.classifier import (  # noqa: E402
+    ClassifierConfig,
+    _fit,
+    _validation_scores,
+    tune_fallback,
+)
+from nlu.training_data import TrainingData  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "nlu_adapt_probe.json"
+LAYERS = 6
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def split(name: str, data_dir: Path) -> tuple[TrainingData, TrainingData, str | None]:
+    benchmark = LOADERS[name](data_dir)
+    if benchmark.validation is not None:
+        return benchmark.train, benchmark.validation, benchmark.out_of_scope_intent
+    rng = np.random.default_rng(0)
+    labels = np.array([e.intent for e in benchmark.train.examples])
+    held = np.zeros(len(labels), dtype=bool)
+    for intent in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == intent))
+        held[members[: round(0.2 * len(members))]] = True
+    examples = benchmark.train.examples
+    return (
+        TrainingData([e for e, h in zip(examples, held, strict=True) if not h]),
+        TrainingData([e for e, h in zip(examples, held, strict=True) if h]),
+        None,
+    )
+
+
+class FrozenPass:
+    """Token hidden states of every layer boundary we need, per message (unpadded)."""
+
+    def __init__(self, texts: list[str], keep_layers: tuple[int, ...]) -> None:
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModel
+
+        from nlu.embedding import bundled_model_path
+
+        path = bundled_model_path()
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.enable_truncation(256)
+        tokenizer.no_padding()
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        encodings = tokenizer.encode_batch(texts)
+        self.ids = [np.array(e.ids, dtype=np.int64) for e in encodings]
+        order = np.argsort([len(i) for i in self.ids], kind="stable")
+        self.hidden: dict[int, list[np.ndarray]] = {k: [None] * len(texts) for k in keep_layers}  # type: ignore[list-item]
+        self.pooled = np.zeros((LAYERS + 1, len(texts), 384), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(order), 128):
+                rows = order[start : start + 128]
+                width = max(len(self.ids[i]) for i in rows)
+                ids = np.zeros((len(rows), width), dtype=np.int64)
+                mask = np.zeros((len(rows), width), dtype=np.int64)
+                for p, r in enumerate(rows):
+                    ids[p, : len(self.ids[r])] = self.ids[r]
+                    mask[p, : len(self.ids[r])] = 1
+                out = self.model(
+                    input_ids=torch.from_numpy(ids),
+                    attention_mask=torch.from_numpy(mask),
+                    token_type_ids=torch.zeros_like(torch.from_numpy(ids)),
+                    output_hidden_states=True,
+                )
+                m = torch.from_numpy(mask).unsqueeze(-1).float()
+                for layer, states in enumerate(out.hidden_states):
+                    pooled = (states * m).sum(1) / m.sum(1)
+                    self.pooled[layer, rows] = pooled.numpy()
+                    if layer in self.hidden:
+                        for p, r in enumerate(rows):
+                            self.hidden[layer][r] = states[p, : len(self.ids[r])].numpy().copy()
+
+    def sentence_vectors(self) -> np.ndarray:
+        return normalize(self.pooled[LAYERS])
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-9)).astype(np.float32)
+
+
+def adapt(
+    frozen: FrozenPass,
+    k: int,
+    train_rows: np.ndarray,
+    targets: np.ndarray,
+    n_classes: int,
+    epochs: int,
+    layer_lr: float,
+    head_lr: float,
+    batch: int = 32,
+    seed: int = 0,
+) -> tuple[Any, Any, float]:
+    """Fine-tune a copy of the top k layers + a linear head; returns (layers, head, cpu s)."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(seed)
+    started = cpu()
+    layers = torch.nn.ModuleList(
+        [copy.deepcopy(frozen.model.encoder.layer[i]) for i in range(LAYERS - k, LAYERS)]
+    ).train()
+    head = torch.nn.Linear(384, n_classes)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": layers.parameters(), "lr": layer_lr},
+            {"params": head.parameters(), "lr": head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    source = frozen.hidden[LAYERS - k]
+    lengths = np.array([len(source[i]) for i in train_rows])
+    steps_per_epoch = math.ceil(len(train_rows) / batch)
+    total = steps_per_epoch * epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, 1 - s / total)
+    )
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        permutation = rng.permutation(len(train_rows))
+        batches = []
+        for chunk_start in range(0, len(permutation), batch * 50):
+            chunk = permutation[chunk_start : chunk_start + batch * 50]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches.extend(chunk[i : i + batch] for i in range(0, len(chunk), batch))
+        rng.shuffle(batches)  # type: ignore[arg-type]
+        loss_sum = 0.0
+        for positions in batches:
+            rows = train_rows[positions]
+            states, mask = padded(source, rows)
+            pooled = run_layers(layers, states, mask)
+            loss = torch.nn.functional.cross_entropy(
+                head(pooled), torch.from_numpy(targets[positions])
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += float(loss.detach())
+        print(
+            f"    k={k} epoch {epoch + 1}: loss {loss_sum / len(batches):.3f} "
+            f"({cpu() - started:.0f} CPU s)",
+            flush=True,
+        )
+    return layers.eval(), head.eval(), cpu() - started
+
+
+def padded(source: list[np.ndarray], rows: np.ndarray) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(source[r]) for r in rows)
+    states = np.zeros((len(rows), width, 384), dtype=np.float32)
+    mask = np.zeros((len(rows), width), dtype=np.float32)
+    for p, r in enumerate(rows):
+        states[p, : len(source[r])] = source[r]
+        mask[p, : len(source[r])] = 1
+    return torch.from_numpy(states), torch.from_numpy(mask)
+
+
+def run_layers(layers: Any, states: Any, mask: Any) -> Any:
+    additive = ((1.0 - mask) * -1e9)[:, None, None, :]
+    hidden = states
+    for layer in layers:
+        hidden = layer(hidden, attention_mask=additive)
+        if isinstance(hidden, tuple):
+            hidden = hidden[0]
+    m = mask.unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1)
+
+
+def adapted_vectors(frozen: FrozenPass, layers: Any, k: int, rows: np.ndarray) -> np.ndarray:
+    import torch
+
+    source = frozen.hidden[LAYERS - k]
+    order = rows[np.argsort([len(source[r]) for r in rows], kind="stable")]
+    result = np.zeros((len(frozen.ids), 384), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(order), 128):
+            chunk = order[start : start + 128]
+            states, mask = padded(source, chunk)
+            result[chunk] = run_layers(layers, states, mask).numpy()
+    return result[rows]
+
+
+def evaluate(
+    name: str,
+    train: TrainingData,
+    val: TrainingData,
+    train_vectors: np.ndarray,
+    val_vectors: np.ndarray,
+    intents: list[str],
+    oos: str | None,
+) -> dict[str, Any]:
+    started = cpu()
+    config = ClassifierConfig(min_out_of_scope_recall=0.7 if oos else None)
+    texts = [e.text for e in train.examples]
+    targets = np.searchsorted(intents, [e.intent for e in train.examples])
+    fitted = _fit(texts, train_vectors, targets, len(intents), config)
+    held, scores = _validation_scores(val, val_vectors, None, intents, fitted, config)  # type: ignore[arg-type]
+    top = scores.argmax(1)
+    result: dict[str, Any] = {"fit_cpu_s": round(cpu() - started, 1)}
+    if oos:
+        o = intents.index(oos)
+        in_scope = held != o
+        result["top1_in_scope"] = round(float(np.mean(top[in_scope] == held[in_scope])), 4)
+        policy = tune_fallback(scores, held, intents, min_out_of_scope_recall=0.7)
+        from nlu.classifier import _HeldBackAnswers
+
+        answers = _HeldBackAnswers.of(scores, held, intents, policy.temperature)
+        answered = answers.answered(policy.threshold, policy.ambiguity)
+        result["in_scope_at_70"] = round(
+            float(np.mean(answered[in_scope] & answers.right[in_scope])), 4
+        )
+        result["oos_recall"] = round(float(np.mean(~answered[~in_scope])), 4)
+    else:
+        result["top1"] = round(float(np.mean(top == held)), 4)
+    print(f"  {name}: {result}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("datasets", nargs="*", default=list(LOADERS))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--variants", default="frozen,layers,k1,k2")
+    parser.add_argument("--layer-lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data_dir = shared_data_dir()
+    all_results: dict[str, Any] = {}
+    if args.out.exists():
+        all_results = json.loads(args.out.read_text(encoding="utf-8"))
+    for name in args.datasets:
+        train, val, oos = split(name, data_dir)
+        texts = [e.text for e in train.examples] + [e.text for e in val.examples]
+        intents = sorted({e.intent for e in train.examples})
+        train_rows = np.arange(len(train.examples))
+        val_rows = np.arange(len(train.examples), len(texts))
+        targets = np.searchsorted(intents, [e.intent for e in train.examples]).astype(np.int64)
+        print(f"{name}: {len(train_rows)} train, {len(val_rows)} validation", flush=True)
+        started = cpu()
+        ks = [int(v[1:]) for v in variants if v.startswith("k")]
+        frozen = FrozenPass(texts, tuple(LAYERS - k for k in ks))
+        results: dict[str, Any] = {
+            "train": len(train_rows),
+            "validation": len(val_rows),
+            "frozen_pass_cpu_s": round(cpu() - started, 1),
+            "epochs": args.epochs,
+            "layer_lr": args.layer_lr,
+            "head_lr": args.head_lr,
+        }
+        print(f"  frozen pass: {results['frozen_pass_cpu_s']} CPU s", flush=True)
+        base = frozen.sentence_vectors()
+        if "frozen" in variants:
+            results["frozen"] = evaluate(
+                "frozen", train, val, base[train_rows], base[val_rows], intents, oos
+            )
+        if "layers" in variants:
+            for chosen in ((5, 6), (3, 4, 5, 6)):
+                stacked = np.hstack([normalize(frozen.pooled[i]) for i in chosen]) / math.sqrt(
+                    len(chosen)
+                )
+                key = "layers_" + "".join(map(str, chosen))
+                results[key] = evaluate(
+                    key, train, val, stacked[train_rows], stacked[val_rows], intents, oos
+                )
+        for k in ks:
+            layers, head, seconds = adapt(
+                frozen,
+                k,
+                train_rows,
+                targets,
+                len(intents),
+                args.epochs,
+                args.layer_lr,
+                args.head_lr,
+            )
+            adapted = normalize(adapted_vectors(frozen, layers, k, np.arange(len(texts))))
+            import torch
+
+            with torch.no_grad():
+                logits = head(torch.from_numpy(adapted_vectors(frozen, layers, k, val_rows)))
+            held = np.searchsorted(intents, [e.intent for e in val.examples])
+            head_top1 = float(np.mean(logits.argmax(1).numpy() == held))
+            entry: dict[str, Any] = {
+                "train_cpu_s": round(seconds, 1),
+                "head_top1": round(head_top1, 4),
+            }
+            print(f"  k={k}: softmax head top-1 {head_top1:.4f}, {seconds:.0f} CPU s", flush=True)
+            entry["adapted"] = evaluate(
+                f"k{k} adapted", train, val, adapted[train_rows], adapted[val_rows], intents, oos
+            )
+            both = np.hstack([base, adapted]) / math.sqrt(2)
+            entry["adapted+frozen"] = evaluate(
+                f"k{k} adapted+frozen", train, val, both[train_rows], both[val_rows], intents, oos
+            )
+            results[f"k{k}"] = entry
+        all_results[name] = results
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(all_results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The adapted top layers: numpy inference equals torch's, and training learns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlu.adaptation import _BERT_NAMES, _LAYER_WEIGHTS, AdaptationConfig, AdaptedLayers
+from nlu.embedding import SentenceEmbedder, bundled_model_path
+
+
+def _top_bert_layers(count: int) -> tuple[list[object], object]:
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(bundled_model_path()), local_files_only=True).eval()
+    layers = list(model.encoder.layer)[-count:]
+    return layers, model.config
+
+
+def test_numpy_layers_compute_what_the_torch_layers_compute() -> None:
+    torch = pytest.importorskip("torch")
+    from nlu.adaptation import _torch_pooled
+
+    layers, config = _top_bert_layers(2)
+    adapted = AdaptedLayers(
+        [
+            {
+                name: layer.state_dict()[_BERT_NAMES[name]].numpy()  # type: ignore[attr-defined]
+                for name in _LAYER_WEIGHTS
+            }
+            for layer in layers
+        ],
+        first_layer=4,
+        heads=int(config.num_attention_heads),  # type: ignore[attr-defined]
+        eps=float(config.layer_norm_eps),  # type: ignore[attr-defined]
+    )
+    rng = np.random.default_rng(3)
+    messages = [rng.normal(size=(length, 384)).astype(np.float32) for length in (3, 11, 27)]
+    # Padded together in torch; one message at a time in numpy.
+    width = max(len(m) for m in messages)
+    hidden = np.zeros((len(messages), width, 384), dtype=np.float32)
+    mask = np.zeros((len(messages), width), dtype=np.float32)
+    for row, message in enumerate(messages):
+        hidden[row, : len(message)] = message
+        mask[row, : len(message)] = 1
+    with torch.no_grad():
+        expected = _torch_pooled(
+            torch.nn.ModuleList(layers), torch.from_numpy(hidden), torch.from_numpy(mask)
+        ).numpy()
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    got = adapted.pooled_many(messages)
+    assert got.shape == (3, 384)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def _toy_states(rng: np.random.Generator, intent: int, count: int) -> list[np.ndarray]:
+    # Two intents that differ only in one token's direction, anywhere in the message.
+    direction = np.zeros(384, dtype=np.float32)
+    direction[intent * 7] = 4.0
+    states = []
+    for _ in range(count):
+        length = int(rng.integers(4, 12))
+        message = rng.normal(size=(length, 384)).astype(np.float32)
+        message[int(rng.integers(0, length))] += direction
+        states.append(message)
+    return states
+
+
+def test_training_learns_a_separable_toy_intent_set(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    states = _toy_states(rng, 0, 40) + _toy_states(rng, 1, 40)
+    targets = np.array([0] * 40 + [1] * 40, dtype=np.int64)
+    adapted, report = AdaptedLayers.train(
+        states,
+        targets,
+        2,
+        bundled_model_path(),
+        AdaptationConfig(layers=1, epochs=4, layer_learning_rate=1e-4, batch_size=16),
+    )
+    assert adapted.first_layer == 5 and len(adapted.layers) == 1
+    assert report["epoch_losses"][-1] < report["epoch_losses"][0]
+
+    # Saved and loaded, it pools exactly as before.
+    arrays = adapted.arrays()
+    np.savez(tmp_path / "weights.npz", **arrays)  # type: ignore[arg-type]
+    with np.load(tmp_path / "weights.npz") as saved:
+        loaded = AdaptedLayers.from_saved(adapted.to_json(), dict(saved))
+    test = _toy_states(rng, 0, 5) + _toy_states(rng, 1, 5)
+    np.testing.assert_array_equal(loaded.pooled_many(test), adapted.pooled_many(test))
+
+
+def test_answering_with_adapted_layers_never_imports_torch() -> None:
+    script = (
+        "import sys, numpy as np\n"
+        "from nlu.adaptation import AdaptedLayers\n"
+        "weights = {name: np.zeros((8, 8), np.float32) for name in ("
+        "'query_w','key_w','value_w','attention_out_w')}\n"
+        "weights |= {name: np.zeros(8, np.float32) for name in ("
+        "'query_b','key_b','value_b','attention_out_b','attention_norm_b',"
+        "'output_b','output_norm_b')}\n"
+        "weights['intermediate_b'] = np.zeros(16, np.float32)\n"
+        "weights |= {'attention_norm_w': np.ones(8, np.float32),"
+        " 'output_norm_w': np.ones(8, np.float32),"
+        " 'intermediate_w': np.zeros((16, 8), np.float32),"
+        " 'output_w': np.zeros((8, 16), np.float32)}\n"
+        "layers = AdaptedLayers([weights], 5, 2, 1e-12)\n"
+        "layers.pooled(np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
+
+
+def test_a_classifier_with_an_adapted_last_layer_learns_saves_and_answers(
+    tmp_path: Path, embedder: SentenceEmbedder
+) -> None:
+    from nlu.classifier import ClassifierConfig, IntentClassifier
+    from nlu.training_data import parse_nlu_yaml
+    from nlu.understanding import Interpreter
+    from tests.nlu.test_classifier import FIXTURE_NLU, PARAPHRASES
+
+    data = parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
+    config = ClassifierConfig(adapt_last_layer=True, adaptation_epochs=3)
+    model = IntentClassifier.train(data, embedder, config=config)
+    assert model.adapted is not None and model.adapted.first_layer == 5
+    assert model.report.extra["adaptation"]["layers"] == 1
+
+    messages = list(PARAPHRASES)
+    vectors, states = embedder.embed_with_token_states(messages)
+    with pytest.raises(ValueError, match="token states"):
+        model.predict_many(vectors, messages)
+    answers = [p.name for p in model.predict_many(vectors, messages, states)]
+    assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
+
+    model.save(tmp_path)
+    loaded = IntentClassifier.load(tmp_path)
+    assert loaded.config == config and loaded.adapted is not None
+    np.testing.assert_allclose(
+        loaded.probabilities(vectors, messages, states),
+        model.probabilities(vectors, messages, states),
+        atol=1e-6,
+    )
+    # The interpreter feeds the token states of its one embedding pass; search keeps the
+    # shared sentence vector.
+    understood = Interpreter(embedder, loaded, {}).understand(messages[0])
+    assert understood.intent.name == answers[0]
+    np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
