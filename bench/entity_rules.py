@@ -12,7 +12,7 @@ read here: bench/nlu_bench.py reports it once, for the rule chosen.
 
 Also prints the tagger's training time and its tagging time per message (CPU).
 
-Usage: python bench/entity_rules.py [--iterations N]   (the CRF's, default 150)
+Usage: python bench/entity_rules.py [--iterations N]   (the CRF's; default: TaggerConfig's)
 """
 
 from __future__ import annotations
