@@ -283,6 +283,26 @@ def repeated_cv(items: Sequence[Asked], seeds: int) -> list[float]:
     return rates
 
 
+def dump_items(path: Path, items: Sequence[Asked]) -> None:
+    """The questions' stored features, labels and fixed decisions, for trying other
+    decision models offline (bench/decision_models.py) without asking the assistant."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "kb": item.kb,
+            "kind": item.kind,
+            "question": item.question,
+            "gold": item.gold,
+            "features": item.features,
+            "label": item.label.value,
+            "best_article": item.best_article,
+            "fixed": item.fixed.value if item.fixed else None,
+        }
+        for item in items
+    ]
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
 def decision_table(label: str, items: Sequence[Asked]) -> str:
     def share(kind: str) -> str:
         chosen = [item for item in items if item.kind == kind]
@@ -339,6 +359,8 @@ def evaluate_decisions(
             for name, assistant in assistants.items():
                 assistant.knowledge.text_mode = RetrievalMode.HYBRID
                 find_fixed_decisions(assistant, [i for i in hybrid if i.kb == name])
+            if args.dump_items:
+                dump_items(args.dump_items / "dev.json", hybrid)
             rates = repeated_cv(hybrid, args.repeats)
             print(
                 f"\n  hybrid, pooled, right decision over {args.repeats} shuffles of the folds:"
@@ -371,8 +393,13 @@ def evaluate_decisions(
                 asked = ask_all(assistant, dev)
                 decide(assistant, asked)
                 print(decision_table(dev.name, asked))
+                if args.dump_items:
+                    find_fixed_decisions(assistant, asked)
+                    assistant.calibration = shipped
                 unseen += asked
             print(decision_table("both, pooled", unseen))
+            if args.dump_items:
+                dump_items(args.dump_items / "heldout.json", unseen)
         if args.verbose:
             for item in hybrid:
                 if not item.right:
@@ -400,6 +427,11 @@ def main() -> None:
         type=int,
         default=10,
         help="shuffles of the folds for the repeated cross-validation (0: none)",
+    )
+    parser.add_argument(
+        "--dump-items",
+        type=Path,
+        help="write the hybrid questions' features and fixed decisions to this folder",
     )
     parser.add_argument("--no-decisions", action="store_true", help="retrieval figures only")
     args = parser.parse_args()
