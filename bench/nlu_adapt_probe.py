@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from nlu_datasets import LOADERS, shared_data_dir  # noqa: E402
 
+from nlu.adaptation import padded_token_states, torch_pooled  # noqa: E402
 from nlu.classifier import (  # noqa: E402
     ClassifierConfig,
     _fit,
@@ -171,8 +172,8 @@ def adapt(
         loss_sum = 0.0
         for positions in batches:
             rows = train_rows[positions]
-            states, mask = padded(source, rows)
-            pooled = run_layers(layers, states, mask)
+            states, mask = padded_token_states(source, rows)
+            pooled = torch_pooled(layers, states, mask)
             loss = torch.nn.functional.cross_entropy(
                 head(pooled), torch.from_numpy(targets[positions])
             )
@@ -189,29 +190,6 @@ def adapt(
     return layers.eval(), head.eval(), cpu() - started
 
 
-def padded(source: list[np.ndarray], rows: np.ndarray) -> tuple[Any, Any]:
-    import torch
-
-    width = max(len(source[r]) for r in rows)
-    states = np.zeros((len(rows), width, 384), dtype=np.float32)
-    mask = np.zeros((len(rows), width), dtype=np.float32)
-    for p, r in enumerate(rows):
-        states[p, : len(source[r])] = source[r]
-        mask[p, : len(source[r])] = 1
-    return torch.from_numpy(states), torch.from_numpy(mask)
-
-
-def run_layers(layers: Any, states: Any, mask: Any) -> Any:
-    additive = ((1.0 - mask) * -1e9)[:, None, None, :]
-    hidden = states
-    for layer in layers:
-        hidden = layer(hidden, attention_mask=additive)
-        if isinstance(hidden, tuple):
-            hidden = hidden[0]
-    m = mask.unsqueeze(-1)
-    return (hidden * m).sum(1) / m.sum(1)
-
-
 def adapted_vectors(frozen: FrozenPass, layers: Any, k: int, rows: np.ndarray) -> np.ndarray:
     import torch
 
@@ -221,8 +199,8 @@ def adapted_vectors(frozen: FrozenPass, layers: Any, k: int, rows: np.ndarray) -
     with torch.no_grad():
         for start in range(0, len(order), 128):
             chunk = order[start : start + 128]
-            states, mask = padded(source, chunk)
-            result[chunk] = run_layers(layers, states, mask).numpy()
+            states, mask = padded_token_states(source, chunk)
+            result[chunk] = torch_pooled(layers, states, mask).numpy()
     return result[rows]
 
 

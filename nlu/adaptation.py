@@ -265,8 +265,8 @@ class AdaptedLayers:
             total = 0.0
             batches = _length_batches(lengths, config.batch_size, rng)
             for rows in batches:
-                hidden, mask = _padded(states, rows)
-                pooled = _torch_pooled(layers, hidden, mask)
+                hidden, mask = padded_token_states(states, rows)
+                pooled = torch_pooled(layers, hidden, mask)
                 loss = torch.nn.functional.cross_entropy(
                     head(pooled), torch.from_numpy(targets[rows])
                 )
@@ -312,7 +312,7 @@ def _length_batches(
     return batches
 
 
-def _padded(states: Sequence[Array], rows: npt.NDArray[np.int64]) -> tuple[Any, Any]:
+def padded_token_states(states: Sequence[Array], rows: npt.NDArray[np.int64]) -> tuple[Any, Any]:
     import torch
 
     width = max(len(states[r]) for r in rows)
@@ -324,7 +324,7 @@ def _padded(states: Sequence[Array], rows: npt.NDArray[np.int64]) -> tuple[Any, 
     return torch.from_numpy(hidden), torch.from_numpy(mask)
 
 
-def _torch_pooled(layers: Any, hidden: Any, mask: Any) -> Any:
+def torch_pooled(layers: Any, hidden: Any, mask: Any) -> Any:
     """The mean of the top layers' token outputs (padding masked out), before normalizing."""
     additive = ((1.0 - mask) * -1e9)[:, None, None, :]
     for layer in layers:

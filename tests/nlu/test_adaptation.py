@@ -23,7 +23,7 @@ def _top_bert_layers(count: int) -> tuple[list[object], object]:
 
 def test_numpy_layers_compute_what_the_torch_layers_compute() -> None:
     torch = pytest.importorskip("torch")
-    from nlu.adaptation import _torch_pooled
+    from nlu.adaptation import torch_pooled
 
     layers, config = _top_bert_layers(2)
     adapted = AdaptedLayers(
@@ -48,7 +48,7 @@ def test_numpy_layers_compute_what_the_torch_layers_compute() -> None:
         hidden[row, : len(message)] = message
         mask[row, : len(message)] = 1
     with torch.no_grad():
-        expected = _torch_pooled(
+        expected = torch_pooled(
             torch.nn.ModuleList(layers), torch.from_numpy(hidden), torch.from_numpy(mask)
         ).numpy()
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
