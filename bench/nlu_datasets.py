@@ -75,7 +75,10 @@ _HWU_ANNOTATION = re.compile(r"\[\s*(?P<entity>[^:\]]+?)\s*:\s*(?P<text>[^\]]*?)
 
 
 def parse_hwu_annotation(annotated: str) -> tuple[str, tuple[EntityAnnotation, ...]]:
-    """`wake me up at [time : five am]` -> ("wake me up at five am", [time 14..21])."""
+    """`wake me up at [time : five am]` -> ("wake me up at five am", [time 14..21]).
+
+    The text comes back stripped, its entity offsets counted in the stripped text.
+    """
     plain: list[str] = []
     entities: list[EntityAnnotation] = []
     position = length = 0
@@ -92,7 +95,13 @@ def parse_hwu_annotation(annotated: str) -> tuple[str, tuple[EntityAnnotation, .
         length += len(text)
         position = match.end()
     plain.append(annotated[position:])
-    return "".join(plain), tuple(entities)
+    text = "".join(plain)
+    stripped = text.strip()
+    shift = len(text) - len(text.lstrip())
+    return stripped, tuple(
+        EntityAnnotation(entity.entity, entity.value, entity.start - shift, entity.end - shift)
+        for entity in entities
+    )
 
 
 def load_hwu64(data_dir: Path) -> Benchmark:
@@ -104,9 +113,9 @@ def load_hwu64(data_dir: Path) -> Benchmark:
             examples = []
             for row in csv.DictReader(file, delimiter=";"):
                 text, entities = parse_hwu_annotation(row["answer_annotation"])
-                if text.strip():
+                if text:
                     examples.append(
-                        IntentExample(text.strip(), f"{row['scenario']}_{row['intent']}", entities)
+                        IntentExample(text, f"{row['scenario']}_{row['intent']}", entities)
                     )
             return TrainingData(examples)
 
