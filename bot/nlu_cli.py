@@ -205,7 +205,14 @@ def nlu_eval(
     from nlu.classifier import IntentClassifier
     from nlu.embedding import shared_embedder
     from nlu.entities import EntityExtractor
-    from nlu.evaluation import cross_validate, entity_report, intent_report, predict_examples
+    from nlu.evaluation import (
+        cross_validate,
+        cross_validate_entities,
+        entity_report,
+        intent_report,
+        predict_examples,
+        score_entities,
+    )
     from nlu.tagger import MIN_ANNOTATED_EXAMPLES, EntityTagger, annotated_examples
 
     if (test is None) == (cross_validation is None):
@@ -235,17 +242,25 @@ def nlu_eval(
         how = f"{cross_validation}-fold cross-validation on {len(examples)} examples"
 
     intents = intent_report(examples, predictions)
-    tagger = None
-    if test is not None and annotated_examples(training) >= MIN_ANNOTATED_EXAMPLES:
-        # As the assistant would find them. Cross-validation keeps to the lookup: a tagger
-        # per fold costs minutes, and one trained on every example would grade itself.
-        tagger = EntityTagger.train(training)
-    extractor = EntityExtractor.from_training_data(training, tagger=tagger)
-    entities = (
-        entity_report(examples, extractor.extract, entity_types=set(training.entity_names))
-        if training.entity_names and any(e.entities for e in examples)
-        else None
-    )
+    entities = None
+    if training.entity_names and any(e.entities for e in examples):
+        entity_types = set(training.entity_names)
+        if test is not None:
+            # As the assistant would find them: lookups, regexes, built-in patterns, tagger.
+            tagger = (
+                EntityTagger.train(training)
+                if annotated_examples(training) >= MIN_ANNOTATED_EXAMPLES
+                else None
+            )
+            extractor = EntityExtractor.from_training_data(training, tagger=tagger)
+            entities = entity_report(examples, extractor.extract, entity_types=entity_types)
+        else:
+            assert cross_validation is not None
+            # Per fold, so no example's own annotation (a lookup value, the tagger's
+            # training) grades it.
+            entities = score_entities(
+                cross_validate_entities(training, cross_validation), entity_types=entity_types
+            )
     _print_intents(intents, how)
     if entities is not None:
         _print_entities(entities)

@@ -126,21 +126,32 @@ def entity_report(
     """Exact-span scoring: an entity counts when its type, start and end all match an
     annotation. Only the types in `entity_types` (by default: those annotated in
     `examples`) are scored, since a data set cannot grade what it never annotates."""
-    types = entity_types or {a.entity for e in examples for a in e.entities}
+    return score_entities(
+        [(example, extract(example.text)) for example in examples], entity_types=entity_types
+    )
+
+
+def score_entities(
+    found: Sequence[tuple[IntentExample, Sequence[Entity]]],
+    *,
+    entity_types: set[str] | None = None,
+) -> EntityReport:
+    """`entity_report` for entities already found: each example beside what was found in it."""
+    types = entity_types or {a.entity for e, _ in found for a in e.entities}
     counts: dict[str, list[int]] = {t: [0, 0, 0] for t in sorted(types)}  # tp, predicted, real
-    for example in examples:
+    for example, entities in found:
         gold = {(a.entity, a.start, a.end) for a in example.entities if a.entity in types}
-        found = {(e.entity, e.start, e.end) for e in extract(example.text) if e.entity in types}
+        spans = {(e.entity, e.start, e.end) for e in entities if e.entity in types}
         for entity, _, _ in gold:
             counts[entity][2] += 1
-        for key in found:
+        for key in spans:
             counts[key[0]][1] += 1
             if key in gold:
                 counts[key[0]][0] += 1
     tp, predicted, real = (sum(c[i] for c in counts.values()) for i in range(3))
     overall = _scores(tp, predicted, real)
     return EntityReport(
-        examples=len(examples),
+        examples=len(found),
         precision=overall.precision,
         recall=overall.recall,
         f1=overall.f1,
@@ -177,6 +188,41 @@ def cross_validation_folds(data: TrainingData, folds: int, seed: int = 0) -> lis
     return result
 
 
+def _fold_training_data(data: TrainingData, held_out: Sequence[int]) -> TrainingData:
+    """Everything but the held-out examples, with the data's synonyms, regexes and lookups."""
+    held = set(held_out)
+    return TrainingData(
+        [example for i, example in enumerate(data.examples) if i not in held],
+        data.synonyms,
+        data.regexes,
+        data.lookups,
+    )
+
+
+def cross_validate_entities(
+    data: TrainingData, folds: int
+) -> list[tuple[IntentExample, list[Entity]]]:
+    """Every example's entities found as the assistant would find them (lookups, regexes,
+    built-in patterns, the tagger when the fold has enough annotations), by extractors
+    built without it, on the same folds as `cross_validate`."""
+    from nlu.entities import EntityExtractor
+    from nlu.tagger import MIN_ANNOTATED_EXAMPLES, EntityTagger, annotated_examples
+
+    found: list[tuple[IntentExample, list[Entity]]] = []
+    for held_out in cross_validation_folds(data, folds):
+        train = _fold_training_data(data, held_out)
+        tagger = (
+            EntityTagger.train(train)
+            if train.entity_names and annotated_examples(train) >= MIN_ANNOTATED_EXAMPLES
+            else None
+        )
+        extractor = EntityExtractor.from_training_data(train, tagger=tagger)
+        for index in held_out:
+            example = data.examples[index]
+            found.append((example, list(extractor.extract(example.text))))
+    return found
+
+
 def cross_validate(
     data: TrainingData,
     embedder: Embedder,
@@ -191,12 +237,7 @@ def cross_validate(
     for held_out in cross_validation_folds(data, folds):
         held = set(held_out)
         train_index = [i for i in range(len(data.examples)) if i not in held]
-        train = TrainingData(
-            [data.examples[i] for i in train_index],
-            data.synonyms,
-            data.regexes,
-            data.lookups,
-        )
+        train = _fold_training_data(data, held_out)
         model = IntentClassifier.train(train, embedder, config=config, vectors=vectors[train_index])
         test = [data.examples[i] for i in held_out]
         examples.extend(test)
