@@ -520,7 +520,14 @@ def _fit(
     from sklearn.svm import LinearSVC  # only to train: answering needs no scikit-learn
 
     design = _design_matrix(vectors, texts, lexical, config)
-    model = LinearSVC(C=config.regularization, class_weight="balanced", max_iter=5000)
+    # liblinear visits the examples in a random order: seeded, so a model is the same
+    # whichever run trained it.
+    model = LinearSVC(
+        C=config.regularization,
+        class_weight="balanced",
+        max_iter=5000,
+        random_state=config.seed,
+    )
     model.fit(design, targets)
     weights = np.zeros((intent_count, design.shape[1]), dtype=np.float32)
     biases = np.zeros(intent_count, dtype=np.float32)

@@ -521,3 +521,19 @@ def test_validation_examples_of_an_unknown_intent_are_refused(
 
     with pytest.raises(ValueError, match="lacks: weather"):
         IntentClassifier.train(training_data, HashingEmbedder(), validation=validation)
+
+
+def test_training_again_on_the_same_data_gives_the_same_model(training_data: TrainingData) -> None:
+    embedder = HashingEmbedder()
+    messages = [*PARAPHRASES, *OUT_OF_DOMAIN]
+    vectors = embedder.embed(messages)
+
+    first = IntentClassifier.train(training_data, embedder)
+    again = IntentClassifier.train(training_data, embedder)
+
+    # Bit for bit: a model (and the answer calibration fitted on its confidences) must not
+    # depend on the run that trained it.
+    assert np.array_equal(
+        first.probabilities(vectors, messages), again.probabilities(vectors, messages)
+    )
+    assert first.fallback_threshold == again.fallback_threshold
