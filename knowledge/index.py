@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,7 @@ class SearchHit:
     # How rare the rarest of the question's words the article never uses is: its IDF over
     # that of a word no passage holds (1.0: a word the knowledge base never uses, such as
     # "annual leave" or "direct deposit" in an IT one; 0.0: the article uses them all).
+    # Filled in by KnowledgeIndex.with_coverage for the hits a decision is taken on.
     uncovered_rarity: float = 0.0
     title_similarity: float = 0.0  # cosine of the question and the title (the re-rank's)
 
@@ -683,8 +684,7 @@ def _uncovered_rarity(
 
     Whether the best article covers what is asked: "how many days of annual leave do i
     get" finds the offboarding article by "leave", but no IT article says "annual". A
-    few binary searches per word over the found articles' rows: well under a
-    millisecond for the ten the assistant re-ranks.
+    few binary searches per word over the articles' rows.
     """
     unique = sorted(set(terms))
     if not unique or not article_ids:
@@ -886,8 +886,7 @@ class KnowledgeIndex:
             mode = self.text_mode if query_text else RetrievalMode.DENSE
         if snapshot.stats.passages == 0 or limit <= 0:
             return []
-        question_terms = tokenize(query_text) if query_text else []
-        terms = question_terms if mode is not RetrievalMode.DENSE else []
+        terms = tokenize(query_text) if query_text and mode is not RetrievalMode.DENSE else []
         wanted = max(limit * 10, 50)
         candidates: dict[tuple[int, int], _Candidate] = {}
         segments = (snapshot.base, snapshot.delta)
@@ -942,12 +941,9 @@ class KnowledgeIndex:
             held = best.get(candidate.article_id)
             if held is None or score > held[0]:
                 best[candidate.article_id] = (score, candidate)
-        ordered = sorted(best.values(), key=lambda item: (-item[0], item[1].article_id))[:limit]
-        rarity = _uncovered_rarity(
-            snapshot, [candidate.article_id for _, candidate in ordered], question_terms
-        )
+        ordered = sorted(best.values(), key=lambda item: (-item[0], item[1].article_id))
         hits = []
-        for score, candidate in ordered:
+        for score, candidate in ordered[:limit]:
             # Only the passages shown are decoded.
             chunk = segments[candidate.segment].chunks[candidate.row]
             hits.append(
@@ -960,10 +956,21 @@ class KnowledgeIndex:
                     path=snapshot.paths.get(chunk.article_id, ""),
                     dense_score=round(candidate.dense, 4),
                     lexical_score=round(candidate.lexical, 4),
-                    uncovered_rarity=round(rarity[candidate.article_id], 4),
                 )
             )
         return hits
+
+    def with_coverage(self, hits: Sequence[SearchHit], query_text: str) -> list[SearchHit]:
+        """The hits, each with its uncovered_rarity: how rare the rarest question word its
+        article never uses is. Asked for the few hits the decision is taken on, after the
+        re-rank, rather than inside every search: a few binary searches per word and
+        article."""
+        if not hits:
+            return []
+        rarity = _uncovered_rarity(
+            self._snapshot, [hit.article_id for hit in hits], tokenize(query_text)
+        )
+        return [replace(hit, uncovered_rarity=round(rarity[hit.article_id], 4)) for hit in hits]
 
     def _fused(self, candidate: _Candidate, mode: RetrievalMode) -> float:
         if mode is RetrievalMode.DENSE:

@@ -132,6 +132,18 @@ def test_features_say_how_much_of_the_question_the_best_article_covers() -> None
     assert decision_features([], {}, "annual leave")["uncovered_rarity"] == 0.0
 
 
+def test_the_assistant_weighs_whether_its_best_article_covers_the_question(
+    tier0: Tier0,
+) -> None:
+    # No sample-KB article says "annual"; the VPN article holds every word of its question.
+    leave = tier0.assistant.search_knowledge("how many days of annual leave do i get")
+    vpn = tier0.assistant.search_knowledge("vpn keeps disconnecting")
+
+    assert leave[0].uncovered_rarity == pytest.approx(1.0)
+    assert vpn[0].article_id.startswith("vpn") and vpn[0].uncovered_rarity == 0.0
+    assert vpn[0].title_similarity > leave[0].title_similarity > 0.0
+
+
 def test_the_wording_says_whether_someone_is_asked_to_act() -> None:
     def cues(text: str, devices: tuple[str, ...] = ()) -> dict[str, float]:
         return decision_features([], {}, text, devices)

@@ -34,7 +34,7 @@ PRINTER = article("printer", "Add a printer", "## Paper jam\nOpen the tray, pull
 
 def ask(index: KnowledgeIndex, text: str, limit: int = 3) -> dict[str, SearchHit]:
     hits = index.search(HashingEmbedder().embed([text])[0], limit=limit, query_text=text)
-    return {hit.article_id: hit for hit in hits}
+    return {hit.article_id: hit for hit in index.with_coverage(hits, text)}
 
 
 @pytest.fixture
@@ -84,10 +84,23 @@ def test_an_edited_article_is_judged_by_its_new_words_only(index: KnowledgeIndex
     assert ask(index, "printer toner")["printer"].uncovered_rarity == 0.0
 
 
-def test_a_search_without_words_has_nothing_uncovered(index: KnowledgeIndex) -> None:
-    hits = index.search(HashingEmbedder().embed(["annual leave"])[0], limit=3)
+def test_a_question_without_searchable_words_has_nothing_uncovered(
+    index: KnowledgeIndex,
+) -> None:
+    hits = index.search(HashingEmbedder().embed(["the and of"])[0], limit=3)
 
-    assert hits and all(hit.uncovered_rarity == 0.0 for hit in hits)
+    covered = index.with_coverage(hits, "the and of")
+
+    assert covered and all(hit.uncovered_rarity == 0.0 for hit in covered)
+    assert index.with_coverage([], "annual leave") == []
+
+
+def test_a_plain_search_does_not_pay_for_the_coverage(
+    index: KnowledgeIndex,
+) -> None:
+    # Only the hits kept after the re-rank are looked at (KnowledgeIndex.with_coverage).
+    vector = HashingEmbedder().embed(["annual leave"])[0]
+    assert all(h.uncovered_rarity == 0.0 for h in index.search(vector, 3, query_text="annual"))
 
 
 def test_which_passages_hold_each_word() -> None:
