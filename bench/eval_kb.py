@@ -55,7 +55,7 @@ from nlu.training_data import BUNDLED_NLU_DATA, load_training_data  # noqa: E402
 from nlu.understanding import Interpreter, Understanding  # noqa: E402
 
 # How hard the decision model is pulled towards zero weights: the dev sets hold a few
-# hundred questions for 18 features, so it is kept fairly strong.
+# hundred questions for 19 features, so it is kept fairly strong.
 C_REGULARISATION = 1.0
 DECISION_COLUMNS = f"{'answer':>6s} {'escal.':>6s} {'ticket':>6s} {'right':>6s} {'catalog':>7s}"
 

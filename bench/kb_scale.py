@@ -290,8 +290,9 @@ def measure_kb(count: int) -> dict[str, float | str]:
 def ranked_hits(index: KnowledgeIndex, model: Embedder) -> Callable[[str], list[SearchHit]]:
     """Message → ranked hits as the assistant computes them (bot/assistant.py): synonyms
     spelled as the articles do, one embedding, the hybrid search of the re-rank depth with
-    the synonyms' canonical words added, and the titles' re-rank. (The intent and the
-    answer-or-escalate decision come after the hits.)"""
+    the synonyms' canonical words added, the titles' re-rank, and whether each of the
+    three kept covers the question's words (the decision's uncovered_rarity). (The
+    intent and the answer-or-escalate decision come after the hits.)"""
     from knowledge.lexical import expand_query
     from knowledge.ranking import RERANK_DEPTH, rerank_by_title
     from nlu.training_data import BUNDLED_NLU_DATA, load_training_data
@@ -305,7 +306,7 @@ def ranked_hits(index: KnowledgeIndex, model: Embedder) -> Callable[[str], list[
         vector = model.embed([normalized])[0]
         query_text = expand_query(message, normalized)
         hits = index.search(vector, RERANK_DEPTH, query_text=query_text)
-        return rerank_by_title(hits, query_text)[:3]
+        return index.with_coverage(rerank_by_title(hits, query_text)[:3], query_text)
 
     return hits_of
 

@@ -339,14 +339,16 @@ class Assistant:
         # spellings added, so "2fa" finds an article that only says "MFA".
         query_text = expand_query(understanding.text, understanding.normalized_text)
         if self.knowledge.text_mode is not RetrievalMode.HYBRID:  # evaluations of one signal
-            return tuple(self.knowledge.search(understanding.vector, limit, query_text=query_text))
+            hits = self.knowledge.search(understanding.vector, limit, query_text=query_text)
+            return tuple(self.knowledge.with_coverage(hits, query_text))
         # Then the titles of the best few have their say, by their words and their
         # meaning (knowledge/ranking.py).
         hits = self.knowledge.search(
             understanding.vector, max(limit, RERANK_DEPTH), query_text=query_text
         )
         reranked = rerank(hits, query_text, understanding.vector, self.title_meanings)
-        return tuple(reranked[:limit])
+        # Whether each article found covers the question's words: the decision weighs it.
+        return tuple(self.knowledge.with_coverage(reranked[:limit], query_text))
 
     def knowledge_decision(self, question: str) -> tuple[Outcome, tuple[SearchHit, ...]]:
         """What `respond` decides for a question put to the knowledge base, without the

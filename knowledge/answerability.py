@@ -7,10 +7,11 @@ me back"). A cosine alone cannot tell "my VPN drops every hour" (answerable, 0.4
 phone got stolen" (the lost-device article answers it) from "my phone screen is shattered"
 (a person must replace it). So a small multinomial logistic model weighs what the search,
 the intent classifier and the wording say together: the fused, dense and BM25 scores of
-the best article and how far it leads the next; each request intent's confidence; whether
-the message is phrased as a question or asks someone to act; whether it names a device or
-physical damage. It is trained on the dev question sets (bench/eval_kb.py --calibrate)
-and kept with the index.
+the best article and how far it leads the next; how rare the rarest question word the
+article never uses is, and how near its title's meaning is; each request intent's
+confidence; whether the message is phrased as a question or asks someone to act; whether
+it names a device or physical damage. It is trained on the dev question sets
+(bench/eval_kb.py --calibrate) and kept with the index.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ FEATURES = (
     "asks_someone_to_act",
     "physical_damage",
     "names_device",
+    "uncovered_rarity",
+    "title_similarity",
 )
 
 
@@ -94,6 +97,12 @@ class ScoredHit(Protocol):
     @property
     def lexical_score(self) -> float: ...
 
+    @property
+    def uncovered_rarity(self) -> float: ...
+
+    @property
+    def title_similarity(self) -> float: ...
+
 
 def decision_features(
     hits: Sequence[ScoredHit],
@@ -119,6 +128,11 @@ def decision_features(
         "asks_someone_to_act": float(bool(_ASKS_SOMEONE.search(text))),
         "physical_damage": float(bool(_PHYSICAL_DAMAGE.search(text))),
         "names_device": float("device" in set(entity_types)),
+        # Does the best article cover what is asked: the rarest question word it never
+        # uses ("annual leave" in an IT knowledge base), and how close its title's
+        # meaning is to the question.
+        "uncovered_rarity": best.uncovered_rarity if best else 0.0,
+        "title_similarity": best.title_similarity if best else 0.0,
     }
     for name in REQUEST_INTENTS:
         features[f"{name}_intent"] = intent_confidences.get(name, 0.0)

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,12 @@ class SearchHit:
     path: str
     dense_score: float = 0.0  # cosine of the question and the passage
     lexical_score: float = 0.0  # BM25 as a share of what the question's terms could score
+    # How rare the rarest of the question's words the article never uses is: its IDF over
+    # that of a word no passage holds (1.0: a word the knowledge base never uses, such as
+    # "annual leave" or "direct deposit" in an IT one; 0.0: the article uses them all).
+    # Filled in by KnowledgeIndex.with_coverage for the hits a decision is taken on.
+    uncovered_rarity: float = 0.0
+    title_similarity: float = 0.0  # cosine of the question and the title (the re-rank's)
 
 
 # -- passages shown -----------------------------------------------------------------------
@@ -670,6 +676,41 @@ def _stats_for(base: Segment, delta: Segment, retired_rows: Iterable[int]) -> Co
     )
 
 
+def _uncovered_rarity(
+    snapshot: _Snapshot, article_ids: Sequence[str], terms: Sequence[str]
+) -> dict[str, float]:
+    """For each article, the IDF of the rarest question word none of its live passages
+    holds, over the IDF of a word no passage holds (0.0 when it holds them all).
+
+    Whether the best article covers what is asked: "how many days of annual leave do i
+    get" finds the offboarding article by "leave", but no IT article says "annual". A
+    few binary searches per word over the articles' rows.
+    """
+    unique = sorted(set(terms))
+    if not unique or not article_ids:
+        return dict.fromkeys(article_ids, 0.0)
+    held = np.zeros((len(unique), len(article_ids)), dtype=np.bool_)
+    for number, segment in enumerate((snapshot.base, snapshot.delta)):
+        if not segment.size:
+            continue
+        retired = snapshot.retired_rows if number == 0 else frozenset()
+        per_article = [
+            [row for row in segment.rows_of(article_id) if row not in retired]
+            for article_id in article_ids
+        ]
+        present = [column for column, rows in enumerate(per_article) if rows]
+        if not present:
+            continue
+        rows = np.fromiter((row for column in present for row in per_article[column]), np.int64)
+        starts = np.cumsum([0] + [len(per_article[column]) for column in present[:-1]])
+        holding = segment.lexical.holding(unique, rows)
+        # Per article: does any of its passages hold the word.
+        held[:, present] |= np.logical_or.reduceat(holding, starts, axis=1)
+    weights = np.array([snapshot.stats.idf(term) for term in unique])
+    rarest = (weights[:, None] * ~held).max(axis=0) / snapshot.stats.unseen_idf
+    return dict(zip(article_ids, rarest.tolist(), strict=True))
+
+
 def _snapshot(
     base: Segment,
     delta: Segment,
@@ -918,6 +959,18 @@ class KnowledgeIndex:
                 )
             )
         return hits
+
+    def with_coverage(self, hits: Sequence[SearchHit], query_text: str) -> list[SearchHit]:
+        """The hits, each with its uncovered_rarity: how rare the rarest question word its
+        article never uses is. Asked for the few hits the decision is taken on, after the
+        re-rank, rather than inside every search: a few binary searches per word and
+        article."""
+        if not hits:
+            return []
+        rarity = _uncovered_rarity(
+            self._snapshot, [hit.article_id for hit in hits], tokenize(query_text)
+        )
+        return [replace(hit, uncovered_rarity=round(rarity[hit.article_id], 4)) for hit in hits]
 
     def _fused(self, candidate: _Candidate, mode: RetrievalMode) -> float:
         if mode is RetrievalMode.DENSE:

@@ -56,6 +56,11 @@ class CorpusStats:
         df = self.document_frequency.get(term, 0)
         return math.log(1.0 + (self.passages - df + 0.5) / (df + 0.5))
 
+    @property
+    def unseen_idf(self) -> float:
+        """The IDF of a word no passage holds: the most any word can weigh."""
+        return math.log(1.0 + (self.passages + 0.5) / 0.5)
+
 
 class LexicalSegment:
     """Term frequencies of a fixed list of passages (rows), searchable by BM25."""
@@ -128,6 +133,27 @@ class LexicalSegment:
             for column in matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]:
                 counts[self._terms[column]] += 1
         return counts
+
+    def holding(self, terms: Sequence[str], rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of these passages (`rows`) hold each term: one row of booleans
+        per term. A binary search in each term's column, so a common word costs no more
+        than a rare one."""
+        held = np.zeros((len(terms), rows.size), dtype=np.bool_)
+        if not rows.size:
+            return held
+        indptr, indices = self.frequencies.indptr, self.frequencies.indices
+        for number, term in enumerate(terms):
+            column = self.vocabulary.get(term)
+            if column is None:
+                continue
+            # A column's rows ascend: from_tokens adds the passages in row order, and a
+            # loaded segment keeps the arrays it saved.
+            holders = indices[indptr[column] : indptr[column + 1]]
+            if not holders.size:
+                continue
+            at = np.minimum(np.searchsorted(holders, rows), holders.size - 1)
+            held[number] = holders[at] == rows
+        return held
 
     def _length_norm(self, mean_length: float) -> npt.NDArray[np.float64]:
         """K1 × (1 − B + B × length / mean length) of every passage, kept while the

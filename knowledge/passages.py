@@ -95,11 +95,24 @@ class PassageTable(Sequence[Chunk]):
     def article_id_of(self, row: int) -> str:
         return self.article_ids[int(self.article_numbers[row])]
 
+    @cached_property
+    def _rows_by_number(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The rows grouped by article number, and where each article's group starts: made
+        once (a stable sort of the numbers, ~14 ms CPU at 500k passages) so that finding an
+        article's rows does not scan every passage, as the decision's coverage feature
+        does for ten articles a question."""
+        numbers = np.asarray(self.article_numbers)
+        order = np.argsort(numbers, kind="stable").astype(np.int64)
+        starts = np.searchsorted(numbers[order], np.arange(len(self.article_ids) + 1))
+        return order, starts.astype(np.int64)
+
     def rows_of(self, article_id: str) -> list[int]:
         number = self._number_of.get(article_id)
         if number is None:
             return []
-        return np.flatnonzero(self.article_numbers == number).tolist()
+        order, starts = self._rows_by_number
+        rows: list[int] = order[starts[number] : starts[number + 1]].tolist()
+        return rows
 
     # persistence
     def save(self, folder: Path) -> None:

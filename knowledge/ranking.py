@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -143,22 +143,30 @@ def rerank(
 ) -> list[SearchHit]:
     """The hits re-scored by fused score + word_weight × the share of the question's
     terms found in the title + meaning_weight × the cosine of question and title (when
-    the title meanings and the question's vector are given), best first."""
+    the title meanings and the question's vector are given), best first; each hit keeps
+    that cosine as its title_similarity."""
     if not hits:
         return []
     terms = set(tokenize(query_text))
     bonus = np.zeros(len(hits))
     if terms and word_weight:
         bonus += [word_weight * len(terms & set(tokenize(hit.title))) / len(terms) for hit in hits]
-    if titles is not None and query_vector is not None and meaning_weight:
+    similarity: npt.NDArray[np.floating[Any]] = np.zeros(len(hits))
+    if titles is not None and query_vector is not None:
         vectors = titles.vectors([hit.title for hit in hits])
         query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        bonus += meaning_weight * (vectors @ query)
-    if not bonus.any():
+        # Kept on the hit even when it does not move the order: the decision weighs it.
+        similarity = vectors @ query
+        bonus += meaning_weight * similarity
+    if not bonus.any() and not similarity.any():
         return list(hits)
     rescored = [
-        replace(hit, score=round(hit.score + float(extra), 4))
-        for hit, extra in zip(hits, bonus, strict=True)
+        replace(
+            hit,
+            score=round(hit.score + float(extra), 4),
+            title_similarity=round(float(cosine), 4),
+        )
+        for hit, extra, cosine in zip(hits, bonus, similarity, strict=True)
     ]
     return sorted(rescored, key=lambda hit: (-hit.score, hit.article_id))
 

@@ -16,7 +16,7 @@ from knowledge.answerability import (
     decision_features,
     load_calibration,
 )
-from knowledge.index import KnowledgeIndex
+from knowledge.index import KnowledgeIndex, SearchHit
 
 
 def ask(tier0: Tier0, text: str, key: str = "console:dana:1") -> Reply:
@@ -108,6 +108,40 @@ def test_features_of_an_empty_search_say_there_is_no_answer() -> None:
 
     assert features["fused"] == 0.0 and features["question_intent"] == 0.9
     assert set(features) == set(FEATURES)
+
+
+def test_features_say_how_much_of_the_question_the_best_article_covers() -> None:
+    best = SearchHit(
+        "offboarding",
+        "Leaving the company",
+        "Return your laptop.",
+        "",
+        0.41,
+        "offboarding.md",
+        dense_score=0.45,
+        lexical_score=0.2,
+        uncovered_rarity=1.0,
+        title_similarity=0.31,
+    )
+    second = replace(best, article_id="vpn", score=0.3, uncovered_rarity=0.0)
+
+    features = decision_features([best, second], {}, "how many days of annual leave do i get")
+
+    assert features["uncovered_rarity"] == 1.0  # "annual": a word no article uses
+    assert features["title_similarity"] == 0.31
+    assert decision_features([], {}, "annual leave")["uncovered_rarity"] == 0.0
+
+
+def test_the_assistant_weighs_whether_its_best_article_covers_the_question(
+    tier0: Tier0,
+) -> None:
+    # No sample-KB article says "annual"; the VPN article holds every word of its question.
+    leave = tier0.assistant.search_knowledge("how many days of annual leave do i get")
+    vpn = tier0.assistant.search_knowledge("vpn keeps disconnecting")
+
+    assert leave[0].uncovered_rarity == pytest.approx(1.0)
+    assert vpn[0].article_id.startswith("vpn") and vpn[0].uncovered_rarity == 0.0
+    assert vpn[0].title_similarity > leave[0].title_similarity > 0.0
 
 
 def test_the_wording_says_whether_someone_is_asked_to_act() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from knowledge.index import SearchHit
 from knowledge.ranking import TitleMeanings, rerank, rerank_by_title
@@ -78,6 +79,23 @@ def test_a_question_meaning_what_a_title_says_brings_its_article_first() -> None
 
     assert by_words[0].article_id == "report-other"
     assert [h.article_id for h in by_meaning] == ["report-within-an-hour", "report-other"]
+    # Each hit keeps its title's cosine with the question: the decision weighs it.
+    assert by_meaning[0].title_similarity == pytest.approx(
+        float(question @ [1.0, 0.2, 0.0]) / np.linalg.norm([1.0, 0.2, 0.0]), abs=1e-4
+    )
+    assert 0.0 < by_meaning[1].title_similarity < by_meaning[0].title_similarity
+    assert all(h.title_similarity == 0.0 for h in by_words)  # no meanings at hand
+
+
+def test_the_title_similarity_is_kept_even_when_it_does_not_move_the_order() -> None:
+    titles = TitleMeanings(CountingEmbedder({ONE_HOUR: [1.0, 0.0], HOW_TO: [0.0, 1.0]}))
+    hits = [hit("report-other", HOW_TO, 0.9), hit("report-within-an-hour", ONE_HOUR, 0.1)]
+    question = np.asarray([0.0, 1.0], dtype=np.float32)
+
+    reranked = rerank(hits, "zzz", question, titles, word_weight=0.0, meaning_weight=0.0)
+
+    assert [h.article_id for h in reranked] == ["report-other", "report-within-an-hour"]
+    assert [h.title_similarity for h in reranked] == [1.0, 0.0]
 
 
 def test_each_title_is_embedded_once_and_kept_across_restarts(tmp_path: Path) -> None:
