@@ -9,14 +9,23 @@ other 80 %), what the existing classifier (SVM over embedding + n-grams) gets fr
 - frozen: today's sentence vector;
 - layers: mean-pooled hidden states of several frozen layers, concatenated (no training);
 - k1 / k2: the top 1 or 2 layers fine-tuned with a softmax head (cross-entropy), the
-  adapted mean-pooled vector alone, and concatenated with the frozen one.
+  adapted mean-pooled vector alone, and concatenated with the frozen one;
+- c1 / c2: the top 1 or 2 layers fine-tuned SetFit-style, contrastively (no head): batches
+  of P intents × K messages each, a supervised contrastive loss over every same / other
+  intent pair of the batch (`--contrastive supcon`), or SetFit's own cosine-similarity
+  loss on the batch's pairs (`--contrastive pairs`); then the same SVM on top.
+
+`--split-seed` draws another held-back 20 % (BANKING77, HWU64) to see the noise.
+`--time-layers` also times the numpy copy of the top 1 and 2 layers on one message
+(the parse-time cost), on the data set's median and 95th-percentile token lengths.
 
 The frozen layers run once over all messages (length-sorted, padded per batch only);
 their hidden states are kept in memory. CPU seconds of each step are printed.
 
 Usage: nice -n 10 python bench/nlu_adapt_probe.py [clinc150 banking77 hwu64]
-       [--epochs 3] [--variants frozen,layers,k1,k2]
-Writes bench/results/nlu_adapt_probe.json (merged per data set).
+       [--epochs 3] [--variants frozen,layers,k1,k2,c1,c2] [--split-seed 0]
+       [--threads 1] [--time-layers] [--out bench/results/nlu_adapt_probe.json]
+Writes the results file merged per data set (and split seed, when not 0) and variant.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from nlu_datasets import LOADERS, shared_data_dir  # noqa: E402
 
-from nlu.adaptation import padded_token_states, torch_pooled  # noqa: E402
+from nlu.adaptation import _length_batches, padded_token_states, torch_pooled  # noqa: E402
 from nlu.classifier import (  # noqa: E402
     ClassifierConfig,
     _fit,
@@ -54,11 +63,13 @@ def cpu() -> float:
     return time.process_time()
 
 
-def split(name: str, data_dir: Path) -> tuple[TrainingData, TrainingData, str | None]:
+def split(
+    name: str, data_dir: Path, seed: int = 0
+) -> tuple[TrainingData, TrainingData, str | None]:
     benchmark = LOADERS[name](data_dir)
     if benchmark.validation is not None:
         return benchmark.train, benchmark.validation, benchmark.out_of_scope_intent
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     labels = np.array([e.intent for e in benchmark.train.examples])
     held = np.zeros(len(labels), dtype=bool)
     for intent in np.unique(labels):
@@ -120,7 +131,7 @@ class FrozenPass:
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-9)).astype(np.float32)
+    return np.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-9), np.float32)
 
 
 def adapt(
@@ -162,13 +173,7 @@ def adapt(
     )
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
-        permutation = rng.permutation(len(train_rows))
-        batches = []
-        for chunk_start in range(0, len(permutation), batch * 50):
-            chunk = permutation[chunk_start : chunk_start + batch * 50]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches.extend(chunk[i : i + batch] for i in range(0, len(chunk), batch))
-        rng.shuffle(batches)  # type: ignore[arg-type]
+        batches = _length_batches(lengths, batch, rng)
         loss_sum = 0.0
         for positions in batches:
             rows = train_rows[positions]
@@ -178,7 +183,7 @@ def adapt(
                 head(pooled), torch.from_numpy(targets[positions])
             )
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             schedule.step()
             loss_sum += float(loss.detach())
@@ -188,6 +193,134 @@ def adapt(
             flush=True,
         )
     return layers.eval(), head.eval(), cpu() - started
+
+
+def intent_batches(
+    targets: np.ndarray, intents_per_batch: int, per_intent: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of P × K batches: every message once, grouped K per intent, P intents a
+    batch, so each batch has positives (same intent) for every message and many negatives."""
+    groups: list[np.ndarray] = []
+    for intent in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == intent))
+        groups.extend(
+            members[i : i + per_intent]
+            for i in range(0, len(members), per_intent)
+            if len(members[i : i + per_intent]) > 1
+        )
+    order = rng.permutation(len(groups))
+    return [
+        np.concatenate([groups[g] for g in order[i : i + intents_per_batch]])
+        for i in range(0, len(order), intents_per_batch)
+    ]
+
+
+def contrastive_loss(pooled: Any, labels: Any, kind: str, temperature: float) -> Any:
+    """supcon: supervised contrastive loss (Khosla et al. 2020) on cosine similarities;
+    pairs: SetFit's loss, the squared error of every pair's cosine against 1 (same intent)
+    or 0 (different)."""
+    import torch
+
+    unit = torch.nn.functional.normalize(pooled, dim=-1)
+    cosine = unit @ unit.T
+    same = (labels[:, None] == labels[None, :]).float()
+    eye = torch.eye(len(labels))
+    if kind == "pairs":
+        off = 1 - eye
+        return (((cosine - same) ** 2) * off).sum() / off.sum()
+    logits = cosine / temperature - eye * 1e9
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = same - eye
+    count = positives.sum(1)
+    keep = count > 0
+    return -((log_prob * positives).sum(1)[keep] / count[keep]).mean()
+
+
+def adapt_contrastive(
+    frozen: FrozenPass,
+    k: int,
+    train_rows: np.ndarray,
+    targets: np.ndarray,
+    epochs: int,
+    layer_lr: float,
+    kind: str,
+    temperature: float,
+    intents_per_batch: int = 8,
+    per_intent: int = 4,
+    seed: int = 0,
+) -> tuple[Any, float, list[float]]:
+    """Fine-tune a copy of the top k layers contrastively; returns (layers, cpu s, losses)."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(seed)
+    started = cpu()
+    layers = torch.nn.ModuleList(
+        [copy.deepcopy(frozen.model.encoder.layer[i]) for i in range(LAYERS - k, LAYERS)]
+    ).train()
+    optimizer = torch.optim.AdamW(layers.parameters(), lr=layer_lr, weight_decay=0.01)
+    rng = np.random.default_rng(seed)
+    source = frozen.hidden[LAYERS - k]
+    epoch_batches = [intent_batches(targets, intents_per_batch, per_intent, rng)]
+    total = len(epoch_batches[0]) * epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / (0.06 * total)) * max(0.0, 1 - s / total)
+    )
+    losses = []
+    for epoch in range(epochs):
+        batches = (
+            epoch_batches[0]
+            if epoch == 0
+            else intent_batches(targets, intents_per_batch, per_intent, rng)
+        )
+        loss_sum = 0.0
+        for positions in batches:
+            states, mask = padded_token_states(source, train_rows[positions])
+            pooled = torch_pooled(layers, states, mask)
+            loss = contrastive_loss(pooled, torch.from_numpy(targets[positions]), kind, temperature)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += float(loss.detach())
+        losses.append(round(loss_sum / len(batches), 4))
+        print(
+            f"    c{k} ({kind}) epoch {epoch + 1}: loss {losses[-1]:.4f} "
+            f"({cpu() - started:.0f} CPU s)",
+            flush=True,
+        )
+    return layers.eval(), cpu() - started, losses
+
+
+def time_numpy_layers(frozen: FrozenPass, repeats: int = 200) -> dict[str, Any]:
+    """CPU ms per message of the numpy copy of the top 1 and 2 layers (nlu.adaptation's
+    AdaptedLayers, the code that would run at parse time), on real token states of the
+    median and 95th-percentile message lengths of this data set."""
+    from nlu.adaptation import AdaptedLayers
+    from nlu.embedding import bundled_model_path
+
+    lengths = np.array([len(i) for i in frozen.ids])
+    result: dict[str, Any] = {
+        "tokens_p50": int(np.percentile(lengths, 50)),
+        "tokens_p95": int(np.percentile(lengths, 95)),
+    }
+    for k in (1, 2):
+        layers = AdaptedLayers.original_top_layers(bundled_model_path(), k)
+        source = frozen.hidden.get(LAYERS - k)
+        if source is None:
+            continue
+        for label in ("p50", "p95"):
+            target = result[f"tokens_{label}"]
+            row = int(np.argmin(np.abs(lengths - target)))
+            states = source[row]
+            layers.pooled(states)  # warm-up
+            started = cpu()
+            for _ in range(repeats):
+                layers.pooled(states)
+            result[f"k{k}_cpu_ms_{label}"] = round((cpu() - started) / repeats * 1000, 3)
+    print(f"  numpy layers: {result}", flush=True)
+    return result
 
 
 def adapted_vectors(frozen: FrozenPass, layers: Any, k: int, rows: np.ndarray) -> np.ndarray:
@@ -201,7 +334,7 @@ def adapted_vectors(frozen: FrozenPass, layers: Any, k: int, rows: np.ndarray) -
             chunk = order[start : start + 128]
             states, mask = padded_token_states(source, chunk)
             result[chunk] = torch_pooled(layers, states, mask).numpy()
-    return result[rows]
+    return np.asarray(result[rows])
 
 
 def evaluate(
@@ -247,7 +380,11 @@ def main() -> None:
     parser.add_argument("--variants", default="frozen,layers,k1,k2")
     parser.add_argument("--layer-lr", type=float, default=5e-5)
     parser.add_argument("--head-lr", type=float, default=2e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--contrastive", choices=("supcon", "pairs"), default="supcon")
+    parser.add_argument("--temperature", type=float, default=0.1)
+    parser.add_argument("--time-layers", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -260,7 +397,7 @@ def main() -> None:
     if args.out.exists():
         all_results = json.loads(args.out.read_text(encoding="utf-8"))
     for name in args.datasets:
-        train, val, oos = split(name, data_dir)
+        train, val, oos = split(name, data_dir, args.split_seed)
         texts = [e.text for e in train.examples] + [e.text for e in val.examples]
         intents = sorted({e.intent for e in train.examples})
         train_rows = np.arange(len(train.examples))
@@ -269,17 +406,27 @@ def main() -> None:
         print(f"{name}: {len(train_rows)} train, {len(val_rows)} validation", flush=True)
         started = cpu()
         ks = [int(v[1:]) for v in variants if v.startswith("k")]
-        frozen = FrozenPass(texts, tuple(LAYERS - k for k in ks))
-        results: dict[str, Any] = {
-            "train": len(train_rows),
-            "validation": len(val_rows),
-            "frozen_pass_cpu_s": round(cpu() - started, 1),
-            "epochs": args.epochs,
-            "layer_lr": args.layer_lr,
-            "head_lr": args.head_lr,
-        }
+        cs = [int(v[1:]) for v in variants if v.startswith("c")]
+        needed = {LAYERS - k for k in ks + cs} | ({4, 5} if args.time_layers else set())
+        frozen = FrozenPass(texts, tuple(sorted(needed)))
+        key = name if args.split_seed == 0 else f"{name}@split{args.split_seed}"
+        results: dict[str, Any] = all_results.get(key, {})
+        results.update(
+            {
+                "train": len(train_rows),
+                "validation": len(val_rows),
+                "split_seed": args.split_seed,
+                "frozen_pass_cpu_s": round(cpu() - started, 1),
+                "epochs": args.epochs,
+                "layer_lr": args.layer_lr,
+                "head_lr": args.head_lr,
+                "threads": args.threads,
+            }
+        )
         print(f"  frozen pass: {results['frozen_pass_cpu_s']} CPU s", flush=True)
         base = frozen.sentence_vectors()
+        if args.time_layers:
+            results["numpy_layers"] = time_numpy_layers(frozen)
         if "frozen" in variants:
             results["frozen"] = evaluate(
                 "frozen", train, val, base[train_rows], base[val_rows], intents, oos
@@ -289,9 +436,9 @@ def main() -> None:
                 stacked = np.hstack([normalize(frozen.pooled[i]) for i in chosen]) / math.sqrt(
                     len(chosen)
                 )
-                key = "layers_" + "".join(map(str, chosen))
-                results[key] = evaluate(
-                    key, train, val, stacked[train_rows], stacked[val_rows], intents, oos
+                layers_key = "layers_" + "".join(map(str, chosen))
+                results[layers_key] = evaluate(
+                    layers_key, train, val, stacked[train_rows], stacked[val_rows], intents, oos
                 )
         for k in ks:
             layers, head, seconds = adapt(
@@ -323,10 +470,58 @@ def main() -> None:
             entry["adapted+frozen"] = evaluate(
                 f"k{k} adapted+frozen", train, val, both[train_rows], both[val_rows], intents, oos
             )
-            results[f"k{k}"] = entry
-        all_results[name] = results
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(all_results, indent=2) + "\n", encoding="utf-8")
+            defaults = (args.epochs, args.layer_lr, args.head_lr) == (3, 5e-5, 2e-3)
+            suffix = "" if defaults else f"_lr{args.layer_lr:g}_e{args.epochs}"
+            results[f"k{k}{suffix}"] = entry
+            save(args.out, all_results, key, results)
+        for k in cs:
+            layers, seconds, losses = adapt_contrastive(
+                frozen,
+                k,
+                train_rows,
+                targets,
+                args.epochs,
+                args.layer_lr,
+                args.contrastive,
+                args.temperature,
+            )
+            adapted = normalize(adapted_vectors(frozen, layers, k, np.arange(len(texts))))
+            variant = f"c{k}_{args.contrastive}_lr{args.layer_lr:g}_e{args.epochs}"
+            entry = {
+                "train_cpu_s": round(seconds, 1),
+                "epoch_losses": losses,
+                "temperature": args.temperature if args.contrastive == "supcon" else None,
+            }
+            print(f"  {variant}: {seconds:.0f} CPU s", flush=True)
+            entry["adapted"] = evaluate(
+                f"{variant} adapted",
+                train,
+                val,
+                adapted[train_rows],
+                adapted[val_rows],
+                intents,
+                oos,
+            )
+            both = np.hstack([base, adapted]) / math.sqrt(2)
+            entry["adapted+frozen"] = evaluate(
+                f"{variant} adapted+frozen",
+                train,
+                val,
+                both[train_rows],
+                both[val_rows],
+                intents,
+                oos,
+            )
+            results[variant] = entry
+            save(args.out, all_results, key, results)
+        save(args.out, all_results, key, results)
+
+
+def save(out: Path, all_results: dict[str, Any], key: str, results: dict[str, Any]) -> None:
+    """Written after every variant, so a run stopped for time keeps what it measured."""
+    all_results[key] = results
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(all_results, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
