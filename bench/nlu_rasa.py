@@ -7,7 +7,15 @@ left out so DIET is read raw), parses every test message with it in process
 `"rasa": {"clinc150": …, "banking77": …, "hwu64": …}` into `bench/results/nlu.json`,
 keeping every other key of that file.
 
-    .venv/bin/python bench/nlu_rasa.py [--datasets clinc150 banking77] [--epochs 40]
+    .venv/bin/python bench/nlu_rasa.py [--datasets clinc150 banking77] [--epochs 100]
+
+`rasa train nlu` writes its log and DIET's per-epoch progress bar to
+`$TMPDIR/tier0-rasa-bench/<data set>-train.log` (`--log-dir`), named when training
+starts: `tail -f` it to see which component or epoch Rasa is at and its seconds per epoch.
+
+TensorFlow runs on one thread (`--tf-threads`): the 2 cores are shared, and tier0's own
+figures are single-threaded too. Rasa's training cache (`.rasa/cache`, every featurizer's
+output pickled to disk) is off: each project here is trained once, so it is pure cost.
 
 Rates are fractions. `train_seconds` is the wall time of `rasa train nlu` (it includes
 Rasa's start-up, ~10 s of TensorFlow import); `train_cpu_seconds` is the CPU time of that
@@ -48,10 +56,12 @@ from nlu.rasa_training import (  # noqa: E402
 RESULTS = REPO_ROOT / "bench" / "results" / "nlu.json"
 WORKER = REPO_ROOT / "bench" / "rasa_parse_worker.py"
 OUT_OF_SCOPE = "oos"
-# DIET's default is 100 epochs (300 in Rasa's starter config). On 2 shared CPU cores an
-# epoch of CLINC150 takes several seconds, so the default here keeps a full run of the
-# three data sets near an hour; --epochs changes it.
-DEFAULT_EPOCHS = 40
+# DIET's own default. Measured here (one TensorFlow thread) an epoch costs ~10-25 CPU-ms
+# per training message (more with entities), so 100 epochs of one data set take
+# CPU-hours; --epochs trades accuracy for time and is recorded with the figures.
+DEFAULT_EPOCHS = 100
+DEFAULT_TF_THREADS = 1
+DEFAULT_LOG_DIR = Path(tempfile.gettempdir()) / "tier0-rasa-bench"
 # HWU64 annotates `[date : tomorrow]`; Rasa writes `[tomorrow](date)`.
 HWU_ENTITY = re.compile(r"\[\s*([^\]:]+?)\s*:\s*([^\]]*?)\s*\]")
 
@@ -173,14 +183,25 @@ def entity_f1(gold: Sequence[Example], parses: Sequence[dict[str, Any]]) -> floa
     return 2 * precision * recall / (precision + recall)
 
 
-def parse_all(model: Path, texts: Sequence[str]) -> list[dict[str, Any]]:
+def bench_environment(tf_threads: int) -> dict[str, str]:
+    """What the bench adds to Rasa's environment, for training and parsing alike."""
+    return {
+        "TF_INTRA_OP_PARALLELISM_THREADS": str(tf_threads),
+        "TF_INTER_OP_PARALLELISM_THREADS": str(tf_threads),
+        "RASA_MAX_CACHE_SIZE": "0",  # no `.rasa/cache`: nothing here is trained twice
+    }
+
+
+def parse_all(
+    model: Path, texts: Sequence[str], environment: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     python = rasa_executable().parent / "python"
     finished = subprocess.run(
         [str(python), str(WORKER), str(model)],
         input="".join(json.dumps(text) + "\n" for text in texts),
         capture_output=True,
         text=True,
-        env=rasa_environment(),
+        env={**rasa_environment(), **(environment or {})},
         check=False,
     )
     if finished.returncode != 0:
@@ -192,26 +213,38 @@ def parse_all(model: Path, texts: Sequence[str]) -> list[dict[str, Any]]:
     return parses
 
 
-def run(data: DataSet, epochs: int, work: Path) -> dict[str, Any]:
+def run(
+    data: DataSet,
+    epochs: int,
+    work: Path,
+    *,
+    log_dir: Path = DEFAULT_LOG_DIR,
+    tf_threads: int = DEFAULT_TF_THREADS,
+) -> dict[str, Any]:
     with_entities = data.name == "hwu64"
     project = write_examples_project(
         ((e.annotated() if with_entities else e.text, e.intent) for e in data.train),
         work / data.name,
         DietPipeline(epochs=epochs, fallback_threshold=None),
     )
+    environment = bench_environment(tf_threads)
+    log_path = log_dir / f"{data.name}-train.log"
     print(
-        f"{data.name}: training DIET ({epochs} epochs) on {len(data.train)} examples …", flush=True
+        f"{data.name}: training DIET ({epochs} epochs, {tf_threads} TensorFlow thread(s)) on "
+        f"{len(data.train)} examples; progress: tail -f {log_path}",
+        flush=True,
     )
     cpu_before = _children_cpu_seconds()
-    model = train(project, force=True)
+    model = train(project, force=True, log_path=log_path, environment=environment)
     train_cpu_seconds = _children_cpu_seconds() - cpu_before
+    load_average = os.getloadavg()[0]
     print(
         f"{data.name}: trained in {model.seconds:.0f} s ({train_cpu_seconds:.0f} CPU s); "
         f"parsing {len(data.test)} messages …",
         flush=True,
     )
     started = time.perf_counter()
-    parses = parse_all(model.path, [e.text for e in data.test])
+    parses = parse_all(model.path, [e.text for e in data.test], environment)
     print(f"{data.name}: parsed in {time.perf_counter() - started:.0f} s", flush=True)
     latencies = [float(p["ms"]) for p in parses]
     cpu_latencies = [float(p["cpu_ms"]) for p in parses]
@@ -246,6 +279,8 @@ def run(data: DataSet, epochs: int, work: Path) -> dict[str, Any]:
             "parse_cpu_p50_ms": round(statistics.median(cpu_latencies), 2),
             "parse_cpu_p95_ms": round(percentile(cpu_latencies, 0.95), 2),
             "epochs": epochs,
+            "tensorflow_threads": tf_threads,
+            "load_average_after_training": round(load_average, 1),
             "train_examples": len(data.train),
             "test_examples": len(data.test),
         }
@@ -265,8 +300,8 @@ def merge_results(name: str, result: dict[str, Any]) -> None:
 
 def print_table(rows: dict[str, dict[str, Any]]) -> None:
     print(
-        f"\n{'Rasa DIET':<10} {'accuracy':>9} {'oos rec':>8} {'ent F1':>7} "
-        f"{'train s':>8} {'p50 ms':>7} {'p95 ms':>7}"
+        f"\n{'Rasa DIET':<10} {'epochs':>6} {'accuracy':>9} {'oos rec':>8} {'ent F1':>7} "
+        f"{'train s':>8} {'CPU s':>7} {'p50 ms':>7} {'p95 ms':>7}"
     )
     for name, row in rows.items():
         accuracy = row.get("in_scope_accuracy", row.get("accuracy"))
@@ -276,16 +311,27 @@ def print_table(rows: dict[str, dict[str, Any]]) -> None:
             f"{row['entity_f1']:.4f}" if "entity_f1" in row else "-",
         ]
         print(
-            f"{name:<10} {cells[0]:>9} {cells[1]:>8} {cells[2]:>7} "
-            f"{row['train_seconds']:>8.0f} {row['parse_p50_ms']:>7.1f} "
-            f"{row['parse_p95_ms']:>7.1f}"
+            f"{name:<10} {row['epochs']:>6} {cells[0]:>9} {cells[1]:>8} {cells[2]:>7} "
+            f"{row['train_seconds']:>8.0f} {row['train_cpu_seconds']:>7.0f} "
+            f"{row['parse_p50_ms']:>7.1f} {row['parse_p95_ms']:>7.1f}"
         )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=list(LOADERS), default=list(LOADERS))
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument(
+        "--epochs", type=int, default=DEFAULT_EPOCHS, help="DIET epochs (Rasa's default: 100)"
+    )
+    parser.add_argument(
+        "--tf-threads", type=int, default=DEFAULT_TF_THREADS, help="TensorFlow threads"
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=DEFAULT_LOG_DIR,
+        help="where `rasa train nlu` writes its progress (<data set>-train.log)",
+    )
     args = parser.parse_args(argv)
     try:
         rasa_executable()
@@ -302,7 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: cannot read {name} under {root}: {error}", file=sys.stderr)
                 return 2
             try:
-                rows[name] = run(data, args.epochs, Path(work))
+                rows[name] = run(
+                    data, args.epochs, Path(work), log_dir=args.log_dir, tf_threads=args.tf_threads
+                )
             except RasaError as error:
                 print(f"error: {name}: {error}", file=sys.stderr)
                 return 1

@@ -14,7 +14,7 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,8 +224,16 @@ def train(
     venv: Path | None = None,
     force: bool = False,
     timeout: float | None = None,
+    log_path: Path | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> TrainedRasaModel:
-    """Run `rasa train nlu` for the project, unless its model of the same data exists."""
+    """Run `rasa train nlu` for the project, unless its model of the same data exists.
+
+    With `log_path`, Rasa's output (its component log and DIET's per-epoch progress bar)
+    is written to that file as it comes, so a long training can be followed with
+    `tail -f`; otherwise it is kept in memory and only shown when training fails.
+    `environment` adds to (or overrides) `rasa_environment()`.
+    """
     rasa = rasa_executable(venv)
     fingerprint = project.fingerprint()
     stamp = project.models_dir / FINGERPRINT_FILE
@@ -245,22 +253,42 @@ def train(
         "--out", str(project.models_dir),
         "--fixed-model-name", MODEL_NAME,
     ]  # fmt: skip
+    run_environment = {**rasa_environment(), **(environment or {})}
     started = time.perf_counter()
     try:
-        finished = subprocess.run(
-            command,
-            cwd=project.directory,
-            env=rasa_environment(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        if log_path is None:
+            finished = subprocess.run(
+                command,
+                cwd=project.directory,
+                env=run_environment,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            output = (finished.stderr or "") + (finished.stdout or "")
+        else:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered, so the log shows where Rasa is now, not where it was a
+            # buffer ago.
+            run_environment["PYTHONUNBUFFERED"] = "1"
+            with log_path.open("w", encoding="utf-8") as log:
+                finished = subprocess.run(
+                    command,
+                    cwd=project.directory,
+                    env=run_environment,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=timeout,
+                    check=False,
+                )
+            output = log_path.read_text(encoding="utf-8", errors="replace")
     except subprocess.TimeoutExpired as error:
-        raise RasaError(f"`rasa train nlu` did not finish within {timeout:.0f} s") from error
+        where = f" (its output: {log_path})" if log_path else ""
+        raise RasaError(f"`rasa train nlu` did not finish within {timeout:.0f} s{where}") from error
     seconds = time.perf_counter() - started
     if finished.returncode != 0 or not project.model_path.is_file():
-        output = (finished.stderr or "") + (finished.stdout or "")
         tail = "\n".join(output.strip().splitlines()[-ERROR_TAIL_LINES:])
         raise RasaError(f"`rasa train nlu` failed (exit {finished.returncode}):\n{tail}")
     stamp.write_text(fingerprint + "\n", encoding="utf-8")

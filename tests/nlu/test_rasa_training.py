@@ -132,3 +132,15 @@ def test_bad_training_data_is_refused_before_rasa_sees_it(tmp_path: Path) -> Non
     with pytest.raises(NluDataError, match=str(broken)):
         write_project([broken], tmp_path / "project")
     assert not (tmp_path / "project" / "config.yml").exists()
+
+
+def test_with_a_log_file_rasas_output_is_there_and_a_failure_quotes_it(
+    nlu_file: Path, tmp_path: Path
+) -> None:
+    venv = fake_rasa_venv(tmp_path / "venv", exit_code=1)
+    project = write_project([nlu_file], tmp_path / "project")
+    log = tmp_path / "logs" / "train.log"
+
+    with pytest.raises(RasaError, match="InvalidConfigException: the pipeline is broken"):
+        train(project, venv=venv, log_path=log)
+    assert "the pipeline is broken" in log.read_text(encoding="utf-8")
