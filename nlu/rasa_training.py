@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,35 +256,27 @@ def train(
     ]  # fmt: skip
     run_environment = {**rasa_environment(), **(environment or {})}
     started = time.perf_counter()
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Unbuffered, so the log shows where Rasa is now, not where it was a buffer ago.
+        run_environment["PYTHONUNBUFFERED"] = "1"
     try:
-        if log_path is None:
+        with log_path.open("w", encoding="utf-8") if log_path else nullcontext() as log:
             finished = subprocess.run(
                 command,
                 cwd=project.directory,
                 env=run_environment,
-                capture_output=True,
+                stdout=log or subprocess.PIPE,
+                stderr=subprocess.STDOUT if log else subprocess.PIPE,
                 text=True,
                 timeout=timeout,
                 check=False,
             )
-            output = (finished.stderr or "") + (finished.stdout or "")
-        else:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            # Unbuffered, so the log shows where Rasa is now, not where it was a
-            # buffer ago.
-            run_environment["PYTHONUNBUFFERED"] = "1"
-            with log_path.open("w", encoding="utf-8") as log:
-                finished = subprocess.run(
-                    command,
-                    cwd=project.directory,
-                    env=run_environment,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    timeout=timeout,
-                    check=False,
-                )
-            output = log_path.read_text(encoding="utf-8", errors="replace")
+        output = (
+            log_path.read_text(encoding="utf-8", errors="replace")
+            if log_path
+            else (finished.stderr or "") + (finished.stdout or "")
+        )
     except subprocess.TimeoutExpired as error:
         where = f" (its output: {log_path})" if log_path else ""
         raise RasaError(f"`rasa train nlu` did not finish within {timeout:.0f} s{where}") from error
