@@ -40,7 +40,7 @@ from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
 from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
-from knowledge.passages import PassageTable, mapped_array, rows_by_article
+from knowledge.passages import ArticleRows, PassageTable, mapped_array
 from nlu.embedding import Embedder, Vectors
 
 INDEX_FORMAT_VERSION = 3
@@ -508,16 +508,16 @@ class Segment:
         self.dense = dense if dense is not None else _dense_index(vectors, approximate)
         self.name = name  # the folder it is persisted in, once it is
         self.articles: dict[str, tuple[str, str]] | None = None  # id → (fingerprint, path)
-        self._rows_of: dict[str, list[int]] | None = None
+        self._article_rows: ArticleRows | None = None
         self._saved: tuple[dict[str, tuple[str, str]], dict[str, str], dict[str, str]] | None = None
 
     def rows_of(self, article_id: str) -> list[int]:
         """The rows of one article's passages (none when it has none here)."""
         if isinstance(self.chunks, PassageTable):
             return self.chunks.rows_of(article_id)
-        if self._rows_of is None:
-            self._rows_of = rows_by_article(self.chunks)
-        return self._rows_of.get(article_id, [])
+        if self._article_rows is None:
+            self._article_rows = ArticleRows.of(self.chunks)
+        return self._article_rows.rows_of(article_id)
 
     def saved_fingerprints_and_paths(self) -> tuple[dict[str, str], dict[str, str]]:
         """The articles it was saved with, as id → fingerprint and id → path (non-empty)."""

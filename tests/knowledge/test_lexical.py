@@ -61,6 +61,22 @@ def test_term_counts_of_rows_say_which_passages_hold_a_word() -> None:
     assert counts["toner"] == 0
 
 
+def test_term_counts_match_counting_passage_by_passage() -> None:
+    rng = random.Random(3)
+    words = ["vpn", "printer", "token", "laptop", "badge", "monitor", "wifi", "mailbox"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 6))) for _ in range(200)]
+    segment = LexicalSegment.from_texts(texts)
+    rows = rng.sample(range(200), 37)
+
+    expected: dict[str, int] = {}
+    for row in rows:
+        for term in set(tokenize(texts[row])):
+            expected[term] = expected.get(term, 0) + 1
+
+    assert dict(segment.term_counts(rows)) == expected
+    assert not segment.term_counts([])
+
+
 def allocating_scores(
     segment: LexicalSegment, terms: list[str], stats: CorpusStats, top: int | None
 ) -> tuple[list[int], list[float]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.chunking import Chunk
-from knowledge.passages import PassageTable
+from knowledge.passages import ArticleRows, PassageTable
 
 PASSAGES = [
     Chunk("vpn", "Connect to the VPN", "", "Open the client — pick “Office”."),
@@ -44,3 +44,16 @@ def test_passages_cut_short_on_disk_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="past the stored text"):
         PassageTable.load(tmp_path)
+
+
+def test_article_rows_find_every_passage_of_an_article_even_apart() -> None:
+    def passage(article_id: str) -> Chunk:
+        return Chunk(article_id, article_id.title(), "", f"text of {article_id}")
+
+    chunks = [passage(a) for a in ("vpn", "vpn", "printer", "vpn", "wifi", "wifi", "printer")]
+
+    rows = ArticleRows.of(chunks)
+
+    assert [rows.rows_of(a) for a in ("vpn", "printer", "wifi")] == [[0, 1, 3], [2, 6], [4, 5]]
+    assert rows.rows_of("retired-long-ago") == []
+    assert ArticleRows.of([]).rows_of("vpn") == []
