@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.nlu_rasa import DataSet, Example, run
+from tests.nlu.fake_rasa import WRITE_REQUESTED_MODEL
 
 FAKE_WORKER = """\
 import json, os, sys
@@ -40,12 +41,8 @@ echo "threads=$TF_INTRA_OP_PARALLELISM_THREADS cache=$RASA_MAX_CACHE_SIZE" > "{d
 echo "INFO rasa.engine.training.hooks - Starting to train component 'DIETClassifier'."
 printf 'Epochs:  50%%| 1/2 [00:03<00:03, 3.0s/it, i_acc=0.5]\\r' >&2
 printf 'Epochs: 100%%| 2/2 [00:06<00:00, 3.0s/it, i_acc=0.9]\\n' >&2
-while [ $# -gt 0 ]; do
-  case "$1" in --out) out="$2";; --fixed-model-name) name="$2";; esac
-  shift
-done
-mkdir -p "$out" && echo model > "$out/$name.tar.gz"
-""",
+"""
+        + WRITE_REQUESTED_MODEL,
         encoding="utf-8",
     )
     (bin_dir / "fake_worker.py").write_text(FAKE_WORKER, encoding="utf-8")

@@ -20,6 +20,7 @@ from nlu.rasa_training import (
     write_project,
 )
 from nlu.training_data import NluDataError
+from tests.nlu.fake_rasa import WRITE_REQUESTED_MODEL
 
 NLU_WITH_EXTRAS = """\
 version: "3.1"
@@ -52,12 +53,8 @@ if [ {exit_code} -ne 0 ]; then
   echo "rasa.shared.exceptions.InvalidConfigException: the pipeline is broken" >&2
   exit {exit_code}
 fi
-while [ $# -gt 0 ]; do
-  case "$1" in --out) out="$2";; --fixed-model-name) name="$2";; esac
-  shift
-done
-mkdir -p "$out" && echo model > "$out/$name.tar.gz"
-""",
+"""
+        + WRITE_REQUESTED_MODEL,
         encoding="utf-8",
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
