@@ -35,7 +35,24 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+# Texts up to this long (questions, titles, single words) are tokenized once and then
+# looked up: one question is tokenized by the search, the titles' re-rank, the coverage
+# check and the synonym expansion, and the same titles come back question after question.
+_REMEMBERED_TEXT_CHARS = 200
+
+
 def tokenize(text: str) -> list[str]:
+    if len(text) <= _REMEMBERED_TEXT_CHARS:
+        return list(_remembered_tokens(text))
+    return _tokens(text)
+
+
+@lru_cache(maxsize=8192)
+def _remembered_tokens(text: str) -> tuple[str, ...]:
+    return tuple(_tokens(text))
+
+
+def _tokens(text: str) -> list[str]:
     words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
     return list(_stemmer().stemWords(words))
 

@@ -24,6 +24,15 @@ def test_words_are_lower_cased_stemmed_and_stop_words_dropped() -> None:
     assert tokenize("a an the of") == []
 
 
+def test_a_question_tokenized_again_gives_its_own_list_of_the_same_words() -> None:
+    question = "My printer is PRINTING blank pages"
+    first = tokenize(question)
+    first.append("changed by a caller")
+    assert tokenize(question) == ["my", "printer", "print", "blank", "page"]
+    long_passage = "Printers print pages. " * 20  # beyond the remembered length
+    assert tokenize(long_passage) == ["printer", "print", "page"] * 20
+
+
 def test_the_passage_sharing_the_rare_word_ranks_first() -> None:
     segment = LexicalSegment.from_texts(
         [
