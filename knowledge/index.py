@@ -467,8 +467,10 @@ class QuantizedExactScan:
 
 
 DenseIndex = ExactScan | QuantizedExactScan | BinaryPrefilter | ProductQuantizedPrefilter
-# From this many passages up the exact search scans int8 codes first (below it the
-# float scan is short anyway, and the codes would be memory for nothing).
+# From this many passages up the exact search scans float16 codes first (below it the
+# float scan is short anyway, and the codes would be memory for nothing). At 50k passages
+# (one thread, session 7) the float16 scan took 1.4 ms CPU, faiss's float32 scan 2.7 ms,
+# its 8-bit scalar-quantizer scan 2.0 ms (decoding costs more than the bytes it saves).
 QUANTIZED_SCAN_FROM = 20_000
 
 
