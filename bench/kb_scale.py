@@ -255,10 +255,12 @@ def measure_kb(count: int) -> dict[str, float | str]:
             f"my {rng.choice(PRODUCTS)} {rng.choice(PROBLEMS)}, how do i {rng.choice(ACTIONS)} it"
             for _ in range(200)
         ]
-        hits_of = ranked_hits(index, model)
+        embedding_cpu: list[float] = []
+        hits_of = ranked_hits(index, model, embedding_cpu)
         for question in questions[:5]:  # warm up
             hits_of(question)
         timings, cpu = [], []
+        embedding_cpu.clear()
         for question in questions:
             began, began_cpu = time.perf_counter(), time.process_time()
             hits_of(question)
@@ -279,7 +281,18 @@ def measure_kb(count: int) -> dict[str, float | str]:
         "update_cpu_s": round(update_cpu, 3),
         "query_p50_ms": round(statistics.median(timings), 1),
         "query_p95_ms": round(percentile(timings, 0.95), 1),
+        "query_cpu_p50_ms": round(statistics.median(cpu), 1),
         "query_cpu_p95_ms": round(percentile(cpu, 0.95), 1),
+        # The embedding's CPU share of each question, and the rest (search, re-rank...).
+        "embed_cpu_p50_ms": round(statistics.median(embedding_cpu) * 1000, 1),
+        "rest_cpu_p50_ms": round(
+            statistics.median(
+                total - embedding * 1000
+                for total, embedding in zip(cpu, embedding_cpu, strict=True)
+            ),
+            1,
+        ),
+        "load_average": round(os.getloadavg()[0], 1),
         "load_s": round(load_seconds, 2),
         "cold_s": round(cold_wall, 2),
         "cold_cpu_s": round(cold_cpu, 2),
@@ -287,12 +300,15 @@ def measure_kb(count: int) -> dict[str, float | str]:
     }
 
 
-def ranked_hits(index: KnowledgeIndex, model: Embedder) -> Callable[[str], list[SearchHit]]:
+def ranked_hits(
+    index: KnowledgeIndex, model: Embedder, embedding_cpu: list[float] | None = None
+) -> Callable[[str], list[SearchHit]]:
     """Message → ranked hits as the assistant computes them (bot/assistant.py): synonyms
     spelled as the articles do, one embedding, the hybrid search of the re-rank depth with
     the synonyms' canonical words added, the titles' re-rank, and whether each of the
     three kept covers the question's words (the decision's uncovered_rarity). (The
-    intent and the answer-or-escalate decision come after the hits.)"""
+    intent and the answer-or-escalate decision come after the hits.) With
+    `embedding_cpu`, each embedding's CPU seconds are appended to it."""
     from knowledge.lexical import expand_query
     from knowledge.ranking import RERANK_DEPTH, rerank_by_title
     from nlu.training_data import BUNDLED_NLU_DATA, load_training_data
@@ -303,7 +319,10 @@ def ranked_hits(index: KnowledgeIndex, model: Embedder) -> Callable[[str], list[
 
     def hits_of(message: str) -> list[SearchHit]:
         normalized = interpreter.normalize(message)
+        began = time.process_time()
         vector = model.embed([normalized])[0]
+        if embedding_cpu is not None:
+            embedding_cpu.append(time.process_time() - began)
         query_text = expand_query(message, normalized)
         hits = index.search(vector, RERANK_DEPTH, query_text=query_text)
         return index.with_coverage(rerank_by_title(hits, query_text)[:3], query_text)
@@ -446,8 +465,9 @@ def main() -> None:
     print("Knowledge base scale (2 shared CPU cores: timings are noisy)")
     header = (
         f"{'articles':>9s} {'passages':>9s} {'build s':>8s} {'build s, model':>15s} "
-        f"{'update s':>9s} {'cpu':>6s} {'q p50 ms':>9s} {'q p95 ms':>9s} {'q p95 cpu ms':>13s} "
-        f"{'load s':>7s} {'cold s':>7s} {'cpu':>5s} {'peak MB':>8s}"
+        f"{'update s':>9s} {'cpu':>6s} {'q p50 ms':>9s} {'q p95 ms':>9s} "
+        f"{'q cpu p50':>9s} {'p95':>5s} {'embed/rest cpu p50':>19s} "
+        f"{'load s':>7s} {'cold s':>7s} {'cpu':>5s} {'peak MB':>8s} {'load avg':>8s}"
     )
     if sizes:
         print(header)
@@ -457,8 +477,10 @@ def main() -> None:
             f"{r['articles']:>9,} {r['passages']:>9,} {r['build_s']:>8} "
             f"{r['build_model_s']:>15} {r['update_s']:>9} {r['update_cpu_s']:>6} "
             f"{r['query_p50_ms']:>9} "
-            f"{r['query_p95_ms']:>9} {r['query_cpu_p95_ms']:>13} {r['load_s']:>7} "
-            f"{r['cold_s']:>7} {r['cold_cpu_s']:>5} {r['peak_mb']:>8}",
+            f"{r['query_p95_ms']:>9} {r['query_cpu_p50_ms']:>9} {r['query_cpu_p95_ms']:>5} "
+            f"{str(r['embed_cpu_p50_ms']) + ' / ' + str(r['rest_cpu_p50_ms']):>19} "
+            f"{r['load_s']:>7} "
+            f"{r['cold_s']:>7} {r['cold_cpu_s']:>5} {r['peak_mb']:>8} {r['load_average']:>8}",
             flush=True,
         )
     if not args.quick and not args.sizes:

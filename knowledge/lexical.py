@@ -35,7 +35,24 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+# Texts up to this long (questions, titles, single words) are tokenized once and then
+# looked up: one question is tokenized by the search, the titles' re-rank, the coverage
+# check and the synonym expansion, and the same titles come back question after question.
+_REMEMBERED_TEXT_CHARS = 200
+
+
 def tokenize(text: str) -> list[str]:
+    if len(text) <= _REMEMBERED_TEXT_CHARS:
+        return list(_remembered_tokens(text))
+    return _tokens(text)
+
+
+@lru_cache(maxsize=8192)
+def _remembered_tokens(text: str) -> tuple[str, ...]:
+    return tuple(_tokens(text))
+
+
+def _tokens(text: str) -> list[str]:
     words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
     return list(_stemmer().stemWords(words))
 
@@ -233,16 +250,23 @@ class LexicalSegment:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         mask = work.mask[: self.size]
         np.not_equal(total, 0.0, out=mask)
-        found = int(np.count_nonzero(mask))
-        hit = np.compress(mask, work.positions[: self.size], out=work.hits[:found])
+        # The scored rows in row order. (np.compress into a kept array took 20x longer
+        # than nonzero: half a millisecond at 50k passages.)
+        hit = np.flatnonzero(mask)
+        found = hit.size
         values = np.take(total, hit, out=work.narrow[:found], mode="clip")
         if top is not None and found > top:
             ranked = np.negative(values, out=work.held[:found])
             best = np.argpartition(ranked, top - 1)[:top]
             rows_found, scores_found = hit[best], values[best]
         else:
-            rows_found, scores_found = hit.copy(), values.copy()
-        np.put(total, hit, 0.0, mode="clip")  # every non-zero score: the buffer is all zero again
+            rows_found, scores_found = hit, values.copy()
+        # Every non-zero score back to zero: when a common word scored most rows,
+        # clearing the whole buffer is a memset, far cheaper than scattering zeros.
+        if found > self.size // 8:
+            total.fill(0.0)
+        else:
+            np.put(total, hit, 0.0, mode="clip")
         return rows_found, scores_found
 
     def _scores_allocating(
@@ -288,8 +312,6 @@ class _Workspace:
         self.narrow = np.empty(capacity, dtype=np.float32)
         self.held = np.empty(capacity, dtype=np.float32)
         self.mask = np.empty(capacity, dtype=np.bool_)
-        self.positions = np.arange(capacity, dtype=np.int64)
-        self.hits = np.empty(capacity, dtype=np.int64)
         self.rows = np.empty(capacity, dtype=np.intp)
 
 

@@ -24,6 +24,15 @@ def test_words_are_lower_cased_stemmed_and_stop_words_dropped() -> None:
     assert tokenize("a an the of") == []
 
 
+def test_a_question_tokenized_again_gives_its_own_list_of_the_same_words() -> None:
+    question = "My printer is PRINTING blank pages"
+    first = tokenize(question)
+    first.append("changed by a caller")
+    assert tokenize(question) == ["my", "printer", "print", "blank", "page"]
+    long_passage = "Printers print pages. " * 20  # beyond the remembered length
+    assert tokenize(long_passage) == ["printer", "print", "page"] * 20
+
+
 def test_the_passage_sharing_the_rare_word_ranks_first() -> None:
     segment = LexicalSegment.from_texts(
         [
@@ -92,6 +101,7 @@ def test_reused_score_buffers_give_the_same_rows_and_scores_bit_for_bit() -> Non
     base = LexicalSegment.from_texts(
         [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(3000)]
         + ["how to reset the vpn token"] * 200
+        + ["paper jam"] * 30  # a rare word: its few rows are cleared one by one
     )
     delta = LexicalSegment.from_texts(["how to fix the printer", "vpn vpn error"])
     stats = stats_of(base)
@@ -101,6 +111,8 @@ def test_reused_score_buffers_give_the_same_rows_and_scores_bit_for_bit() -> Non
         tokenize("payroll holiday"),  # no known word
         tokenize("wifi"),
         tokenize("how"),
+        tokenize("jam"),
+        tokenize("jam jam vpn"),
     ]
     for _ in range(3):  # again and again: the buffers must come back clean
         for terms in questions:
