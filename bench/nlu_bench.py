@@ -35,7 +35,8 @@ How each figure is measured:
 With TIER0_BENCH_ADAPT=1 the classifier reads the intents from an adapted copy of the
 encoder's last layer (`ClassifierConfig.adapt_last_layer`, off by default); the embedding
 of the training messages is then timed in full (their token states are not cached) and the
-figures go to bench/results/nlu_adapted.json instead.
+figures go to bench/results/nlu_adapted.json instead. TIER0_BENCH_ADAPT=2 adapts the top
+two layers (`ClassifierConfig.adapted_layers`), figures in bench/results/nlu_adapted_k2.json.
 
 Usage: python bench/nlu_bench.py [clinc150 banking77 hwu64]
 """
@@ -72,8 +73,17 @@ from nlu.evaluation import entity_report  # noqa: E402
 from nlu.tagger import MIN_ANNOTATED_EXAMPLES, EntityTagger, annotated_examples  # noqa: E402
 from nlu.understanding import Interpreter  # noqa: E402
 
-ADAPT = os.environ.get("TIER0_BENCH_ADAPT", "") not in ("", "0")
-RESULTS = ROOT / "bench" / "results" / ("nlu_adapted.json" if ADAPT else "nlu.json")
+# How many top encoder layers the classifier adapts (0: none, the shipped model).
+ADAPTED_LAYERS = int(os.environ.get("TIER0_BENCH_ADAPT", "0") or "0")
+ADAPT = ADAPTED_LAYERS > 0
+RESULTS = (
+    ROOT
+    / "bench"
+    / "results"
+    / {0: "nlu.json", 1: "nlu_adapted.json"}.get(
+        ADAPTED_LAYERS, f"nlu_adapted_k{ADAPTED_LAYERS}.json"
+    )
+)
 # Smaller samples make a quicker (noisier) run on a busy machine.
 EMBED_SAMPLE = int(os.environ.get("TIER0_BENCH_EMBED_SAMPLE", "512"))
 LATENCY_SAMPLE = int(os.environ.get("TIER0_BENCH_LATENCY_SAMPLE", "300"))
@@ -142,9 +152,11 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
     if ADAPT:
         # The token states are not cached: embedding everything is timed for real.
         started, started_cpu = time.perf_counter(), time.process_time()
-        train_vectors, train_states = embedder.embed_with_token_states(train_texts)
+        train_vectors, train_states = embedder.embed_with_token_states(train_texts, ADAPTED_LAYERS)
         validation_vectors, validation_states = (
-            embedder.embed_with_token_states(validation_texts) if validation_texts else (None, None)
+            embedder.embed_with_token_states(validation_texts, ADAPTED_LAYERS)
+            if validation_texts
+            else (None, None)
         )
         embed_seconds = time.perf_counter() - started
         embed_cpu_seconds = time.process_time() - started_cpu
@@ -160,6 +172,7 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
     config = ClassifierConfig(
         min_out_of_scope_recall=CLINC_OOS_RECALL_TARGET if benchmark.out_of_scope_intent else None,
         adapt_last_layer=ADAPT,
+        adapted_layers=max(1, ADAPTED_LAYERS),
     )
     started, started_cpu = time.perf_counter(), time.process_time()
     model = IntentClassifier.train(
@@ -183,7 +196,7 @@ def run(benchmark: Benchmark) -> dict[str, Any]:
         model_mb = sum(f.stat().st_size for f in Path(saved).iterdir()) / 1e6
 
     if ADAPT:
-        test_vectors, test_states = embedder.embed_with_token_states(test_texts)
+        test_vectors, test_states = embedder.embed_with_token_states(test_texts, ADAPTED_LAYERS)
     else:
         test_vectors = cached.embed(test_texts)
     probabilities = model.probabilities(test_vectors, test_texts, test_states)

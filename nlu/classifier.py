@@ -93,6 +93,8 @@ class ClassifierConfig:
     # (README "Accuracy").
     adapt_last_layer: bool = False
     adaptation_epochs: int = 3
+    # How many of the encoder's top layers the adapted copy holds (1: the last layer).
+    adapted_layers: int = 1
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -254,13 +256,17 @@ class IntentClassifier:
         if config.adapt_last_layer:
             states_embedder = _token_state_embedder(embedder)
             if token_states is None:
-                _, token_states = states_embedder.embed_with_token_states(texts)
+                _, token_states = states_embedder.embed_with_token_states(
+                    texts, config.adapted_layers
+                )
             adapted, report.extra["adaptation"] = AdaptedLayers.train(
                 token_states,
                 targets,
                 len(intents),
                 states_embedder.model_path,
-                AdaptationConfig(layers=1, epochs=config.adaptation_epochs, seed=config.seed),
+                AdaptationConfig(
+                    layers=config.adapted_layers, epochs=config.adaptation_epochs, seed=config.seed
+                ),
             )
             # The held-back fold below was seen by the adaptation: its confidences are a
             # little optimistic, which a validation split (`validation=`) avoids.
@@ -268,7 +274,7 @@ class IntentClassifier:
             if validation is not None:
                 if validation_token_states is None:
                     _, validation_token_states = states_embedder.embed_with_token_states(
-                        [example.text for example in validation.examples]
+                        [example.text for example in validation.examples], config.adapted_layers
                     )
                 validation_vectors = adapted.pooled_many(validation_token_states)
         elif vectors is None:

@@ -68,9 +68,11 @@ class Embedder(Protocol):
 class TokenStateEmbedder(Embedder, Protocol):
     model_path: Path  # the model folder (sentence-transformers layout) it runs
 
-    def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
+    def embed_with_token_states(
+        self, texts: Sequence[str], top_layers: int = 1
+    ) -> tuple[Vectors, list[Vectors]]:
         """`embed(texts)`, and each text's token states (tokens × dimension) as they enter
-        the encoder's last layer, from the same pass."""
+        the encoder's top `top_layers` layers (1: the last layer), from the same pass."""
         ...
 
 
@@ -159,12 +161,18 @@ class SentenceEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
+    def embed_with_token_states(
+        self, texts: Sequence[str], top_layers: int = 1
+    ) -> tuple[Vectors, list[Vectors]]:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        if self._onnx is not None and self._onnx.has_token_states:
+        if self._onnx is not None and self._onnx.has_token_states and top_layers == 1:
             return self._onnx.embed_with_token_states(list(texts), self._batch_size)
-        return self.embed(texts), _torch_token_states(self._torch_or_load(), list(texts))
+        # The graph returns the states entering the last layer only: deeper ones come from
+        # a second pass on torch (slow; what bench/nlu_bench.py measured k = 2 with).
+        return self.embed(texts), _torch_token_states(
+            self._torch_or_load(), list(texts), top_layers
+        )
 
     def _torch_or_load(self) -> Any:
         if self._torch is None:
@@ -173,8 +181,9 @@ class SentenceEmbedder:
         return self._torch
 
 
-def _torch_token_states(model: Any, texts: list[str]) -> list[Vectors]:
-    """The token states entering the last layer, one text at a time (no padding)."""
+def _torch_token_states(model: Any, texts: list[str], top_layers: int = 1) -> list[Vectors]:
+    """The token states entering the top `top_layers` layers, one text at a time (no
+    padding)."""
     import torch
 
     transformer = model[0]
@@ -183,7 +192,8 @@ def _torch_token_states(model: Any, texts: list[str]) -> list[Vectors]:
         for text in texts:
             features = transformer.tokenize([text])
             output = transformer.auto_model(**features, output_hidden_states=True)
-            states.append(np.asarray(output.hidden_states[-2][0].numpy(), dtype=np.float32))
+            entering = output.hidden_states[-1 - top_layers][0]
+            states.append(np.asarray(entering.numpy(), dtype=np.float32))
     return states
 
 

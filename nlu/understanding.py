@@ -77,7 +77,9 @@ class Interpreter:
         if self.classifier.adapted is not None:
             # The same single pass: the sentence vector for search, the token states for
             # the classifier's adapted copy of the last layer.
-            vectors, states = self._embedder.embed_with_token_states([normalized])  # type: ignore[attr-defined]
+            vectors, states = self._embedder.embed_with_token_states(  # type: ignore[attr-defined]
+                [normalized], len(self.classifier.adapted.layers)
+            )
             vector, token_states = vectors[0], states[0]
         else:
             vector = self._embedder.embed([normalized])[0]

@@ -85,6 +85,19 @@ def test_token_states_come_from_the_same_pass_and_rebuild_the_sentence_vector(
     np.testing.assert_allclose(single_states[0], states[2], atol=1e-4)
 
 
+def test_token_states_below_the_top_two_layers_rebuild_the_sentence_vector(
+    embedder: SentenceEmbedder,
+) -> None:
+    from nlu.adaptation import AdaptedLayers
+
+    vectors, states = embedder.embed_with_token_states(QUESTIONS[:3], top_layers=2)
+    _, last_layer_states = embedder.embed_with_token_states(QUESTIONS[:3])
+    assert [len(s) for s in states] == [len(s) for s in last_layer_states]
+    assert float(np.abs(states[0] - last_layer_states[0]).max()) > 0.1  # another layer's
+    top_two = AdaptedLayers.original_top_layers(bundled_model_path(), 2)
+    np.testing.assert_allclose(top_two.pooled_many(states), vectors, atol=1e-4)
+
+
 def test_the_export_runs_fused_operators_and_still_returns_the_token_states(
     embedder: SentenceEmbedder,
 ) -> None:
