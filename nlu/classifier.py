@@ -40,6 +40,9 @@ from nlu.training_data import TrainingData
 FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE_INTENTS = ("out_of_scope", "oos")
 MODEL_FORMAT_VERSION = 2
+# The adapted encoder layers as an ONNX graph, beside weights.npz (its checksum in
+# model.json). Models without it (older, or adapted without ONNX) answer in numpy.
+ADAPTED_GRAPH_FILE = "adapted_top.onnx"
 # Used only when the data is too small to hold any examples back: Rasa's defaults.
 UNTUNED_THRESHOLD = 0.3
 UNTUNED_AMBIGUITY = 0.1
@@ -431,6 +434,10 @@ class IntentClassifier:
             arrays["neighbour_offsets"] = self.neighbours.offsets  # type: ignore[assignment]
         if self.adapted is not None:
             arrays.update(self.adapted.arrays())
+            if self.adapted.top_graph is not None:
+                graph_tmp = directory / f"{ADAPTED_GRAPH_FILE}.tmp"
+                graph_tmp.write_bytes(self.adapted.top_graph)
+                graph_tmp.replace(directory / ADAPTED_GRAPH_FILE)
         weights_tmp = directory / "weights.tmp.npz"
         with weights_tmp.open("wb") as file:
             np.savez(file, **arrays)  # type: ignore[arg-type]
@@ -481,10 +488,21 @@ class IntentClassifier:
             tuned_on=int(meta["tuned_on"]),
             report=TrainingReport(**meta["report"]),
             neighbours=neighbours,
-            adapted=(
-                AdaptedLayers.from_saved(meta["adapted"], arrays) if meta.get("adapted") else None
-            ),
+            adapted=_load_adapted(directory, meta.get("adapted"), arrays),
         )
+
+
+def _load_adapted(
+    directory: Path, meta: dict[str, Any] | None, arrays: dict[str, Any]
+) -> AdaptedLayers | None:
+    if not meta:
+        return None
+    graph_file = directory / ADAPTED_GRAPH_FILE
+    graph = graph_file.read_bytes() if meta.get("graph_sha256") and graph_file.exists() else None
+    try:
+        return AdaptedLayers.from_saved(meta, arrays, top_graph=graph)
+    except ValueError as error:
+        raise ValueError(f"{directory}: {error}") from error
 
 
 # -- the pieces of training ---------------------------------------------------------------
