@@ -12,11 +12,11 @@ kept only when their vectors and token states match torch's on a fixed sample. W
 onnxruntime, or when the export fails or does not match, the embedder runs the same
 model on torch through sentence-transformers: same vectors, slower start.
 
-The encoder is exported in two graphs run one after the other: the bottom (embeddings and
-all layers but the top SHARED_TOP_LAYERS) gives token states, the top (those layers, mean
-pooling, normalizing) the sentence vector. Same float32 arithmetic as one graph; the split
-lets an intent model with its own adapted copy of the top layers (nlu/adaptation.py) run
-that copy instead of the shared top, and compute the shared vector only when search needs it.
+Besides the whole encoder, the export keeps it in two parts run one after the other: the
+bottom (embeddings and all layers but the top SHARED_TOP_LAYERS) gives token states, the
+top (those layers, mean pooling, normalizing) the sentence vector, the same as the whole
+graph's. An intent model with its own adapted copy of the top layers (nlu/adaptation.py)
+runs the bottom and its copy, and the shared top only when search needs the vector.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ log = logging.getLogger(__name__)
 # Bump when the exported graph changes (inputs, outputs, pooling), so old cached files are
 # not used. 2: the graph also returns the token states entering the last layer. 3: exported
 # with eager attention and fused by ONNX Runtime's transformer optimizer (same float32 math).
-# 4: split in a bottom and a top graph at the top SHARED_TOP_LAYERS layers.
+# 4: also split in a bottom and a top graph at the top SHARED_TOP_LAYERS layers.
 EXPORT_RECIPE = 4
 # How many of the encoder's layers the top graph holds: as many as the NLU's adapted copy
-# may replace (nlu/adaptation.py).
+# replaces (nlu/adaptation.py).
 SHARED_TOP_LAYERS = 2
 # The NLU may adapt a copy of the encoder's last layer to its intents (nlu/adaptation.py):
-# it starts from the token states that enter that layer, which the top graph returns too.
+# it starts from the token states that enter that layer, which the whole graph returns too.
 TOKEN_STATES_OUTPUT = "token_states"
 SENTENCE_OUTPUT = "sentence_embedding"
 # The bottom graph's output and the top graph's input: the token states entering the top.
@@ -322,25 +322,35 @@ def run_top_layers(session: Any, states: Sequence[Vectors]) -> Vectors:
 
 
 class _OnnxModel:
-    """The tokenizer plus the bottom and top graphs: token ids in, unit-length vectors out."""
+    """The tokenizer plus the encoder's graphs: token ids in, unit-length vectors out.
+
+    The whole graph embeds. The bottom and top graphs (the same layers in two parts) are
+    loaded on first use, by an intent model that runs its own copy of the top layers: the
+    split costs 4–7 % more CPU a message than one graph (two calls), so plain embedding
+    does not pay it.
+    """
 
     def __init__(
-        self, files: tuple[Path, Path], model_path: Path, max_length: int, threads: int
+        self, files: tuple[Path, Path, Path], model_path: Path, max_length: int, threads: int
     ) -> None:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length)
         self._tokenizer.no_padding()
-        self._bottom = _session(files[0], threads)
-        self._top = _session(files[1], threads)
-        self._inputs = {node.name for node in self._bottom.get_inputs()}
-        self.dimension = int(self._top.get_outputs()[0].shape[-1])
+        self._files = files
+        self._threads = threads
+        self._session = _session(files[0], threads)
+        self._split: tuple[Any, Any] | None = None
+        self._split_lock = threading.Lock()
+        self._inputs = {node.name for node in self._session.get_inputs()}
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
 
     @staticmethod
-    def files(model_path: Path, cache: Path) -> tuple[Path, Path]:
+    def files(model_path: Path, cache: Path) -> tuple[Path, Path, Path]:
+        """The whole graph, the bottom and the top."""
         stem = f"{model_path.name}-{_export_key(model_path)}"
-        return cache / f"{stem}.bottom.onnx", cache / f"{stem}.top.onnx"
+        return cache / f"{stem}.onnx", cache / f"{stem}.bottom.onnx", cache / f"{stem}.top.onnx"
 
     @classmethod
     def open(cls, model_path: Path, cache: Path, threads: int) -> _OnnxModel:
@@ -348,7 +358,7 @@ class _OnnxModel:
 
         max_length = _check_architecture(model_path)
         files = cls.files(model_path, cache)
-        stem = files[0].name.removesuffix(".bottom.onnx")
+        stem = files[0].name.removesuffix(".onnx")
         rejected = cache / f"{stem}.rejected"
         if not all(file.exists() for file in files):
             if rejected.exists():
@@ -364,45 +374,54 @@ class _OnnxModel:
                     fcntl.flock(lock, fcntl.LOCK_UN)
         return cls(files, model_path, max_length, threads)
 
+    def _bottom_and_top(self) -> tuple[Any, Any]:
+        with self._split_lock:
+            if self._split is None:
+                self._split = (
+                    _session(self._files[1], self._threads),
+                    _session(self._files[2], self._threads),
+                )
+            return self._split
+
     def embed(self, texts: list[str], batch_size: int) -> Vectors:
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         for rows, feed, _ in self._batches(texts, batch_size):
-            states = self._bottom.run(None, feed)[0]
-            vectors[rows] = self._top.run(
-                [SENTENCE_OUTPUT],
-                {TOKEN_STATES_INPUT: states, "attention_mask": feed["attention_mask"]},
-            )[0]
+            vectors[rows] = self._session.run([SENTENCE_OUTPUT], feed)[0]
         return vectors
 
     def embed_with_token_states(
         self, texts: list[str], batch_size: int, top_layers: int = 1
     ) -> tuple[Vectors, list[Vectors]]:
-        """The vectors, and the token states entering the last layer (`top_layers` 1) or
-        the top graph (SHARED_TOP_LAYERS)."""
+        """The vectors, and the token states entering the last layer (`top_layers` 1, from
+        the whole graph) or the top graph (SHARED_TOP_LAYERS, from the bottom and top)."""
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         states: list[Vectors] = [vectors[:0]] * len(texts)
         for rows, feed, lengths in self._batches(texts, batch_size):
-            below_top = self._bottom.run(None, feed)[0]
-            pooled, entering_last = self._top.run(
-                [SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT],
-                {TOKEN_STATES_INPUT: below_top, "attention_mask": feed["attention_mask"]},
-            )
+            if top_layers == 1:
+                pooled, tokens = self._session.run([SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT], feed)
+            else:
+                bottom, top = self._bottom_and_top()
+                tokens = bottom.run(None, feed)[0]
+                pooled = top.run(
+                    [SENTENCE_OUTPUT],
+                    {TOKEN_STATES_INPUT: tokens, "attention_mask": feed["attention_mask"]},
+                )[0]
             vectors[rows] = pooled
-            tokens = entering_last if top_layers == 1 else below_top
             for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
                 states[row] = np.array(tokens[position, :length], dtype=np.float32)
         return vectors, states
 
     def bottom_states(self, texts: list[str], batch_size: int) -> list[Vectors]:
+        bottom, _ = self._bottom_and_top()
         states: list[Vectors] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         for rows, feed, lengths in self._batches(texts, batch_size):
-            below_top = self._bottom.run(None, feed)[0]
+            below_top = bottom.run(None, feed)[0]
             for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
                 states[row] = np.array(below_top[position, :length], dtype=np.float32)
         return states
 
     def top_vectors(self, states: list[Vectors]) -> Vectors:
-        return run_top_layers(self._top, states)
+        return run_top_layers(self._bottom_and_top()[1], states)
 
     def _batches(
         self, texts: list[str], batch_size: int
@@ -456,17 +475,12 @@ def _onnx_export(module: Any, example: tuple[Any, ...], target: Path, **names: A
 
 
 def export_top_layers(
-    model_path: Path,
-    target: Path,
-    layers: Sequence[dict[str, Any]] | None = None,
-    *,
-    token_states: bool = False,
+    model_path: Path, target: Path, layers: Sequence[dict[str, Any]] | None = None
 ) -> None:
     """Export the encoder's top `len(layers)` layers (their weights replaced by `layers`,
     BertLayer state dicts) or its own top SHARED_TOP_LAYERS, with mean pooling and
     normalizing, to a fused ONNX graph: token states entering those layers and the mask in,
-    the unit-length vector out (and with `token_states`, the states entering the last layer).
-    Run it with `run_top_layers`."""
+    the unit-length vector out. Run it with `run_top_layers`."""
     import torch
 
     model = _eager_encoder(model_path)
@@ -492,14 +506,11 @@ def export_top_layers(
             self.transformer = transformer
 
         def forward(self, states: Any, attention_mask: Any) -> Any:
-            output = self.transformer(
-                inputs_embeds=states, attention_mask=attention_mask, output_hidden_states=True
-            )
-            sentence = _pooled(output.last_hidden_state, attention_mask)
-            return (sentence, output.hidden_states[-2]) if token_states else sentence
+            output = self.transformer(inputs_embeds=states, attention_mask=attention_mask)
+            return _pooled(output.last_hidden_state, attention_mask)
 
     mask = torch.ones((2, 8), dtype=torch.long)
-    outputs = [SENTENCE_OUTPUT] + ([TOKEN_STATES_OUTPUT] if token_states else [])
+    outputs = [SENTENCE_OUTPUT]
     unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
     try:
         _onnx_export(
@@ -508,8 +519,7 @@ def export_top_layers(
             unfused,
             input_names=[TOKEN_STATES_INPUT, "attention_mask"],
             output_names=outputs,
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in outputs}
-            | {TOKEN_STATES_INPUT: {0: "batch", 1: "tokens"}}
+            dynamic_axes={TOKEN_STATES_INPUT: {0: "batch", 1: "tokens"}}
             | {"attention_mask": {0: "batch", 1: "tokens"}}
             | {SENTENCE_OUTPUT: {0: "batch"}},
         )
@@ -524,6 +534,48 @@ def _pooled(hidden: Any, attention_mask: Any) -> Any:
     weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def _export_whole(model_path: Path, target: Path) -> None:
+    """The whole encoder: the sentence vector and the token states entering the last layer."""
+    import torch
+
+    model = _eager_encoder(model_path)
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(
+            self, input_ids: Any, attention_mask: Any, token_type_ids: Any
+        ) -> tuple[Any, Any]:
+            output = self.transformer(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
+            )
+            sentence = _pooled(output.last_hidden_state, attention_mask)
+            return sentence, output.hidden_states[-2]
+
+    example = torch.ones((2, 8), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
+    try:
+        _onnx_export(
+            Pooled(model),
+            (example, example, torch.zeros_like(example)),
+            unfused,
+            input_names=names,
+            output_names=[SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
+            | {SENTENCE_OUTPUT: {0: "batch"}}
+            | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
+        )
+        _fuse(unfused, target, model_path)
+    finally:
+        unfused.unlink(missing_ok=True)
 
 
 def _export_bottom(model_path: Path, target: Path) -> None:
@@ -559,15 +611,20 @@ def _export_bottom(model_path: Path, target: Path) -> None:
         unfused.unlink(missing_ok=True)
 
 
-def _export(model_path: Path, files: tuple[Path, Path], max_length: int, rejected: Path) -> None:
-    """Export the two graphs beside torch and keep them only if they embed as torch does."""
+def _export(
+    model_path: Path, files: tuple[Path, Path, Path], max_length: int, rejected: Path
+) -> None:
+    """Export the graphs beside torch and keep them only if they embed as torch does."""
     log.warning("exporting %s to ONNX (once): %s", model_path.name, files[0].parent)
     tag = uuid.uuid4().hex[:8]
     staging = tuple(file.with_name(f"{file.name}.{tag}.tmp") for file in files)
     try:
-        _export_bottom(model_path, staging[0])
-        export_top_layers(model_path, staging[1], token_states=True)
-        exported = _OnnxModel((staging[0], staging[1]), model_path, max_length, threads=1)
+        _export_whole(model_path, staging[0])
+        _export_bottom(model_path, staging[1])
+        export_top_layers(model_path, staging[2])
+        exported = _OnnxModel(
+            (staging[0], staging[1], staging[2]), model_path, max_length, threads=1
+        )
         torch_model = _torch_model(model_path)
         texts = list(_CHECK_SENTENCES)
         reference = torch_model.encode(
@@ -576,8 +633,10 @@ def _export(model_path: Path, files: tuple[Path, Path], max_length: int, rejecte
         # One at a time and batched (padding must not change a vector).
         single = np.vstack([exported.embed([text], 1) for text in texts])
         batched, states = exported.embed_with_token_states(texts, 8)
-        _, below_top = exported.embed_with_token_states(texts, 8, SHARED_TOP_LAYERS)
-        cosine = float(min((single * reference).sum(1).min(), (batched * reference).sum(1).min()))
+        split, below_top = exported.embed_with_token_states(texts, 8, SHARED_TOP_LAYERS)
+        cosine = float(
+            min((vectors * reference).sum(1).min() for vectors in (single, batched, split))
+        )
         difference = max(
             float(np.abs(ours - theirs).max())
             for depth, ours_all in ((1, states), (SHARED_TOP_LAYERS, below_top))
@@ -592,10 +651,8 @@ def _export(model_path: Path, files: tuple[Path, Path], max_length: int, rejecte
                 encoding="utf-8",
             )
             raise RuntimeError(rejected.read_text(encoding="utf-8"))
-        # The top last: a reader checks both exist, so it never finds a bottom of another
-        # export beside it.
-        staging[0].replace(files[0])
-        staging[1].replace(files[1])
+        for ready, file in zip(staging, files, strict=True):
+            ready.replace(file)
     finally:
         for file in staging:
             file.unlink(missing_ok=True)
