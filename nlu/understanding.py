@@ -84,7 +84,12 @@ class Interpreter:
         token_states = None
         sentence_vector: Callable[[], npt.NDArray[np.float32]]
         adapted = self.classifier.adapted
-        if adapted is not None and len(adapted.layers) == SHARED_TOP_LAYERS:
+        if (
+            adapted is not None
+            and len(adapted.layers) == SHARED_TOP_LAYERS
+            and hasattr(self._embedder, "token_states")
+            and hasattr(self._embedder, "embed_token_states")
+        ):
             # The encoder's bottom only: the classifier runs its own copy of the top layers,
             # the shared top runs if search asks for the vector.
             embedder: Any = self._embedder
