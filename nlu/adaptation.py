@@ -3,14 +3,19 @@
 The sentence embedding is shared with the knowledge base, so the NLU cannot fine-tune
 the encoder itself. Instead it keeps its own copy of the top `k` BERT layers, trained
 (with torch, at training time only) on the intents with a softmax head, and fed with the
-frozen encoder's token hidden states from below those layers, which the ONNX graph
-returns next to the sentence vector. Answering runs the copy in numpy: for a message of
-a few dozen tokens, k layers of attention + feed-forward are a fraction of a millisecond.
+frozen encoder's token hidden states from below those layers, which the ONNX graphs
+return (nlu/embedding.py). Training also exports the copy to a small fused ONNX graph
+(`top_graph`), saved with the intent model, which answering runs on ONNX Runtime, one
+thread: about what the shared top layers cost, and half what the same layers cost in numpy
+(`pooled_numpy`, the reference, used where ONNX Runtime is missing).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +27,12 @@ import numpy.typing as npt
 from scipy.special import erf
 
 Array = npt.NDArray[np.float32]
+
+log = logging.getLogger(__name__)
+
+# How far the exported graph's vectors may be from the numpy layers' (float32, the order of
+# additions differs) before the graph is thrown away and numpy answers instead.
+MAX_GRAPH_DIFFERENCE = 1e-4
 
 # Names of one layer's weights, as numpy arrays; (out, in) matrices like torch's Linear.
 _LAYER_WEIGHTS = (
@@ -94,7 +105,12 @@ class AdaptedLayers:
     """The adapted top layers: token hidden states in, a unit-length sentence vector out."""
 
     def __init__(
-        self, layers: Sequence[dict[str, Array]], first_layer: int, heads: int, eps: float
+        self,
+        layers: Sequence[dict[str, Array]],
+        first_layer: int,
+        heads: int,
+        eps: float,
+        top_graph: bytes | None = None,
     ) -> None:
         self.layers = [
             {name: np.ascontiguousarray(layer[name], dtype=np.float32) for name in _LAYER_WEIGHTS}
@@ -104,6 +120,9 @@ class AdaptedLayers:
         self.heads = heads
         self.eps = eps
         self.dimension = int(self.layers[0]["query_w"].shape[0]) if self.layers else 0
+        # The same layers as a fused ONNX graph (nlu.embedding.export_top_layers), if exported.
+        self.top_graph = top_graph
+        self._session: Any = None
         # Laid out for (tokens × in) @ (in × out), query, key and value in one product.
         self._prepared = [
             {
@@ -147,16 +166,67 @@ class AdaptedLayers:
 
     def pooled(self, states: Array) -> Array:
         """One message's token states (tokens × dimension) → its unit-length vector."""
+        return np.asarray(self.pooled_many([states])[0], dtype=np.float32)
+
+    def pooled_many(self, states: Sequence[Array]) -> Array:
+        if not states:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        session = self._graph_session()
+        if session is None:
+            return np.vstack([self.pooled_numpy(s) for s in states])
+        from nlu.embedding import run_top_layers
+
+        return run_top_layers(session, [np.asarray(s, dtype=np.float32) for s in states])
+
+    def _graph_session(self) -> Any:
+        if self._session is None and self.top_graph is not None:
+            try:
+                from nlu.embedding import top_layers_session
+
+                self._session = top_layers_session(self.top_graph)
+            except ImportError:
+                log.warning("no onnxruntime: the adapted layers run in numpy")
+                self.top_graph = None
+        return self._session
+
+    def pooled_numpy(self, states: Array) -> Array:
+        """`pooled` computed in numpy (the reference the exported graph is checked against)."""
         hidden = np.asarray(states, dtype=np.float32)
         for weights in self._prepared:
             hidden = self._layer(hidden, weights)
         mean = hidden.mean(0)
         return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-9), dtype=np.float32)
 
-    def pooled_many(self, states: Sequence[Array]) -> Array:
-        if not states:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack([self.pooled(s) for s in states])
+    def export_graph(self, model_path: Path, check: Sequence[Array]) -> bool:
+        """Export these layers to a fused ONNX graph (needs torch) and keep it when it gives
+        the numpy layers' vectors on `check` (a few messages' token states)."""
+        from nlu.embedding import export_top_layers
+
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "adapted_top.onnx"
+            export_top_layers(
+                model_path,
+                target,
+                [
+                    {_BERT_NAMES[name]: weights[name] for name in _LAYER_WEIGHTS}
+                    for weights in self.layers
+                ],
+            )
+            graph = target.read_bytes()
+        exported = AdaptedLayers(self.layers, self.first_layer, self.heads, self.eps, graph)
+        difference = float(
+            np.abs(
+                exported.pooled_many(check) - np.vstack([self.pooled_numpy(s) for s in check])
+            ).max()
+        )
+        if difference > MAX_GRAPH_DIFFERENCE:
+            log.warning("adapted layers stay in numpy: the ONNX graph is %.2g off", difference)
+            return False
+        self.top_graph, self._session = graph, exported._session
+        return True
+
+    def graph_sha256(self) -> str | None:
+        return None if self.top_graph is None else hashlib.sha256(self.top_graph).hexdigest()
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -173,17 +243,36 @@ class AdaptedLayers:
             "first_layer": self.first_layer,
             "heads": self.heads,
             "eps": self.eps,
+            "graph_sha256": self.graph_sha256(),
         }
 
     @classmethod
     def from_saved(
-        cls, meta: dict[str, Any], arrays: dict[str, Any], prefix: str = "adapted"
+        cls,
+        meta: dict[str, Any],
+        arrays: dict[str, Any],
+        prefix: str = "adapted",
+        top_graph: bytes | None = None,
     ) -> AdaptedLayers:
+        """The layers `arrays()` and `to_json()` saved, and their exported graph if one was
+        (its checksum must be the one saved: a graph of other weights would answer wrong)."""
         layers = [
             {name: np.asarray(arrays[f"{prefix}_{index}_{name}"]) for name in _LAYER_WEIGHTS}
             for index in range(int(meta["layers"]))
         ]
-        return cls(layers, int(meta["first_layer"]), int(meta["heads"]), float(meta["eps"]))
+        expected = meta.get("graph_sha256")
+        if expected is not None:
+            if top_graph is None:
+                raise ValueError("the adapted layers' ONNX graph is missing")
+            if hashlib.sha256(top_graph).hexdigest() != expected:
+                raise ValueError("the adapted layers' ONNX graph is not the one trained")
+        return cls(
+            layers,
+            int(meta["first_layer"]),
+            int(meta["heads"]),
+            float(meta["eps"]),
+            top_graph if expected is not None else None,
+        )
 
     @classmethod
     def original_top_layers(cls, model_path: Path, count: int) -> AdaptedLayers:
@@ -283,10 +372,14 @@ class AdaptedLayers:
             int(model_config.num_attention_heads),
             float(model_config.layer_norm_eps),
         )
+        trained_cpu = time.process_time()
+        exported = adapted.export_graph(model_path, [states[i] for i in range(min(8, len(states)))])
         report = {
             "layers": config.layers,
             "epoch_losses": losses,
             "cpu_seconds": round(time.process_time() - started, 1),
+            "graph_exported": exported,
+            "export_cpu_seconds": round(time.process_time() - trained_cpu, 1),
         }
         return adapted, report
 

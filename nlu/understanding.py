@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from nlu.classifier import IntentClassifier, IntentPrediction
-from nlu.embedding import Embedder
+from nlu.embedding import SHARED_TOP_LAYERS, Embedder
 from nlu.entities import TICKET_NUMBER, Entity, EntityExtractor
 
 __all__ = ["TICKET_NUMBER", "Interpreter", "Understanding", "find_ticket_numbers"]
@@ -20,10 +22,16 @@ __all__ = ["TICKET_NUMBER", "Interpreter", "Understanding", "find_ticket_numbers
 class Understanding:
     text: str
     normalized_text: str
-    vector: npt.NDArray[np.float32]
+    # The shared sentence vector (what search reads), computed when first asked for: an
+    # intent model that runs its own top layers does not need it.
+    sentence_vector: Callable[[], npt.NDArray[np.float32]]
     intent: IntentPrediction
     ticket_numbers: tuple[str, ...]
     entities: tuple[Entity, ...] = ()
+
+    @cached_property
+    def vector(self) -> npt.NDArray[np.float32]:
+        return self.sentence_vector()
 
     def as_rasa_parse(self) -> dict[str, Any]:
         """The shape of Rasa's `/model/parse` answer."""
@@ -74,17 +82,43 @@ class Interpreter:
     def understand(self, text: str) -> Understanding:
         normalized = self.normalize(text)
         token_states = None
-        if self.classifier.adapted is not None:
-            # The same single pass: the sentence vector for search, the token states for
-            # the classifier's adapted copy of the last layer.
-            vectors, states = self._embedder.embed_with_token_states([normalized])  # type: ignore[attr-defined]
-            vector, token_states = vectors[0], states[0]
+        sentence_vector: Callable[[], npt.NDArray[np.float32]]
+        adapted = self.classifier.adapted
+        if (
+            adapted is not None
+            and len(adapted.layers) == SHARED_TOP_LAYERS
+            and hasattr(self._embedder, "token_states")
+            and hasattr(self._embedder, "embed_token_states")
+        ):
+            # The encoder's bottom only: the classifier runs its own copy of the top layers,
+            # the shared top runs if search asks for the vector.
+            embedder: Any = self._embedder
+            token_states = embedder.token_states([normalized], SHARED_TOP_LAYERS)[0]
+            below_top = token_states
+            vector = np.zeros(0, dtype=np.float32)  # the classifier reads the states
+
+            def sentence_vector() -> npt.NDArray[np.float32]:
+                return np.asarray(embedder.embed_token_states([below_top])[0], dtype=np.float32)
+
         else:
-            vector = self._embedder.embed([normalized])[0]
+            if adapted is not None:
+                # The same single pass: the sentence vector for search, the token states for
+                # the classifier's adapted copy of the layers.
+                vectors, states = self._embedder.embed_with_token_states(  # type: ignore[attr-defined]
+                    [normalized], len(adapted.layers)
+                )
+                vector, token_states = vectors[0], states[0]
+            else:
+                vector = self._embedder.embed([normalized])[0]
+            computed = np.asarray(vector, dtype=np.float32)
+
+            def sentence_vector() -> npt.NDArray[np.float32]:
+                return computed
+
         return Understanding(
             text=text,
             normalized_text=normalized,
-            vector=vector,
+            sentence_vector=sentence_vector,
             intent=self.classifier.predict(vector, normalized, token_states),
             ticket_numbers=find_ticket_numbers(text),
             entities=self.entities.extract(text),

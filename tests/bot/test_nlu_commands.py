@@ -254,6 +254,24 @@ def test_train_for_an_out_of_scope_recall_keeps_that_choice(cli: CliRunner, tmp_
     assert saved_config(tmp_path)["min_out_of_scope_recall"] is None
 
 
+def test_train_with_the_top_two_layers_adapted_keeps_that_choice_and_parses(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    data = write(tmp_path / "nlu.yml", HELPDESK)
+    option = ["--adapt-layers", "2"]
+
+    first = cli.invoke(app, ["nlu", "train", "--data", str(data), *option])
+    parsed = cli.invoke(app, ["nlu", "parse", "my password expired", "--data", str(data)])
+    again = cli.invoke(app, ["nlu", "train", "--data", str(data), *option])
+
+    assert first.exit_code == 0, first.output
+    assert saved_config(tmp_path)["adapted_layers"] == 2
+    assert (tmp_path / "home" / "nlu" / "adapted_top.onnx").exists()
+    assert parsed.exit_code == 0, parsed.output
+    assert "password_reset" in parsed.output
+    assert "(unchanged, reused)" in " ".join(again.output.split())
+
+
 def test_train_tunes_the_thresholds_on_validation_data(cli: CliRunner, tmp_path: Path) -> None:
     data = write(tmp_path / "nlu.yml", HELPDESK)
     validation = write(tmp_path / "validation.yml", VALIDATION)
@@ -275,6 +293,8 @@ def test_train_tunes_the_thresholds_on_validation_data(cli: CliRunner, tmp_path:
         (["--min-out-of-scope-recall", "0.7"], "no out_of_scope or oos intent"),
         (["--validation", "missing.yml"], "missing.yml: cannot be read"),
         (["--backend", "rasa", "--min-out-of-scope-recall", "0.7"], "for --backend builtin"),
+        (["--adapt-layers", "3"], "0, 1 or 2, not 3"),
+        (["--backend", "rasa", "--adapt-layers", "2"], "for --backend builtin"),
     ],
 )
 def test_bad_train_options_get_a_one_line_error(

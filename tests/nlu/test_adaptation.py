@@ -55,6 +55,10 @@ def test_numpy_layers_compute_what_the_torch_layers_compute() -> None:
     got = adapted.pooled_many(messages)
     assert got.shape == (3, 384)
     np.testing.assert_allclose(got, expected, atol=2e-5)
+    # Exported to a fused ONNX graph, the layers still compute what torch computes.
+    assert adapted.export_graph(bundled_model_path(), messages[:1])
+    assert adapted.top_graph is not None
+    np.testing.assert_allclose(adapted.pooled_many(messages), expected, atol=2e-5)
 
 
 def _toy_states(rng: np.random.Generator, intent: int, count: int) -> list[np.ndarray]:
@@ -85,13 +89,29 @@ def test_training_learns_a_separable_toy_intent_set(tmp_path: Path) -> None:
     assert adapted.first_layer == 5 and len(adapted.layers) == 1
     assert report["epoch_losses"][-1] < report["epoch_losses"][0]
 
+    # Training exports the layers to an ONNX graph, which answers as the numpy layers do.
+    assert report["graph_exported"] and adapted.top_graph is not None
+    test = _toy_states(rng, 0, 5) + _toy_states(rng, 1, 5)
+    reference = np.vstack([adapted.pooled_numpy(message) for message in test])
+    np.testing.assert_allclose(adapted.pooled_many(test), reference, atol=1e-5)
+
     # Saved and loaded, it pools exactly as before.
     arrays = adapted.arrays()
     np.savez(tmp_path / "weights.npz", **arrays)  # type: ignore[arg-type]
     with np.load(tmp_path / "weights.npz") as saved:
-        loaded = AdaptedLayers.from_saved(adapted.to_json(), dict(saved))
-    test = _toy_states(rng, 0, 5) + _toy_states(rng, 1, 5)
+        arrays = dict(saved)
+    loaded = AdaptedLayers.from_saved(adapted.to_json(), arrays, top_graph=adapted.top_graph)
     np.testing.assert_array_equal(loaded.pooled_many(test), adapted.pooled_many(test))
+    # Without its graph, or with another one, the model is refused rather than run wrong.
+    with pytest.raises(ValueError, match="missing"):
+        AdaptedLayers.from_saved(adapted.to_json(), arrays)
+    with pytest.raises(ValueError, match="not the one trained"):
+        AdaptedLayers.from_saved(adapted.to_json(), arrays, top_graph=adapted.top_graph + b"x")
+    # A model saved without a graph (before graphs, or without ONNX) answers in numpy.
+    unexported = {**adapted.to_json(), "graph_sha256": None}
+    np.testing.assert_array_equal(
+        AdaptedLayers.from_saved(unexported, arrays).pooled_many(test), reference
+    )
 
 
 def test_answering_with_adapted_layers_never_imports_torch() -> None:
@@ -150,3 +170,41 @@ def test_a_classifier_with_an_adapted_last_layer_learns_saves_and_answers(
     understood = Interpreter(embedder, loaded, {}).understand(messages[0])
     assert understood.intent.name == answers[0]
     np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
+
+
+def test_a_classifier_with_the_top_two_layers_adapted_answers_from_the_encoder_bottom(
+    tmp_path: Path, embedder: SentenceEmbedder
+) -> None:
+    from nlu.classifier import ADAPTED_GRAPH_FILE, ClassifierConfig, IntentClassifier
+    from nlu.training_data import parse_nlu_yaml
+    from nlu.understanding import Interpreter
+    from tests.nlu.test_classifier import FIXTURE_NLU, PARAPHRASES
+
+    data = parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
+    config = ClassifierConfig(adapt_last_layer=True, adapted_layers=2)
+    model = IntentClassifier.train(data, embedder, config=config)
+    assert model.adapted is not None and model.adapted.first_layer == 4
+    assert model.adapted.top_graph is not None  # answered on ONNX Runtime
+
+    messages = list(PARAPHRASES)
+    vectors, states = embedder.embed_with_token_states(messages, 2)
+    answers = [p.name for p in model.predict_many(vectors, messages, states)]
+    assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
+
+    model.save(tmp_path)
+    assert (tmp_path / ADAPTED_GRAPH_FILE).exists()
+    loaded = IntentClassifier.load(tmp_path)
+    np.testing.assert_allclose(
+        loaded.probabilities(vectors, messages, states),
+        model.probabilities(vectors, messages, states),
+        atol=1e-6,
+    )
+    understood = Interpreter(embedder, loaded, {}).understand(messages[0])
+    assert understood.intent.name == answers[0]
+    # The shared vector, computed from the same bottom pass when search asks for it.
+    np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
+
+    # A graph that is not the trained one is refused, naming the model folder.
+    (tmp_path / ADAPTED_GRAPH_FILE).write_bytes(b"not a graph")
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        IntentClassifier.load(tmp_path)
