@@ -474,6 +474,18 @@ def _onnx_export(module: Any, example: tuple[Any, ...], target: Path, **names: A
         torch.onnx.export(module, example, str(target), dynamo=False, opset_version=17, **names)
 
 
+def _export_fused(
+    module: Any, example: tuple[Any, ...], target: Path, model_path: Path, **names: Any
+) -> None:
+    """Export `module` and fuse it into `target`; the unfused graph is a scratch file."""
+    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
+    try:
+        _onnx_export(module, example, unfused, **names)
+        _fuse(unfused, target, model_path)
+    finally:
+        unfused.unlink(missing_ok=True)
+
+
 def export_top_layers(
     model_path: Path, target: Path, layers: Sequence[dict[str, Any]] | None = None
 ) -> None:
@@ -511,21 +523,17 @@ def export_top_layers(
 
     mask = torch.ones((2, 8), dtype=torch.long)
     outputs = [SENTENCE_OUTPUT]
-    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
-    try:
-        _onnx_export(
-            Top(model),
-            (torch.zeros((2, 8, int(model.config.hidden_size))), mask),
-            unfused,
-            input_names=[TOKEN_STATES_INPUT, "attention_mask"],
-            output_names=outputs,
-            dynamic_axes={TOKEN_STATES_INPUT: {0: "batch", 1: "tokens"}}
-            | {"attention_mask": {0: "batch", 1: "tokens"}}
-            | {SENTENCE_OUTPUT: {0: "batch"}},
-        )
-        _fuse(unfused, target, model_path)
-    finally:
-        unfused.unlink(missing_ok=True)
+    _export_fused(
+        Top(model),
+        (torch.zeros((2, 8, int(model.config.hidden_size))), mask),
+        target,
+        model_path,
+        input_names=[TOKEN_STATES_INPUT, "attention_mask"],
+        output_names=outputs,
+        dynamic_axes={TOKEN_STATES_INPUT: {0: "batch", 1: "tokens"}}
+        | {"attention_mask": {0: "batch", 1: "tokens"}}
+        | {SENTENCE_OUTPUT: {0: "batch"}},
+    )
 
 
 def _pooled(hidden: Any, attention_mask: Any) -> Any:
@@ -561,21 +569,17 @@ def _export_whole(model_path: Path, target: Path) -> None:
 
     example = torch.ones((2, 8), dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
-    try:
-        _onnx_export(
-            Pooled(model),
-            (example, example, torch.zeros_like(example)),
-            unfused,
-            input_names=names,
-            output_names=[SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
-            | {SENTENCE_OUTPUT: {0: "batch"}}
-            | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
-        )
-        _fuse(unfused, target, model_path)
-    finally:
-        unfused.unlink(missing_ok=True)
+    _export_fused(
+        Pooled(model),
+        (example, example, torch.zeros_like(example)),
+        target,
+        model_path,
+        input_names=names,
+        output_names=[SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
+        | {SENTENCE_OUTPUT: {0: "batch"}}
+        | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
+    )
 
 
 def _export_bottom(model_path: Path, target: Path) -> None:
@@ -596,19 +600,15 @@ def _export_bottom(model_path: Path, target: Path) -> None:
 
     example = torch.ones((2, 8), dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    unfused = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.unfused")
-    try:
-        _onnx_export(
-            Bottom(model),
-            (example, example, torch.zeros_like(example)),
-            unfused,
-            input_names=names,
-            output_names=[TOKEN_STATES_INPUT],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, TOKEN_STATES_INPUT]},
-        )
-        _fuse(unfused, target, model_path)
-    finally:
-        unfused.unlink(missing_ok=True)
+    _export_fused(
+        Bottom(model),
+        (example, example, torch.zeros_like(example)),
+        target,
+        model_path,
+        input_names=names,
+        output_names=[TOKEN_STATES_INPUT],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, TOKEN_STATES_INPUT]},
+    )
 
 
 def _export(
