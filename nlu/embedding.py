@@ -321,6 +321,15 @@ def run_top_layers(session: Any, states: Sequence[Vectors]) -> Vectors:
     return vectors
 
 
+def _unpad_into(
+    states: list[Vectors], batch: Vectors, rows: Sequence[int], lengths: Sequence[int]
+) -> None:
+    """Each row of a padded batch of token states, cut to its own tokens, into `states`
+    at that text's position."""
+    for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+        states[row] = np.array(batch[position, :length], dtype=np.float32)
+
+
 class _OnnxModel:
     """The tokenizer plus the encoder's graphs: token ids in, unit-length vectors out.
 
@@ -407,17 +416,14 @@ class _OnnxModel:
                     {TOKEN_STATES_INPUT: tokens, "attention_mask": feed["attention_mask"]},
                 )[0]
             vectors[rows] = pooled
-            for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
-                states[row] = np.array(tokens[position, :length], dtype=np.float32)
+            _unpad_into(states, tokens, rows, lengths)
         return vectors, states
 
     def bottom_states(self, texts: list[str], batch_size: int) -> list[Vectors]:
         bottom, _ = self._bottom_and_top()
         states: list[Vectors] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         for rows, feed, lengths in self._batches(texts, batch_size):
-            below_top = bottom.run(None, feed)[0]
-            for position, (row, length) in enumerate(zip(rows, lengths, strict=True)):
-                states[row] = np.array(below_top[position, :length], dtype=np.float32)
+            _unpad_into(states, bottom.run(None, feed)[0], rows, lengths)
         return states
 
     def top_vectors(self, states: list[Vectors]) -> Vectors:
