@@ -20,7 +20,6 @@ the training data (a validation split) can replace the held-back fold (`validati
 
 from __future__ import annotations
 
-import json
 import time
 import zipfile
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from nlu import model_files
 from nlu.adaptation import AdaptationConfig, AdaptedLayers
 from nlu.embedding import Embedder, TokenStateEmbedder
 from nlu.features import DEFAULT_NGRAMS, LexicalFeatures, NgramSpec
@@ -40,9 +40,13 @@ from nlu.training_data import TrainingData
 FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE_INTENTS = ("out_of_scope", "oos")
 MODEL_FORMAT_VERSION = 2
-# The adapted encoder layers as an ONNX graph, beside weights.npz (its checksum in
-# model.json). Models without it (older, or adapted without ONNX) answer in numpy.
+# The model's files (nlu/model_files.py names each save's data files after these): the
+# JSON, the arrays, and the adapted encoder layers as an ONNX graph (its checksum in the
+# JSON; models without it, older or adapted without ONNX, answer in numpy).
+META_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
 ADAPTED_GRAPH_FILE = "adapted_top.onnx"
+_MODEL_FILE_KINDS = {"weights": WEIGHTS_FILE, "adapted_graph": ADAPTED_GRAPH_FILE}
 # Used only when the data is too small to hold any examples back: Rasa's defaults.
 UNTUNED_THRESHOLD = 0.3
 UNTUNED_AMBIGUITY = 0.1
@@ -421,8 +425,7 @@ class IntentClassifier:
     # -- persistence ----------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        # Written aside and renamed, so a reader never loads half a model.
+        """Save as one swap: a reader loads this model or the one before, never a mix."""
         arrays: dict[str, npt.NDArray[np.float32]] = {
             "weights": np.hstack([self._embedding_weights, self._lexical_weights.T]),
             "biases": self._biases,
@@ -433,41 +436,50 @@ class IntentClassifier:
             # Half precision: a cosine needs no more, and the model stays half the size.
             arrays["neighbour_vectors"] = self.neighbours.vectors.astype(np.float16)
             arrays["neighbour_offsets"] = self.neighbours.offsets  # type: ignore[assignment]
-        if self.adapted is not None:
-            arrays.update(self.adapted.arrays())
-            if self.adapted.top_graph is not None:
-                graph_tmp = directory / f"{ADAPTED_GRAPH_FILE}.tmp"
-                graph_tmp.write_bytes(self.adapted.top_graph)
-                graph_tmp.replace(directory / ADAPTED_GRAPH_FILE)
-        weights_tmp = directory / "weights.tmp.npz"
-        with weights_tmp.open("wb") as file:
-            np.savez(file, **arrays)  # type: ignore[arg-type]
-        weights_tmp.replace(directory / "weights.npz")
-        meta = {
-            "format": MODEL_FORMAT_VERSION,
-            "intents": self.intents,
-            "fallback_threshold": self.fallback_threshold,
-            "ambiguity_threshold": self.ambiguity_threshold,
-            "temperature": self.temperature,
-            "tuned_on": self.tuned_on,
-            "fingerprint": self.fingerprint,
-            "embedder": self.embedder_name,
-            "config": self.config.as_json(),
-            "report": asdict(self.report),
-            "lexical": self.lexical.to_json() if self.lexical is not None else None,
-            "adapted": self.adapted.to_json() if self.adapted is not None else None,
-        }
-        meta_tmp = directory / "model.tmp.json"
-        meta_tmp.write_text(json.dumps(meta), encoding="utf-8")
-        meta_tmp.replace(directory / "model.json")
+        with model_files.saving(directory) as save:
+            files: dict[str, str] = {}
+            if self.adapted is not None:
+                arrays.update(self.adapted.arrays())
+                if self.adapted.top_graph is not None:
+                    files["adapted_graph"] = model_files.file_of_save(ADAPTED_GRAPH_FILE, save)
+                    (directory / files["adapted_graph"]).write_bytes(self.adapted.top_graph)
+            files["weights"] = model_files.file_of_save(WEIGHTS_FILE, save)
+            with (directory / files["weights"]).open("wb") as file:
+                np.savez(file, **arrays)  # type: ignore[arg-type]
+            meta = {
+                "format": MODEL_FORMAT_VERSION,
+                "files": files,
+                "intents": self.intents,
+                "fallback_threshold": self.fallback_threshold,
+                "ambiguity_threshold": self.ambiguity_threshold,
+                "temperature": self.temperature,
+                "tuned_on": self.tuned_on,
+                "fingerprint": self.fingerprint,
+                "embedder": self.embedder_name,
+                "config": self.config.as_json(),
+                "report": asdict(self.report),
+                "lexical": self.lexical.to_json() if self.lexical is not None else None,
+                "adapted": self.adapted.to_json() if self.adapted is not None else None,
+            }
+            model_files.publish(directory, META_FILE, meta, _MODEL_FILE_KINDS)
 
     @classmethod
     def load(cls, directory: Path) -> IntentClassifier:
-        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        return model_files.read(
+            directory,
+            META_FILE,
+            _MODEL_FILE_KINDS,
+            lambda meta, files: cls._from_saved(directory, meta, files),
+        )
+
+    @classmethod
+    def _from_saved(
+        cls, directory: Path, meta: dict[str, Any], files: dict[str, Path]
+    ) -> IntentClassifier:
         if meta.get("format") != MODEL_FORMAT_VERSION:
             raise ValueError(f"{directory}: model format {meta.get('format')} is not supported")
         # Opened here so the file is closed even when numpy finds it truncated.
-        with (directory / "weights.npz").open("rb") as file, np.load(file) as saved:
+        with files["weights"].open("rb") as file, np.load(file) as saved:
             arrays = {name: saved[name] for name in saved.files}
         lexical = LexicalFeatures.from_saved(meta["lexical"], arrays) if meta["lexical"] else None
         neighbours = (
@@ -489,17 +501,22 @@ class IntentClassifier:
             tuned_on=int(meta["tuned_on"]),
             report=TrainingReport(**meta["report"]),
             neighbours=neighbours,
-            adapted=_load_adapted(directory, meta.get("adapted"), arrays),
+            adapted=_load_adapted(
+                directory, meta.get("adapted"), arrays, files.get("adapted_graph")
+            ),
         )
 
 
 def _load_adapted(
-    directory: Path, meta: dict[str, Any] | None, arrays: dict[str, Any]
+    directory: Path, meta: dict[str, Any] | None, arrays: dict[str, Any], graph_file: Path | None
 ) -> AdaptedLayers | None:
     if not meta:
         return None
-    graph_file = directory / ADAPTED_GRAPH_FILE
-    graph = graph_file.read_bytes() if meta.get("graph_sha256") and graph_file.exists() else None
+    graph = (
+        graph_file.read_bytes()
+        if meta.get("graph_sha256") and graph_file is not None and graph_file.exists()
+        else None
+    )
     try:
         return AdaptedLayers.from_saved(meta, arrays, top_graph=graph)
     except ValueError as error:
@@ -778,7 +795,7 @@ def needs_training(
     config: ClassifierConfig | None = None,
 ) -> bool:
     """True unless a readable model of this data, embedder and configuration is saved."""
-    if not (directory / "model.json").exists():
+    if not (directory / META_FILE).exists():
         return True
     try:
         model = IntentClassifier.load(directory)

@@ -19,7 +19,6 @@ that changes (`load_or_train_tagger`).
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import threading
@@ -32,12 +31,14 @@ from typing import Any
 
 import pycrfsuite
 
+from nlu import model_files
 from nlu.training_data import EntityAnnotation, TrainingData
 
 CRF_EXTRACTOR = "CRFEntityExtractor"  # Rasa's name for it
 TAGGER_FORMAT_VERSION = 1
 MODEL_FILE = "entity_tagger.crfsuite"
 META_FILE = "entity_tagger.json"
+_TAGGER_FILE_KINDS = {"model": MODEL_FILE}
 # Fewer annotated examples than this: no tagger (the lookup of annotated values remains).
 MIN_ANNOTATED_EXAMPLES = 30
 OUTSIDE = "O"
@@ -216,28 +217,36 @@ class EntityTagger:
         return spans_of(tokens, labels)
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        # Written aside and renamed, so a reader never loads half a model.
-        model_tmp = directory / (MODEL_FILE + ".tmp")
-        model_tmp.write_bytes(self.model)
-        model_tmp.replace(directory / MODEL_FILE)
-        meta = {
-            "format": TAGGER_FORMAT_VERSION,
-            "fingerprint": self.fingerprint,
-            "config": self.config.as_json(),
-            "report": self.report,
-        }
-        meta_tmp = directory / (META_FILE + ".tmp")
-        meta_tmp.write_text(json.dumps(meta), encoding="utf-8")
-        meta_tmp.replace(directory / META_FILE)
+        """Save as one swap: a reader loads this tagger or the one before, never a mix."""
+        with model_files.saving(directory) as save:
+            files = {"model": model_files.file_of_save(MODEL_FILE, save)}
+            (directory / files["model"]).write_bytes(self.model)
+            meta = {
+                "format": TAGGER_FORMAT_VERSION,
+                "files": files,
+                "fingerprint": self.fingerprint,
+                "config": self.config.as_json(),
+                "report": self.report,
+            }
+            model_files.publish(directory, META_FILE, meta, _TAGGER_FILE_KINDS)
 
     @classmethod
     def load(cls, directory: Path) -> EntityTagger:
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        return model_files.read(
+            directory,
+            META_FILE,
+            _TAGGER_FILE_KINDS,
+            lambda meta, files: cls._from_saved(directory, meta, files),
+        )
+
+    @classmethod
+    def _from_saved(
+        cls, directory: Path, meta: dict[str, Any], files: dict[str, Path]
+    ) -> EntityTagger:
         if meta.get("format") != TAGGER_FORMAT_VERSION:
             raise ValueError(f"{directory}: tagger format {meta.get('format')} is not supported")
         return cls(
-            (directory / MODEL_FILE).read_bytes(),
+            files["model"].read_bytes(),
             str(meta["fingerprint"]),
             config=TaggerConfig(**meta["config"]),
             report=dict(meta["report"]),
@@ -270,8 +279,7 @@ def load_or_train_tagger(
     config = config or TaggerConfig()
     annotated = annotated_examples(data)
     if annotated < MIN_ANNOTATED_EXAMPLES:
-        for stale in (directory / MODEL_FILE, directory / META_FILE):
-            stale.unlink(missing_ok=True)
+        model_files.remove(directory, META_FILE, _TAGGER_FILE_KINDS)
         if notes is not None and annotated:
             notes.append(
                 f"no entity tagger: {annotated} annotated examples, it needs "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -175,7 +176,7 @@ def test_a_classifier_with_an_adapted_last_layer_learns_saves_and_answers(
 def test_a_classifier_with_the_top_two_layers_adapted_answers_from_the_encoder_bottom(
     tmp_path: Path, embedder: SentenceEmbedder
 ) -> None:
-    from nlu.classifier import ADAPTED_GRAPH_FILE, ClassifierConfig, IntentClassifier
+    from nlu.classifier import ClassifierConfig, IntentClassifier
     from nlu.training_data import parse_nlu_yaml
     from nlu.understanding import Interpreter
     from tests.nlu.test_classifier import FIXTURE_NLU, PARAPHRASES
@@ -192,7 +193,10 @@ def test_a_classifier_with_the_top_two_layers_adapted_answers_from_the_encoder_b
     assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
 
     model.save(tmp_path)
-    assert (tmp_path / ADAPTED_GRAPH_FILE).exists()
+    graph_file = (
+        tmp_path / json.loads((tmp_path / "model.json").read_text())["files"]["adapted_graph"]
+    )
+    assert graph_file.exists()
     loaded = IntentClassifier.load(tmp_path)
     np.testing.assert_allclose(
         loaded.probabilities(vectors, messages, states),
@@ -205,6 +209,6 @@ def test_a_classifier_with_the_top_two_layers_adapted_answers_from_the_encoder_b
     np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
 
     # A graph that is not the trained one is refused, naming the model folder.
-    (tmp_path / ADAPTED_GRAPH_FILE).write_bytes(b"not a graph")
+    graph_file.write_bytes(b"not a graph")
     with pytest.raises(ValueError, match=str(tmp_path)):
         IntentClassifier.load(tmp_path)

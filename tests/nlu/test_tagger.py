@@ -116,11 +116,11 @@ def test_the_saved_tagger_is_reused_until_the_data_changes(tmp_path: Path) -> No
     data = fixture_data()
     first = load_or_train_tagger(tmp_path, data)
     assert first is not None
-    trained_at = (tmp_path / MODEL_FILE).stat().st_mtime_ns
+    trained_at = (tmp_path / META_FILE).stat().st_mtime_ns
 
     again = load_or_train_tagger(tmp_path, fixture_data())
     assert again is not None and again.fingerprint == first.fingerprint
-    assert (tmp_path / MODEL_FILE).stat().st_mtime_ns == trained_at
+    assert (tmp_path / META_FILE).stat().st_mtime_ns == trained_at
 
     changed = fixture_data(extra=(example("my [dock](device) won't turn on", "hardware"),))
     retrained = load_or_train_tagger(tmp_path, changed)
@@ -138,12 +138,14 @@ def test_a_corrupt_saved_tagger_is_trained_again(tmp_path: Path) -> None:
 
 
 def test_too_few_annotated_examples_train_no_tagger_and_say_why(tmp_path: Path) -> None:
+    assert load_or_train_tagger(tmp_path, fixture_data()) is not None  # saved, then outdated
     few = TrainingData(fixture_data().examples[: MIN_ANNOTATED_EXAMPLES - 1])
     notes: list[str] = []
 
     assert load_or_train_tagger(tmp_path, few, notes=notes) is None
     assert len(notes) == 1 and f"{MIN_ANNOTATED_EXAMPLES - 1} annotated examples" in notes[0]
-    assert not (tmp_path / MODEL_FILE).exists()
+    tagger_stem = MODEL_FILE.split(".")[0]
+    assert not [file.name for file in tmp_path.iterdir() if file.name.startswith(tagger_stem)]
 
 
 def test_training_needs_annotations() -> None:
