@@ -49,7 +49,7 @@ from knowledge.index import (  # noqa: E402
 )
 from knowledge.lexical import expand_query  # noqa: E402
 from knowledge.ranking import RERANK_DEPTH, TitleMeanings, rerank  # noqa: E402
-from nlu.classifier import IntentClassifier  # noqa: E402
+from nlu.classifier import ClassifierConfig, IntentClassifier  # noqa: E402
 from nlu.embedding import shared_embedder  # noqa: E402
 from nlu.training_data import BUNDLED_NLU_DATA, load_training_data  # noqa: E402
 from nlu.understanding import Interpreter, Understanding  # noqa: E402
@@ -316,8 +316,17 @@ def decision_table(label: str, items: Sequence[Asked]) -> str:
     )
 
 
+def intent_config(args: argparse.Namespace) -> ClassifierConfig:
+    if not args.adapt_layers:
+        return ClassifierConfig()
+    return ClassifierConfig(adapt_last_layer=True, adapted_layers=args.adapt_layers)
+
+
 def evaluate_decisions(
-    args: argparse.Namespace, sets: Sequence[DevSet], held_out: Sequence[DevSet]
+    args: argparse.Namespace,
+    sets: Sequence[DevSet],
+    held_out: Sequence[DevSet],
+    intents: IntentClassifier,
 ) -> None:
     print("\nDecisions (dry run of the assistant). answered right = the right article;")
     print("escalated = unanswerable not answered; ticket = needs-human opened a ticket.")
@@ -331,6 +340,9 @@ def evaluate_decisions(
             settings = Settings(  # type: ignore[call-arg]
                 _env_file=None, TIER0_HOME=Path(scratch) / dev.name, TIER0_KB_DIR=dev.kb_dir
             )
+            if args.adapt_layers:
+                # Saved where the assistant looks, with the options it keeps on a start.
+                intents.save(settings.nlu_model_dir)
             assistants[dev.name] = build_tier0(settings, dry_run=True).assistant
         final: dict[RetrievalMode, list[Asked]] = {}
         for mode in (RetrievalMode.DENSE, RetrievalMode.LEXICAL, RetrievalMode.HYBRID):
@@ -434,13 +446,21 @@ def main() -> None:
         help="write the hybrid questions' features and fixed decisions to this folder",
     )
     parser.add_argument("--no-decisions", action="store_true", help="retrieval figures only")
+    parser.add_argument(
+        "--adapt-layers",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="the intent model as `tier0 nlu train --adapt-layers N` trains it (0: shipped)",
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)  # one short question at a time: threads only wait on each other
     embedder = shared_embedder()
     data = load_training_data([BUNDLED_NLU_DATA])
-    interpreter = Interpreter(embedder, IntentClassifier.train(data, embedder), data.synonyms)
+    intents = IntentClassifier.train(data, embedder, config=intent_config(args))
+    interpreter = Interpreter(embedder, intents, data.synonyms)
     sets = [dev for dev in dev_sets() if not args.only or dev.name == args.only]
     held_out = [dev for dev in dev_sets(held_out=True) if not args.only or dev.name == args.only]
     unseen = {dev.name: dev for dev in held_out}
@@ -491,7 +511,7 @@ def main() -> None:
                         print(f"     miss {meaning.text!r}: want {gold} ({rank}), got {got}")
 
     if not args.no_decisions:
-        evaluate_decisions(args, sets, held_out)
+        evaluate_decisions(args, sets, held_out, intents)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ their hidden states are kept in memory. CPU seconds of each step are printed.
 
 Usage: nice -n 10 python bench/nlu_adapt_probe.py [clinc150 banking77 hwu64]
        [--epochs 3] [--variants frozen,layers,k1,k2,c1,c2] [--split-seed 0]
-       [--threads 1] [--time-layers] [--out bench/results/nlu_adapt_probe.json]
+       [--threads 1] [--time-layers] [--also-c 0.5,2] [--out bench/results/nlu_adapt_probe.json]
 Writes the results file merged per data set (and split seed, when not 0) and variant.
 """
 
@@ -345,9 +345,12 @@ def evaluate(
     val_vectors: np.ndarray,
     intents: list[str],
     oos: str | None,
+    regularization: float = 1.0,
 ) -> dict[str, Any]:
     started = cpu()
-    config = ClassifierConfig(min_out_of_scope_recall=0.7 if oos else None)
+    config = ClassifierConfig(
+        min_out_of_scope_recall=0.7 if oos else None, regularization=regularization
+    )
     texts = [e.text for e in train.examples]
     targets = np.searchsorted(intents, [e.intent for e in train.examples])
     fitted = _fit(texts, train_vectors, targets, len(intents), config)
@@ -385,9 +388,15 @@ def main() -> None:
     parser.add_argument("--contrastive", choices=("supcon", "pairs"), default="supcon")
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--time-layers", action="store_true")
+    parser.add_argument(
+        "--also-c",
+        default="",
+        help="other SVM C values (comma-separated) to score the frozen and adapted vectors with",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     variants = args.variants.split(",")
+    other_cs = [float(c) for c in args.also_c.split(",") if c]
 
     import torch
 
@@ -431,6 +440,17 @@ def main() -> None:
             results["frozen"] = evaluate(
                 "frozen", train, val, base[train_rows], base[val_rows], intents, oos
             )
+            for c in other_cs:
+                results[f"frozen C={c:g}"] = evaluate(
+                    f"frozen C={c:g}",
+                    train,
+                    val,
+                    base[train_rows],
+                    base[val_rows],
+                    intents,
+                    oos,
+                    regularization=c,
+                )
         if "layers" in variants:
             for chosen in ((5, 6), (3, 4, 5, 6)):
                 stacked = np.hstack([normalize(frozen.pooled[i]) for i in chosen]) / math.sqrt(
@@ -470,6 +490,17 @@ def main() -> None:
             entry["adapted+frozen"] = evaluate(
                 f"k{k} adapted+frozen", train, val, both[train_rows], both[val_rows], intents, oos
             )
+            for c in other_cs:
+                entry[f"adapted C={c:g}"] = evaluate(
+                    f"k{k} adapted C={c:g}",
+                    train,
+                    val,
+                    adapted[train_rows],
+                    adapted[val_rows],
+                    intents,
+                    oos,
+                    regularization=c,
+                )
             defaults = (args.epochs, args.layer_lr, args.head_lr) == (3, 5e-5, 2e-3)
             suffix = "" if defaults else f"_lr{args.layer_lr:g}_e{args.epochs}"
             results[f"k{k}{suffix}"] = entry
