@@ -98,7 +98,7 @@ class ClassifierConfig:
     # (nlu/adaptation.py) instead of from the shared sentence vector. Off: the last layer
     # alone gained nothing on HWU64's test set; the top two (`adapted_layers=2`) gained
     # about half a point on each benchmark's test set at the same parse cost, but move
-    # the confidences the answer calibration was fitted on (README "Accuracy").
+    # the confidences the answer calibration was fitted on (docs/nlu-accuracy.md).
     adapt_last_layer: bool = False
     adaptation_epochs: int = 3
     # How many of the encoder's top layers the adapted copy holds (1: the last layer).
