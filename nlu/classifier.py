@@ -465,12 +465,7 @@ class IntentClassifier:
 
     @classmethod
     def load(cls, directory: Path) -> IntentClassifier:
-        return model_files.read(
-            directory,
-            META_FILE,
-            _MODEL_FILE_KINDS,
-            lambda meta, files: cls._from_saved(directory, meta, files),
-        )
+        return model_files.read(directory, META_FILE, _MODEL_FILE_KINDS, cls._from_saved)
 
     @classmethod
     def _from_saved(

@@ -73,9 +73,9 @@ def read(
     directory: Path,
     meta_file: str,
     kinds: Mapping[str, str],
-    load: Callable[[dict[str, Any], dict[str, Path]], Loaded],
+    load: Callable[[Path, dict[str, Any], dict[str, Path]], Loaded],
 ) -> Loaded:
-    """`load(meta, files)` on the JSON and the data files it names (role → path).
+    """`load(directory, meta, files)` on the JSON and the data files it names (role → path).
 
     A save that lands while the files are read removes them; then the new JSON is read
     and loaded instead. Only when the JSON did not change is a missing file an error."""
@@ -87,7 +87,7 @@ def read(
         named = meta.get("files") or kinds  # saved before file lists: the plain names
         files = {role: directory / str(name) for role, name in named.items()}
         try:
-            return load(meta, files)
+            return load(directory, meta, files)
         except FileNotFoundError:
             replaced = _read_or_none(directory / meta_file) != text
             if not replaced or attempt == _READ_ATTEMPTS:

@@ -232,12 +232,7 @@ class EntityTagger:
 
     @classmethod
     def load(cls, directory: Path) -> EntityTagger:
-        return model_files.read(
-            directory,
-            META_FILE,
-            _TAGGER_FILE_KINDS,
-            lambda meta, files: cls._from_saved(directory, meta, files),
-        )
+        return model_files.read(directory, META_FILE, _TAGGER_FILE_KINDS, cls._from_saved)
 
     @classmethod
     def _from_saved(

@@ -55,10 +55,10 @@ def test_a_save_between_reading_the_json_and_the_weights_gives_the_new_model_who
     real_read = model_files.read
 
     def read_while_retraining(directory, meta_file, kinds, load):  # type: ignore[no-untyped-def]
-        def load_after_a_save(meta, files):  # type: ignore[no-untyped-def]
+        def load_after_a_save(directory, meta, files):  # type: ignore[no-untyped-def]
             if len(meta["intents"]) == 2:
                 new.save(tmp_path)  # lands after this reader read the old JSON
-            return load(meta, files)
+            return load(directory, meta, files)
 
         return real_read(directory, meta_file, kinds, load_after_a_save)
 
