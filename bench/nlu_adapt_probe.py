@@ -376,6 +376,34 @@ def evaluate(
     return result
 
 
+def with_other_cs(
+    key: str,
+    label: str,
+    train: TrainingData,
+    val: TrainingData,
+    vectors: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    intents: list[str],
+    oos: str | None,
+    cs: list[float],
+) -> dict[str, dict[str, Any]]:
+    """`evaluate` of the same vectors once more for each SVM C in `cs` (`--also-c`)."""
+    return {
+        f"{key} C={c:g}": evaluate(
+            f"{label} C={c:g}",
+            train,
+            val,
+            vectors[train_rows],
+            vectors[val_rows],
+            intents,
+            oos,
+            regularization=c,
+        )
+        for c in cs
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("datasets", nargs="*", default=list(LOADERS))
@@ -440,17 +468,20 @@ def main() -> None:
             results["frozen"] = evaluate(
                 "frozen", train, val, base[train_rows], base[val_rows], intents, oos
             )
-            for c in other_cs:
-                results[f"frozen C={c:g}"] = evaluate(
-                    f"frozen C={c:g}",
+            results.update(
+                with_other_cs(
+                    "frozen",
+                    "frozen",
                     train,
                     val,
-                    base[train_rows],
-                    base[val_rows],
+                    base,
+                    train_rows,
+                    val_rows,
                     intents,
                     oos,
-                    regularization=c,
+                    other_cs,
                 )
+            )
         if "layers" in variants:
             for chosen in ((5, 6), (3, 4, 5, 6)):
                 stacked = np.hstack([normalize(frozen.pooled[i]) for i in chosen]) / math.sqrt(
@@ -490,17 +521,20 @@ def main() -> None:
             entry["adapted+frozen"] = evaluate(
                 f"k{k} adapted+frozen", train, val, both[train_rows], both[val_rows], intents, oos
             )
-            for c in other_cs:
-                entry[f"adapted C={c:g}"] = evaluate(
-                    f"k{k} adapted C={c:g}",
+            entry.update(
+                with_other_cs(
+                    "adapted",
+                    f"k{k} adapted",
                     train,
                     val,
-                    adapted[train_rows],
-                    adapted[val_rows],
+                    adapted,
+                    train_rows,
+                    val_rows,
                     intents,
                     oos,
-                    regularization=c,
+                    other_cs,
                 )
+            )
             defaults = (args.epochs, args.layer_lr, args.head_lr) == (3, 5e-5, 2e-3)
             suffix = "" if defaults else f"_lr{args.layer_lr:g}_e{args.epochs}"
             results[f"k{k}{suffix}"] = entry
