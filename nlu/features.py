@@ -34,6 +34,8 @@ _TOKEN_PATTERN = r"(?u)\b\w+\b"  # single-letter words count too ("a", "i", "2")
 
 _WORD = re.compile(_TOKEN_PATTERN)
 _WHITE_SPACES = re.compile(r"\s\s+")
+# Words whose character n-gram columns a model remembers (a few MB at most).
+_WORDS_REMEMBERED = 50_000
 
 
 def _word_ngrams(low: int, high: int) -> Callable[[str], list[str]]:
@@ -49,22 +51,34 @@ def _word_ngrams(low: int, high: int) -> Callable[[str], list[str]]:
     return analyze
 
 
+def _char_wb_word_grams(word: str, low: int, high: int) -> list[str]:
+    """One word's character n-grams, as scikit-learn's "char_wb" makes them: inside the
+    word padded with a space either side."""
+    grams = []
+    padded = f" {word} "
+    for n in range(low, high + 1):
+        offset = 0
+        grams.append(padded[offset : offset + n])
+        while offset + n < len(padded):
+            offset += 1
+            grams.append(padded[offset : offset + n])
+        if offset == 0:  # the word is shorter than n: one n-gram is all of it
+            break
+    return grams
+
+
+def _char_wb_words(text: str) -> list[str]:
+    """The words "char_wb" reads n-grams from (lower case, split on white space)."""
+    return _WHITE_SPACES.sub(" ", text.lower()).split()
+
+
 def _char_wb_ngrams(low: int, high: int) -> Callable[[str], list[str]]:
     """scikit-learn's "char_wb" analyzer: character n-grams inside space-padded words."""
 
     def analyze(text: str) -> list[str]:
-        grams = []
-        for word in _WHITE_SPACES.sub(" ", text.lower()).split():
-            padded = f" {word} "
-            for n in range(low, high + 1):
-                offset = 0
-                grams.append(padded[offset : offset + n])
-                while offset + n < len(padded):
-                    offset += 1
-                    grams.append(padded[offset : offset + n])
-                if offset == 0:  # the word is shorter than n: one n-gram is all of it
-                    break
-        return grams
+        return [
+            gram for word in _char_wb_words(text) for gram in _char_wb_word_grams(word, low, high)
+        ]
 
     return analyze
 
@@ -91,6 +105,10 @@ class LexicalFeatures:
         self._idfs = [np.asarray(idf, dtype=np.float32) for idf in idfs]
         self._analyzers = [_analyzer(spec) for spec in self.specs]
         self._offsets = np.cumsum([0] + [len(v) for v in self._vocabularies])
+        # Character n-grams never cross a word, so each word's known columns are looked up
+        # once: a help desk's messages reuse a few thousand words, and a long message has
+        # about a thousand n-grams to look up.
+        self._columns_of_word: list[dict[str, list[int]]] = [{} for _ in self.specs]
 
     @property
     def dimension(self) -> int:
@@ -121,27 +139,23 @@ class LexicalFeatures:
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """One row per text: each block's sublinear TF-IDF, L2-normalised, side by side.
 
-        Counted with plain dicts and written straight into one CSR matrix: on a one-message
-        parse, CountVectorizer.transform, scipy's hstack and sklearn's `normalize` spent
-        about a millisecond on checks and copies around a few dozen n-grams."""
+        Looked up in plain dicts, counted by numpy and written straight into one CSR matrix:
+        on a one-message parse, CountVectorizer.transform, scipy's hstack and sklearn's
+        `normalize` spent about a millisecond on checks and copies around a few dozen
+        n-grams."""
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
         for text in texts:
-            for analyzer, vocabulary, idf, offset in zip(
-                self._analyzers, self._vocabularies, self._idfs, self._offsets, strict=False
+            for spec_index, (idf, offset) in enumerate(
+                zip(self._idfs, self._offsets, strict=False)
             ):
-                counts: dict[int, int] = {}
-                for gram in analyzer(text):
-                    column = vocabulary.get(gram)
-                    if column is not None:
-                        counts[column] = counts.get(column, 0) + 1
-                if not counts:
+                found = self._known_columns(spec_index, text)
+                if not found:
                     continue
-                columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
-                tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-                in_order = np.argsort(columns)  # CSR rows with sorted column indices
-                columns, tf = columns[in_order], tf[in_order]
+                # Sorted columns (as CSR rows keep them) with each one's count.
+                columns, counts = np.unique(np.asarray(found, dtype=np.int64), return_counts=True)
+                tf = counts.astype(np.float32)
                 # sublinear tf, as TfidfVectorizer's, times each n-gram's idf
                 weights = (1.0 + np.log(tf)) * idf[columns]
                 weights /= np.sqrt(np.dot(weights, weights))
@@ -156,6 +170,25 @@ class LexicalFeatures:
             ),
             shape=(len(texts), self.dimension),
         )
+
+    def _known_columns(self, spec_index: int, text: str) -> list[int]:
+        """The vocabulary columns of the text's n-grams of one spec, repeats included."""
+        vocabulary = self._vocabularies[spec_index]
+        spec = self.specs[spec_index]
+        if spec.analyzer != "char_wb":
+            grams = self._analyzers[spec_index](text)
+            return [column for gram in grams if (column := vocabulary.get(gram)) is not None]
+        known = self._columns_of_word[spec_index]
+        found: list[int] = []
+        for word in _char_wb_words(text):
+            columns = known.get(word)
+            if columns is None:
+                grams = _char_wb_word_grams(word, spec.low, spec.high)
+                columns = [c for gram in grams if (c := vocabulary.get(gram)) is not None]
+                if len(known) < _WORDS_REMEMBERED:
+                    known[word] = columns
+            found.extend(columns)
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return {
