@@ -492,6 +492,26 @@ def _export_fused(
         unfused.unlink(missing_ok=True)
 
 
+def _export_from_token_ids(
+    module: Any, target: Path, model_path: Path, outputs: dict[str, dict[int, str]]
+) -> None:
+    """`_export_fused` for a graph fed like the tokenizer's output (ids, mask, token types,
+    each batch × tokens); `outputs` names its outputs, in order, with their dynamic axes."""
+    import torch
+
+    example = torch.ones((2, 8), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    _export_fused(
+        module,
+        (example, example, torch.zeros_like(example)),
+        target,
+        model_path,
+        input_names=names,
+        output_names=list(outputs),
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names} | outputs,
+    )
+
+
 def export_top_layers(
     model_path: Path, target: Path, layers: Sequence[dict[str, Any]] | None = None
 ) -> None:
@@ -573,18 +593,11 @@ def _export_whole(model_path: Path, target: Path) -> None:
             sentence = _pooled(output.last_hidden_state, attention_mask)
             return sentence, output.hidden_states[-2]
 
-    example = torch.ones((2, 8), dtype=torch.long)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    _export_fused(
+    _export_from_token_ids(
         Pooled(model),
-        (example, example, torch.zeros_like(example)),
         target,
         model_path,
-        input_names=names,
-        output_names=[SENTENCE_OUTPUT, TOKEN_STATES_OUTPUT],
-        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}
-        | {SENTENCE_OUTPUT: {0: "batch"}}
-        | {TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
+        {SENTENCE_OUTPUT: {0: "batch"}, TOKEN_STATES_OUTPUT: {0: "batch", 1: "tokens"}},
     )
 
 
@@ -604,16 +617,8 @@ def _export_bottom(model_path: Path, target: Path) -> None:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    example = torch.ones((2, 8), dtype=torch.long)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    _export_fused(
-        Bottom(model),
-        (example, example, torch.zeros_like(example)),
-        target,
-        model_path,
-        input_names=names,
-        output_names=[TOKEN_STATES_INPUT],
-        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, TOKEN_STATES_INPUT]},
+    _export_from_token_ids(
+        Bottom(model), target, model_path, {TOKEN_STATES_INPUT: {0: "batch", 1: "tokens"}}
     )
 
 
