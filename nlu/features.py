@@ -72,22 +72,13 @@ def _char_wb_words(text: str) -> list[str]:
     return _WHITE_SPACES.sub(" ", text.lower()).split()
 
 
-def _char_wb_ngrams(low: int, high: int) -> Callable[[str], list[str]]:
-    """scikit-learn's "char_wb" analyzer: character n-grams inside space-padded words."""
-
-    def analyze(text: str) -> list[str]:
-        return [
-            gram for word in _char_wb_words(text) for gram in _char_wb_word_grams(word, low, high)
-        ]
-
-    return analyze
-
-
-def _analyzer(spec: NgramSpec) -> Callable[[str], list[str]]:
+def _word_analyzer(spec: NgramSpec) -> Callable[[str], list[str]] | None:
+    """A "word" spec's analyzer; None for "char_wb", whose n-grams are read word by word
+    (`_char_wb_word_grams`) so that each word's columns can be remembered."""
     if spec.analyzer == "word":
         return _word_ngrams(spec.low, spec.high)
     if spec.analyzer == "char_wb":
-        return _char_wb_ngrams(spec.low, spec.high)
+        return None
     raise ValueError(f"unknown n-gram analyzer {spec.analyzer!r}")
 
 
@@ -103,7 +94,7 @@ class LexicalFeatures:
         self.specs = tuple(specs)
         self._vocabularies = [dict(v) for v in vocabularies]
         self._idfs = [np.asarray(idf, dtype=np.float32) for idf in idfs]
-        self._analyzers = [_analyzer(spec) for spec in self.specs]
+        self._word_analyzers = [_word_analyzer(spec) for spec in self.specs]
         self._offsets = np.cumsum([0] + [len(v) for v in self._vocabularies])
         # Character n-grams never cross a word, so each word's known columns are looked up
         # once: a help desk's messages reuse a few thousand words, and a long message has
@@ -175,9 +166,11 @@ class LexicalFeatures:
         """The vocabulary columns of the text's n-grams of one spec, repeats included."""
         vocabulary = self._vocabularies[spec_index]
         spec = self.specs[spec_index]
-        if spec.analyzer != "char_wb":
-            grams = self._analyzers[spec_index](text)
-            return [column for gram in grams if (column := vocabulary.get(gram)) is not None]
+        analyzer = self._word_analyzers[spec_index]
+        if analyzer is not None:
+            return [
+                column for gram in analyzer(text) if (column := vocabulary.get(gram)) is not None
+            ]
         known = self._columns_of_word[spec_index]
         found: list[int] = []
         for word in _char_wb_words(text):
