@@ -663,6 +663,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                 questions,
                 shared_embedder(),
                 lambda question: assistant.search_knowledge(question, limit=1),
+                words_lacking=assistant.knowledge.words_the_article_lacks,
             )[:limit]
         if as_json:
             print_json(
@@ -677,7 +678,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
             console.print(f"No escalated or unhelpful questions in the last {since}.")
             return
         table = Table(title=f"{len(questions)} unsettled questions in the last {since}")
-        for column in ("#", "questions", "samples", "nearest article"):
+        for column in ("#", "questions", "samples", "nearest article", "words it never uses"):
             table.add_column(column)
         for rank, gap in enumerate(gaps, 1):
             nearest = (
@@ -690,6 +691,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                 str(gap.volume),
                 escape("\n".join(f"“{sample}”" for sample in gap.samples)),
                 escape(nearest),
+                escape(", ".join(gap.missing_words) or "-"),
             )
         console.print(table)
 

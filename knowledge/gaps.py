@@ -37,11 +37,15 @@ CLUSTER_DISTANCE = 0.6
 # Agglomerative clustering is quadratic in memory; the report reads the newest questions.
 MAX_QUESTIONS = 5000
 SAMPLES_PER_GAP = 5
+# Words of a topic's questions that its nearest article never uses, shown at most.
+MISSING_WORDS_SHOWN = 8
 
 GAP_KINDS = (FeedbackKind.UNANSWERED, FeedbackKind.NOT_HELPFUL, FeedbackKind.TICKET)
 
 # A question in, the articles the assistant finds for it out (best first).
 NearestArticles = Callable[[str], Sequence[SearchHit]]
+# An article id and questions in, the questions' words the article never uses out.
+WordsLacking = Callable[[str, Sequence[str]], list[str]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Gap:
     questions: list[GapQuestion]
     nearest: SearchHit | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    # The samples' words the nearest article never uses, the most asked first: often
+    # why it was not found or did not help ("android" asked, "smartphones" written).
+    missing_words: list[str] = field(default_factory=list)
 
     @property
     def volume(self) -> int:
@@ -85,6 +92,7 @@ class Gap:
                 "id": self.nearest.article_id,
                 "title": self.nearest.title,
                 "score": self.nearest.score,
+                "missing_words": self.missing_words,
             },
         }
 
@@ -126,8 +134,10 @@ def cluster_gaps(
     embedder: Embedder,
     nearest_articles: NearestArticles | None = None,
     distance: float = CLUSTER_DISTANCE,
+    words_lacking: WordsLacking | None = None,
 ) -> list[Gap]:
-    """Group questions by meaning; the biggest group (then the most recent) first."""
+    """Group questions by meaning; the biggest group (then the most recent) first. With
+    `words_lacking`, each topic also names the words its nearest article never uses."""
     if not questions:
         return []
     vectors = embedder.embed([question.text for question in questions])
@@ -152,6 +162,9 @@ def cluster_gaps(
             # came closest, and the one an edit should fix or a new article beat.
             hits = nearest_articles(gap.samples[0])
             gap.nearest = hits[0] if hits else None
+            if gap.nearest is not None and words_lacking is not None:
+                lacking = words_lacking(gap.nearest.article_id, gap.samples)
+                gap.missing_words = lacking[:MISSING_WORDS_SHOWN]
         gaps.append(gap)
     return sorted(gaps, key=lambda gap: (-gap.volume, -gap.last_asked.timestamp()))
 

@@ -24,6 +24,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -39,7 +40,7 @@ from scipy import sparse
 from knowledge.answerability import AnswerCalibration, load_calibration
 from knowledge.articles import Article
 from knowledge.chunking import Chunk, chunk_article
-from knowledge.lexical import K1, CorpusStats, LexicalSegment, tokenize
+from knowledge.lexical import K1, CorpusStats, LexicalSegment, content_words_and_terms, tokenize
 from knowledge.passages import ArticleRows, PassageTable, mapped_array
 from nlu.embedding import Embedder, Vectors
 
@@ -685,13 +686,23 @@ def _uncovered_rarity(
     holds, over the IDF of a word no passage holds (0.0 when it holds them all).
 
     Whether the best article covers what is asked: "how many days of annual leave do i
-    get" finds the offboarding article by "leave", but no IT article says "annual". A
-    few binary searches per word over the articles' rows.
+    get" finds the offboarding article by "leave", but no IT article says "annual".
     """
     unique = sorted(set(terms))
     if not unique or not article_ids:
         return dict.fromkeys(article_ids, 0.0)
-    held = np.zeros((len(unique), len(article_ids)), dtype=np.bool_)
+    held = _held_by_articles(snapshot, article_ids, unique)
+    weights = np.array([snapshot.stats.idf(term) for term in unique])
+    rarest = (weights[:, None] * ~held).max(axis=0) / snapshot.stats.unseen_idf
+    return dict(zip(article_ids, rarest.tolist(), strict=True))
+
+
+def _held_by_articles(
+    snapshot: _Snapshot, article_ids: Sequence[str], terms: Sequence[str]
+) -> npt.NDArray[np.bool_]:
+    """terms × articles: does any live passage of the article hold the term. A few binary
+    searches per term over the articles' rows."""
+    held = np.zeros((len(terms), len(article_ids)), dtype=np.bool_)
     for number, segment in enumerate((snapshot.base, snapshot.delta)):
         if not segment.size:
             continue
@@ -705,12 +716,9 @@ def _uncovered_rarity(
             continue
         rows = np.fromiter((row for column in present for row in per_article[column]), np.int64)
         starts = np.cumsum([0] + [len(per_article[column]) for column in present[:-1]])
-        holding = segment.lexical.holding(unique, rows)
-        # Per article: does any of its passages hold the word.
+        holding = segment.lexical.holding(terms, rows)
         held[:, present] |= np.logical_or.reduceat(holding, starts, axis=1)
-    weights = np.array([snapshot.stats.idf(term) for term in unique])
-    rarest = (weights[:, None] * ~held).max(axis=0) / snapshot.stats.unseen_idf
-    return dict(zip(article_ids, rarest.tolist(), strict=True))
+    return held
 
 
 def _snapshot(
@@ -1030,6 +1038,35 @@ class KnowledgeIndex:
             self._snapshot, [hit.article_id for hit in hits], tokenize(query_text)
         )
         return [replace(hit, uncovered_rarity=round(rarity[hit.article_id], 4)) for hit in hits]
+
+    def words_the_article_lacks(self, article_id: str, questions: Sequence[str]) -> list[str]:
+        """The words of these questions that none of the article's live passages uses, as
+        the questions spell them, those in the most questions first: the vocabulary an
+        editor could add ("android phone" asked of an article that says "smartphones").
+        Function words ("my", "can", "how") are left out; empty for an unknown article."""
+        spelling: dict[str, str] = {}
+        asked_in: Counter[str] = Counter()
+        for question in questions:
+            words = content_words_and_terms(question)
+            for word, term in words:
+                spelling.setdefault(term, word)
+            asked_in.update({term for _, term in words})
+        if not spelling:
+            return []
+        terms = list(spelling)
+        held = _held_by_articles(self._snapshot, [article_id], terms)[:, 0]
+        if not held.any() and not self._article_is_live(article_id):
+            return []
+        lacking = [term for term, has in zip(terms, held.tolist(), strict=True) if not has]
+        order = {term: position for position, term in enumerate(terms)}
+        lacking.sort(key=lambda term: (-asked_in[term], order[term]))
+        return [spelling[term] for term in lacking]
+
+    def _article_is_live(self, article_id: str) -> bool:
+        snapshot = self._snapshot
+        return bool(snapshot.delta.rows_of(article_id)) or any(
+            row not in snapshot.retired_rows for row in snapshot.base.rows_of(article_id)
+        )
 
     @staticmethod
     def _best_per_article(

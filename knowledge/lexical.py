@@ -21,13 +21,15 @@ from functools import cached_property, lru_cache
 import numpy as np
 import numpy.typing as npt
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS
 from scipy import sparse
 
 K1 = 1.2
 B = 0.75
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
+# Words search reads but that tell a person nothing about a topic ("my", "can", "how").
+_FUNCTION_WORDS = frozenset(STOPWORDS_EN_PLUS)
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +57,15 @@ def _remembered_tokens(text: str) -> tuple[str, ...]:
 def _tokens(text: str) -> list[str]:
     words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
     return list(_stemmer().stemWords(words))
+
+
+def content_words_and_terms(text: str) -> list[tuple[str, str]]:
+    """Each word of the text that says what it is about, as written (lower case) and as
+    the term search reads: ("printing", "print"). Function words ("my", "can", "how")
+    are left out, though search reads some of them. For telling people which of their
+    words matter."""
+    words = [word for word in _WORD.findall(text.lower()) if word not in _FUNCTION_WORDS]
+    return list(zip(words, _stemmer().stemWords(words), strict=True))
 
 
 @dataclass(frozen=True)

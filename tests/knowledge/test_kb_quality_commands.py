@@ -243,6 +243,32 @@ def test_gaps_group_unanswered_and_unhelpful_questions_biggest_first(
     assert "meeting room" in table.stdout
 
 
+def test_each_gap_names_the_words_its_nearest_article_never_uses(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    tier0 = build_tier0(make_settings(editor.home, TIER0_KB_DIR=str(editor.kb)), embedder)
+    # Two people get the VPN article for the hotel's wifi and say it did not help: the
+    # article only tells how to connect from home.
+    for person in ("bob", "cleo"):
+        conversation = f"console:{person}:hotel"
+        tier0.assistant.respond(
+            IncomingMessage(conversation, person, "vpn from the hotel wifi, how do i connect")
+        )
+        tier0.assistant.respond(IncomingMessage(conversation, person, "no"))
+
+    result = editor.kb_command("gaps", "--json")
+
+    assert result.exit_code == 0, result.output
+    (hotel,) = json.loads(result.stdout)["gaps"]
+    assert hotel["reasons"] == {"not_helpful": 2}
+    nearest = hotel["nearest_article"]
+    assert nearest["id"] == "vpn-connect"
+    # "vpn", "connect" and "from" are the article's; "how", "do", "i", "the" say nothing.
+    assert nearest["missing_words"] == ["hotel", "wifi"]
+    table = editor.kb_command("gaps")
+    assert "hotel, wifi" in table.stdout
+
+
 def test_gaps_with_nothing_escalated_and_with_a_bad_window(editor: Editor) -> None:
     quiet = editor.kb_command("gaps", "--since", "7d")
     assert quiet.exit_code == 0

@@ -127,3 +127,46 @@ def test_a_columns_rows_ascend_as_the_search_for_holders_assumes() -> None:
     for column in range(matrix.shape[1]):
         rows = matrix.indices[matrix.indptr[column] : matrix.indptr[column + 1]]
         assert np.all(np.diff(rows) > 0)
+
+
+# -- the words an editor could add (`tier0 kb gaps`) ----------------------------------
+
+
+def test_the_words_an_article_never_uses_come_as_asked_the_most_asked_first(
+    index: KnowledgeIndex,
+) -> None:
+    questions = [
+        "can I keep my company phone when I leave",
+        "leaving next week, what about my phone and badge",
+    ]
+
+    lacking = index.words_the_article_lacks("offboarding", questions)
+
+    # "phone" is in both questions, the others in one each, in the order asked.
+    # "company" (its title), "leave", "leaving" and "badge" are the article's own words;
+    # "can", "I", "my", "when", "what", "about" and "and" are function words.
+    assert lacking == ["phone", "keep", "next", "week"]
+
+
+def test_an_edit_that_adds_the_missing_word_takes_it_off_the_list(
+    index: KnowledgeIndex,
+) -> None:
+    assert index.words_the_article_lacks("vpn", ["vpn keeps dropping"]) == ["keeps", "dropping"]
+
+    index.add_or_update(
+        article("vpn", "Connect to the VPN", "## When it keeps dropping\nReconnect the app."),
+        HashingEmbedder(),
+    )
+
+    assert index.words_the_article_lacks("vpn", ["vpn keeps dropping"]) == []
+
+
+def test_no_words_are_named_for_an_unknown_or_retired_article_or_no_words(
+    index: KnowledgeIndex,
+) -> None:
+    assert index.words_the_article_lacks("no-such-article", ["vpn keeps dropping"]) == []
+    assert index.words_the_article_lacks("vpn", ["the and of", ""]) == []
+
+    index.retire("printer")
+
+    assert index.words_the_article_lacks("printer", ["printer toner"]) == []
