@@ -347,6 +347,21 @@ def evaluate(
     oos: str | None,
     regularization: float = 1.0,
 ) -> dict[str, Any]:
+    return summarize(
+        name, *val_scores(train, val, train_vectors, val_vectors, intents, oos, regularization)
+    )
+
+
+def val_scores(
+    train: TrainingData,
+    val: TrainingData,
+    train_vectors: np.ndarray,
+    val_vectors: np.ndarray,
+    intents: list[str],
+    oos: str | None,
+    regularization: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, float, str | None, list[str]]:
+    """The classifier fitted on `train`: its scores of `val`, the true intents, fit CPU s."""
     started = cpu()
     config = ClassifierConfig(
         min_out_of_scope_recall=0.7 if oos else None, regularization=regularization
@@ -355,8 +370,19 @@ def evaluate(
     targets = np.searchsorted(intents, [e.intent for e in train.examples])
     fitted = _fit(texts, train_vectors, targets, len(intents), config)
     held, scores = _validation_scores(val, val_vectors, None, intents, fitted, config)  # type: ignore[arg-type]
+    return held, scores, cpu() - started, oos, intents
+
+
+def summarize(
+    name: str,
+    held: np.ndarray,
+    scores: np.ndarray,
+    fit_cpu_s: float,
+    oos: str | None,
+    intents: list[str],
+) -> dict[str, Any]:
     top = scores.argmax(1)
-    result: dict[str, Any] = {"fit_cpu_s": round(cpu() - started, 1)}
+    result: dict[str, Any] = {"fit_cpu_s": round(fit_cpu_s, 1)}
     if oos:
         o = intents.index(oos)
         in_scope = held != o
@@ -464,10 +490,10 @@ def main() -> None:
         base = frozen.sentence_vectors()
         if args.time_layers:
             results["numpy_layers"] = time_numpy_layers(frozen)
+        frozen_scores: tuple[np.ndarray, np.ndarray, float, str | None, list[str]] | None = None
         if "frozen" in variants:
-            results["frozen"] = evaluate(
-                "frozen", train, val, base[train_rows], base[val_rows], intents, oos
-            )
+            frozen_scores = val_scores(train, val, base[train_rows], base[val_rows], intents, oos)
+            results["frozen"] = summarize("frozen", *frozen_scores)
             results.update(
                 with_other_cs(
                     "frozen",
@@ -514,9 +540,20 @@ def main() -> None:
                 "head_top1": round(head_top1, 4),
             }
             print(f"  k={k}: softmax head top-1 {head_top1:.4f}, {seconds:.0f} CPU s", flush=True)
-            entry["adapted"] = evaluate(
-                f"k{k} adapted", train, val, adapted[train_rows], adapted[val_rows], intents, oos
+            adapted_scores = val_scores(
+                train, val, adapted[train_rows], adapted[val_rows], intents, oos
             )
+            entry["adapted"] = summarize(f"k{k} adapted", *adapted_scores)
+            if frozen_scores is not None:
+                # Two SVMs, one on each vector, voting by the sum of their margins.
+                entry["ensemble"] = summarize(
+                    f"k{k} adapted + frozen ensemble",
+                    held,
+                    frozen_scores[1] + adapted_scores[1],
+                    frozen_scores[2] + adapted_scores[2],
+                    oos,
+                    intents,
+                )
             both = np.hstack([base, adapted]) / math.sqrt(2)
             entry["adapted+frozen"] = evaluate(
                 f"k{k} adapted+frozen", train, val, both[train_rows], both[val_rows], intents, oos
