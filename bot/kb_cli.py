@@ -704,6 +704,9 @@ def parse_since(text: str) -> dt.timedelta:
     if match is None:
         fail(f"--since {text!r}: write a number and h, d or w, e.g. 7d")
     amount, unit = int(match.group(1)), match.group(2).lower()
+    if amount == 0:
+        # An empty window would always report "nothing escalated", which reads as good news.
+        fail(f"--since {text!r}: the window must be at least 1h")
     return dt.timedelta(hours=amount) * {"h": 1, "d": 24, "w": 24 * 7}[unit]
 
 
