@@ -44,7 +44,8 @@ from knowledge.lexical import K1, CorpusStats, LexicalSegment, content_words_and
 from knowledge.passages import ArticleRows, PassageTable, mapped_array
 from nlu.embedding import Embedder, Vectors
 
-INDEX_FORMAT_VERSION = 3
+# 4: passages of at most 400 characters (were 700): an index built before is rebuilt.
+INDEX_FORMAT_VERSION = 4
 PASSAGE_CHARS = 600
 EXACT_SEARCH_LIMIT = 200_000
 # The approximate index's product quantization: one 4-bit code per this many dimensions
@@ -149,6 +150,22 @@ def best_passage(text: str, query_terms: Sequence[str] = (), limit: int = PASSAG
     prefix = "… " if best_start > 0 else ""
     suffix = " …" if best_end < len(units) or len(shown) < len("".join(units[best_start:])) else ""
     return f"{prefix}{shown.rstrip()}{suffix}"
+
+
+def _shown_text(segment: Segment, row: int) -> str:
+    """The passage found and what follows it in the same section, up to what a reply
+    shows (PASSAGE_CHARS). Passages are cut small so that each vector speaks for one
+    thing; the reply still reads on, so a list of steps cut in two shows its next steps."""
+    found = segment.chunks[row]
+    text = found.text
+    following = row + 1
+    while len(text) < PASSAGE_CHARS and following < segment.size:
+        after = segment.chunks[following]
+        if after.article_id != found.article_id or after.heading != found.heading:
+            break
+        text = f"{text}\n{after.text}"
+        following += 1
+    return text
 
 
 # -- segments -----------------------------------------------------------------------------
@@ -1012,12 +1029,13 @@ class KnowledgeIndex:
         for _, position in ordered[:limit]:
             # Only the passages shown are decoded.
             segment = segments[int(candidates.segment[position])]
-            chunk = segment.chunks[int(candidates.row[position])]
+            row = int(candidates.row[position])
+            chunk = segment.chunks[row]
             hits.append(
                 SearchHit(
                     article_id=chunk.article_id,
                     title=chunk.article_title,
-                    passage=best_passage(chunk.text, terms),
+                    passage=best_passage(_shown_text(segment, row), terms),
                     heading=chunk.heading,
                     score=round(scores[position], 4),
                     path=snapshot.paths.get(chunk.article_id, ""),

@@ -160,3 +160,30 @@ def test_text_without_any_break_is_still_cut_under_the_limit() -> None:
     chunks = chunk_article(article("x" * (3 * MAX_CHUNK_CHARS + 5), title="Blob"))
 
     assert [len(chunk.text) for chunk in chunks] == [MAX_CHUNK_CHARS] * 3 + [5]
+
+
+def test_a_list_longer_than_a_passage_is_cut_between_its_items() -> None:
+    steps = [
+        f"{n}. Open **Settings > Network**, choose the VPN profile number {n} and click "
+        f"**Connect**. Wait: it can take a minute."
+        for n in range(1, 11)
+    ]
+    body = "## Steps\n\n" + "\n".join(steps)
+
+    chunks = chunk_article(article(body, title="VPN"))
+
+    assert len(chunks) > 1
+    assert all(len(chunk.text) <= MAX_CHUNK_CHARS for chunk in chunks)
+    # Every item whole, on its own line, in order: no "4." left dangling at the end of
+    # one passage with its text in the next.
+    lines = [line for chunk in chunks for line in chunk.text.split("\n")]
+    assert lines == steps
+
+
+def test_a_list_item_longer_than_a_passage_is_cut_between_its_sentences() -> None:
+    item = "4. " + " ".join(f"Sentence {n} of a very long step." for n in range(30))
+    chunks = chunk_article(article(f"## Steps\n\n1. Short step.\n{item}", title="Long step"))
+
+    assert all(len(chunk.text) <= MAX_CHUNK_CHARS for chunk in chunks)
+    assert chunks[0].text.startswith("1. Short step.\n4. Sentence 0")  # the marker stays
+    assert " ".join(chunk.text.replace("\n", " ") for chunk in chunks) == f"1. Short step. {item}"

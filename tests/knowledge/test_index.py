@@ -115,6 +115,28 @@ def test_a_long_passage_is_shortened_at_a_sentence(tmp_path: Path) -> None:
     assert len(passage) <= PASSAGE_CHARS + 2
 
 
+def test_a_step_list_cut_in_two_is_shown_on_from_the_step_found(tmp_path: Path) -> None:
+    steps = [f"{n}. Step {n}: click the button marked {word}." for n, word in enumerate(
+        ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+         "juliet", "kilo", "lima", "mike", "november"], start=1)]  # fmt: skip
+    body = "## Steps\n\n" + "\n".join(steps) + "\n\n## Who to contact\nPost in #it-help."
+    write_article(tmp_path, "steps.md", "steps", "Long steps", body)
+    article = load_articles(tmp_path)[0]
+    first, second, *_ = [chunk for chunk in chunk_article(article) if chunk.heading == "Steps"]
+    assert "delta" in first.text and "kilo" in second.text  # the list spans passages
+    index = build_index([article], HashingEmbedder(), EMBEDDER_NAME)
+
+    passage = search(index, "which button is delta")[0].passage
+
+    # The passage found, read on into the next one of the same section, as far as a
+    # reply shows; never into the next section.
+    assert passage.startswith("1. Step 1")
+    assert "\n4. Step 4: click the button marked delta." in passage
+    assert "kilo" in passage
+    assert "#it-help" not in passage
+    assert len(passage) <= PASSAGE_CHARS + 2
+
+
 def test_an_empty_index_finds_nothing() -> None:
     index = build_index([], HashingEmbedder(), EMBEDDER_NAME)
 
