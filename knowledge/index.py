@@ -1072,19 +1072,16 @@ class KnowledgeIndex:
         if not spelling:
             return []
         terms = list(spelling)
-        held = _held_by_articles(self._snapshot, [article_id], terms)[:, 0]
-        if not held.any() and not self._article_is_live(article_id):
-            return []
-        lacking = [term for term, has in zip(terms, held.tolist(), strict=True) if not has]
-        order = {term: position for position, term in enumerate(terms)}
-        lacking.sort(key=lambda term: (-asked_in[term], order[term]))
-        return [spelling[term] for term in lacking]
-
-    def _article_is_live(self, article_id: str) -> bool:
-        snapshot = self._snapshot
-        return bool(snapshot.delta.rows_of(article_id)) or any(
+        snapshot = self._snapshot  # one snapshot throughout: a sync may swap in the next
+        held = _held_by_articles(snapshot, [article_id], terms)[:, 0]
+        live = snapshot.delta.rows_of(article_id) or any(
             row not in snapshot.retired_rows for row in snapshot.base.rows_of(article_id)
         )
+        if not live:
+            return []
+        lacking = [term for term, has in zip(terms, held.tolist(), strict=True) if not has]
+        lacking.sort(key=lambda term: -asked_in[term])  # stable: ties stay in asked order
+        return [spelling[term] for term in lacking]
 
     @staticmethod
     def _best_per_article(
