@@ -11,11 +11,12 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 # all-MiniLM-L6-v2 reads at most 256 word pieces (and was trained on 128): about
 # 1,000 characters of English prose, less for commands and URLs. Shorter passages do
-# better still: one vector speaks for fewer things, so "return my laptop" meets the
-# "Return your equipment" step rather than a whole offboarding checklist. Measured on
-# the dev questions of both knowledge bases (bench/eval_kb.py, right decision over 10
-# shuffles): 1,000 characters 90.2 %, 700 90.8 %, 500 91.1 %, 450 91.4 %, 400 92.3 %,
-# 350 91.7 %, 300 91.9 %; the held-out questions agreed (700: 92.3 %, 400: 94.2 %).
+# better still: one vector speaks for fewer things, so a "Contacts" passage is not
+# drowned by what its section says around it. Measured on the dev questions of both
+# knowledge bases (bench/eval_kb.py, right decision over 10 shuffles): 700 characters
+# 90.8 %, 500 90.9 %, 450 90.4 %, 400 92.3 %, 350 91.2 %, 300 91.0 %; held out, every
+# size from 300 to 500 did better than 700 (93.3-95.2 % against 91.3 %; 400: 94.2 %).
+# docs/search-quality.md, "Session 9: shorter passages".
 MAX_CHUNK_CHARS = 400
 # A sentence ends at . ! ? : ; and a space, but "4. " opening a numbered list item is
 # not one.
