@@ -337,21 +337,6 @@ def adapted_vectors(frozen: FrozenPass, layers: Any, k: int, rows: np.ndarray) -
     return np.asarray(result[rows])
 
 
-def evaluate(
-    name: str,
-    train: TrainingData,
-    val: TrainingData,
-    train_vectors: np.ndarray,
-    val_vectors: np.ndarray,
-    intents: list[str],
-    oos: str | None,
-    regularization: float = 1.0,
-) -> dict[str, Any]:
-    return summarize(
-        name, *val_scores(train, val, train_vectors, val_vectors, intents, oos, regularization)
-    )
-
-
 def val_scores(
     train: TrainingData,
     val: TrainingData,
@@ -416,15 +401,11 @@ def with_other_cs(
 ) -> dict[str, dict[str, Any]]:
     """`evaluate` of the same vectors once more for each SVM C in `cs` (`--also-c`)."""
     return {
-        f"{key} C={c:g}": evaluate(
+        f"{key} C={c:g}": summarize(
             f"{label} C={c:g}",
-            train,
-            val,
-            vectors[train_rows],
-            vectors[val_rows],
-            intents,
-            oos,
-            regularization=c,
+            *val_scores(
+                train, val, vectors[train_rows], vectors[val_rows], intents, oos, regularization=c
+            ),
         )
         for c in cs
     }
@@ -514,8 +495,9 @@ def main() -> None:
                     len(chosen)
                 )
                 layers_key = "layers_" + "".join(map(str, chosen))
-                results[layers_key] = evaluate(
-                    layers_key, train, val, stacked[train_rows], stacked[val_rows], intents, oos
+                results[layers_key] = summarize(
+                    layers_key,
+                    *val_scores(train, val, stacked[train_rows], stacked[val_rows], intents, oos),
                 )
         for k in ks:
             layers, head, seconds = adapt(
@@ -555,8 +537,9 @@ def main() -> None:
                     intents,
                 )
             both = np.hstack([base, adapted]) / math.sqrt(2)
-            entry["adapted+frozen"] = evaluate(
-                f"k{k} adapted+frozen", train, val, both[train_rows], both[val_rows], intents, oos
+            entry["adapted+frozen"] = summarize(
+                f"k{k} adapted+frozen",
+                *val_scores(train, val, both[train_rows], both[val_rows], intents, oos),
             )
             entry.update(
                 with_other_cs(
@@ -595,24 +578,14 @@ def main() -> None:
                 "temperature": args.temperature if args.contrastive == "supcon" else None,
             }
             print(f"  {variant}: {seconds:.0f} CPU s", flush=True)
-            entry["adapted"] = evaluate(
+            entry["adapted"] = summarize(
                 f"{variant} adapted",
-                train,
-                val,
-                adapted[train_rows],
-                adapted[val_rows],
-                intents,
-                oos,
+                *val_scores(train, val, adapted[train_rows], adapted[val_rows], intents, oos),
             )
             both = np.hstack([base, adapted]) / math.sqrt(2)
-            entry["adapted+frozen"] = evaluate(
+            entry["adapted+frozen"] = summarize(
                 f"{variant} adapted+frozen",
-                train,
-                val,
-                both[train_rows],
-                both[val_rows],
-                intents,
-                oos,
+                *val_scores(train, val, both[train_rows], both[val_rows], intents, oos),
             )
             results[variant] = entry
             save(args.out, all_results, key, results)
