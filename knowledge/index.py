@@ -1073,12 +1073,12 @@ class KnowledgeIndex:
             return []
         terms = list(spelling)
         snapshot = self._snapshot  # one snapshot throughout: a sync may swap in the next
-        held = _held_by_articles(snapshot, [article_id], terms)[:, 0]
         live = snapshot.delta.rows_of(article_id) or any(
             row not in snapshot.retired_rows for row in snapshot.base.rows_of(article_id)
         )
         if not live:
             return []
+        held = _held_by_articles(snapshot, [article_id], terms)[:, 0]
         lacking = [term for term, has in zip(terms, held.tolist(), strict=True) if not has]
         lacking.sort(key=lambda term: -asked_in[term])  # stable: ties stay in asked order
         return [spelling[term] for term in lacking]
