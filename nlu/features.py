@@ -33,7 +33,6 @@ _TOKEN_PATTERN = r"(?u)\b\w+\b"  # single-letter words count too ("a", "i", "2")
 
 
 _WORD = re.compile(_TOKEN_PATTERN)
-_WHITE_SPACES = re.compile(r"\s\s+")
 # Words whose character n-gram columns a model remembers (a few MB at most).
 _WORDS_REMEMBERED = 50_000
 
@@ -68,8 +67,9 @@ def _char_wb_word_grams(word: str, low: int, high: int) -> list[str]:
 
 
 def _char_wb_words(text: str) -> list[str]:
-    """The words "char_wb" reads n-grams from (lower case, split on white space)."""
-    return _WHITE_SPACES.sub(" ", text.lower()).split()
+    """The words "char_wb" reads n-grams from (lower case, split on runs of white space:
+    scikit-learn first squeezes the runs to one space, which `split()` makes needless)."""
+    return text.lower().split()
 
 
 def _word_analyzer(spec: NgramSpec) -> Callable[[str], list[str]] | None:
