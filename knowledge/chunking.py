@@ -29,6 +29,10 @@ class Chunk:
     article_title: str
     heading: str  # "Steps › On an iPhone"; empty for the article's opening text
     text: str
+    # What stood between this passage and the one before it in the article, so a reply
+    # that reads on across the cut keeps the layout: "\n\n" between paragraphs, "\n"
+    # between lines, " " inside a line; empty for the first passage of a section.
+    joined_by: str = ""
 
     @property
     def context(self) -> str:
@@ -61,10 +65,11 @@ def _split_words(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def _split_paragraph(paragraph: str, limit: int) -> list[str]:
+def _split_paragraph(paragraph: str, limit: int) -> list[tuple[str, str]]:
     """One paragraph longer than a passage, cut between its lines, so that the items of a
     list stay whole and on lines of their own; a line longer than a passage is cut
-    between sentences (or words, failing that)."""
+    between sentences (or words, failing that). Each piece comes with what stood
+    before it at its cut ("\n" or " "; empty for the first)."""
     parts: list[tuple[str, str]] = []  # (what joins it to the part before, the part)
     for line in paragraph.split("\n"):
         if len(line) <= limit:
@@ -76,42 +81,49 @@ def _split_paragraph(paragraph: str, limit: int) -> list[str]:
             for piece in (_split_words(sentence, limit) if len(sentence) > limit else [sentence])
         ]
         parts.extend(("\n" if n == 0 else " ", piece) for n, piece in enumerate(sentences))
-    pieces: list[str] = []
-    current = ""
+    return _packed(parts, limit)
+
+
+def _packed(parts: list[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
+    """Parts, each with what joins it to the one before, packed in order into pieces of
+    at most `limit` characters; each piece keeps the joiner its first part was cut at."""
+    pieces: list[tuple[str, str]] = []
+    cut_at, current = "", ""
     for joiner, part in parts:
         if current and len(current) + len(joiner) + len(part) > limit:
-            pieces.append(current)
-            current = part
+            pieces.append((cut_at, current))
+            cut_at, current = joiner, part
+        elif current:
+            current = f"{current}{joiner}{part}"
         else:
-            current = f"{current}{joiner}{part}" if current else part
+            current = part
     if current:
-        pieces.append(current)
+        pieces.append((cut_at, current))
     return pieces
 
 
-def split_passage(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
-    """Paragraphs packed into passages of at most `limit` characters, in order."""
+def split_passage_with_joins(text: str, limit: int = MAX_CHUNK_CHARS) -> list[tuple[str, str]]:
+    """Paragraphs packed into passages of at most `limit` characters, in order, each with
+    what stood before it in the text ("\n\n", "\n" or " "; empty for the first)."""
     if len(text) <= limit:
-        return [text]
-    paragraphs: list[str] = []
+        return [("", text)]
+    paragraphs: list[tuple[str, str]] = []
     for paragraph in text.split("\n\n"):
         paragraph = paragraph.strip("\n")
         if not paragraph.strip():
             continue
-        paragraphs.extend(
-            _split_paragraph(paragraph, limit) if len(paragraph) > limit else [paragraph]
-        )
-    pieces: list[str] = []
-    current = ""
-    for paragraph in paragraphs:
-        if current and len(current) + 2 + len(paragraph) > limit:
-            pieces.append(current)
-            current = paragraph
-        else:
-            current = f"{current}\n\n{paragraph}" if current else paragraph
-    if current:
-        pieces.append(current)
-    return pieces
+        pieces = _split_paragraph(paragraph, limit) if len(paragraph) > limit else [("", paragraph)]
+        paragraphs.append(("\n\n", pieces[0][1]))
+        paragraphs.extend(pieces[1:])
+    return [
+        ("" if number == 0 else joiner, piece)
+        for number, (joiner, piece) in enumerate(_packed(paragraphs, limit))
+    ]
+
+
+def split_passage(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
+    """Paragraphs packed into passages of at most `limit` characters, in order."""
+    return [piece for _, piece in split_passage_with_joins(text, limit)]
 
 
 def chunk_article(article: Article, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
@@ -125,8 +137,8 @@ def chunk_article(article: Article, max_chars: int = MAX_CHUNK_CHARS) -> list[Ch
         if not text:
             return
         heading = " › ".join(title for level, title in path if level > 1)
-        for piece in split_passage(text, max_chars):
-            chunks.append(Chunk(article.id, article.title, heading, piece))
+        for joiner, piece in split_passage_with_joins(text, max_chars):
+            chunks.append(Chunk(article.id, article.title, heading, piece, joiner))
 
     fence: str | None = None  # the ``` or ~~~ run that opened the code block we are in
     for line in article.body.splitlines():

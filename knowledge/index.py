@@ -44,8 +44,9 @@ from knowledge.lexical import K1, CorpusStats, LexicalSegment, content_words_and
 from knowledge.passages import ArticleRows, PassageTable, mapped_array
 from nlu.embedding import Embedder, Vectors
 
-# 4: passages of at most 400 characters (were 700): an index built before is rebuilt.
-INDEX_FORMAT_VERSION = 4
+# 4: passages of at most 400 characters (were 700); 5: each passage keeps what joined it
+# to the one before (Chunk.joined_by). An index built before is rebuilt.
+INDEX_FORMAT_VERSION = 5
 PASSAGE_CHARS = 600
 EXACT_SEARCH_LIMIT = 200_000
 # The approximate index's product quantization: one 4-bit code per this many dimensions
@@ -163,7 +164,9 @@ def _shown_text(segment: Segment, row: int) -> str:
         after = segment.chunks[following]
         if after.article_id != found.article_id or after.heading != found.heading:
             break
-        text = f"{text}\n{after.text}"
+        # A section's first passage has no joiner: a heading of the same name began it.
+        joiner = after.joined_by or "\n\n"
+        text = f"{text}{joiner}{after.text}"
         following += 1
     return text
 

@@ -1,7 +1,7 @@
 """The passages of an index segment, stored column-wise in one UTF-8 blob.
 
 A segment of 500k passages loaded from JSON took a minute (every passage parsed and
-built up front). Here the four fields of every passage are concatenated into one blob
+built up front). Here the five fields of every passage are concatenated into one blob
 with an array of offsets, and a passage is decoded only when a search shows it: loading
 is mapping a few files. Which rows belong to an article is a small integer array, so
 replacing one article finds its rows without decoding any passage.
@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from knowledge.chunking import Chunk
 
-_FIELDS = 4  # article_id, article_title, heading, text
+_FIELDS = 5  # article_id, article_title, heading, text, joined_by
 
 
 class PassageTable(Sequence[Chunk]):
@@ -51,7 +51,13 @@ class PassageTable(Sequence[Chunk]):
         number_of: dict[str, int] = {}
         for chunk in chunks:
             numbers.append(number_of.setdefault(chunk.article_id, len(number_of)))
-            for value in (chunk.article_id, chunk.article_title, chunk.heading, chunk.text):
+            for value in (
+                chunk.article_id,
+                chunk.article_title,
+                chunk.heading,
+                chunk.text,
+                chunk.joined_by,
+            ):
                 pieces.append(value.encode("utf-8"))
         offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
         np.cumsum([len(piece) for piece in pieces], out=offsets[1:])

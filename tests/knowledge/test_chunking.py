@@ -187,3 +187,18 @@ def test_a_list_item_longer_than_a_passage_is_cut_between_its_sentences() -> Non
     assert all(len(chunk.text) <= MAX_CHUNK_CHARS for chunk in chunks)
     assert chunks[0].text.startswith("1. Short step.\n4. Sentence 0")  # the marker stays
     assert " ".join(chunk.text.replace("\n", " ") for chunk in chunks) == f"1. Short step. {item}"
+
+
+def test_each_passage_knows_what_stood_before_it_at_the_cut() -> None:
+    paragraph = " ".join(f"Sentence {n} of a long paragraph." for n in range(20))
+    steps = "\n".join(f"{n}. Click the button marked step number {n} and wait." for n in range(12))
+    body = f"## Notes\n\n{paragraph}\n\n{steps}\n\n## Who to contact\nPost in #it-help."
+
+    chunks = chunk_article(article(body, title="Layout"))
+    notes = [chunk for chunk in chunks if chunk.heading == "Notes"]
+
+    # Read back with its joins, the section is its text again, layout and all.
+    assert notes[0].joined_by == ""
+    assert "".join(chunk.joined_by + chunk.text for chunk in notes) == f"{paragraph}\n\n{steps}"
+    assert {chunk.joined_by for chunk in notes[1:]} == {" ", "\n\n", "\n"}
+    assert chunks[-1].heading == "Who to contact" and chunks[-1].joined_by == ""

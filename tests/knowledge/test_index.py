@@ -137,6 +137,19 @@ def test_a_step_list_cut_in_two_is_shown_on_from_the_step_found(tmp_path: Path) 
     assert len(passage) <= PASSAGE_CHARS + 2
 
 
+def test_a_passage_read_on_across_a_cut_keeps_the_paragraphs_apart(tmp_path: Path) -> None:
+    opening = " ".join(["Printers on every floor take jobs sent from a laptop on the network."] * 4)
+    after = " ".join(["Jobs wait in the queue until you badge in at the printer."] * 3)
+    write_article(tmp_path, "print.md", "print", "Printing", f"## Printing\n\n{opening}\n\n{after}")
+    article = load_articles(tmp_path)[0]
+    assert [chunk.joined_by for chunk in chunk_article(article)] == ["", "\n\n"]  # one cut
+    index = build_index([article], HashingEmbedder(), EMBEDDER_NAME)
+
+    passage = search(index, "printers on every floor")[0].passage
+
+    assert passage == f"{opening}\n\n{after}"
+
+
 def test_an_empty_index_finds_nothing() -> None:
     index = build_index([], HashingEmbedder(), EMBEDDER_NAME)
 
