@@ -89,7 +89,9 @@ def parse_article(text: str, path: Path) -> Article:
     missing = [name for name in REQUIRED_FIELDS if not str(meta.get(name) or "").strip()]
     if missing:
         raise ArticleError(f"{path}: front matter is missing {', '.join(missing)}")
-    article_id = str(meta["id"]).strip()
+    # A list or mapping would otherwise be shown as Python's spelling of it: "['VPN']".
+    article_id = _text_field(meta, "id", path) or ""
+    title = _text_field(meta, "title", path) or ""
     if not _ARTICLE_ID.match(article_id):
         raise ArticleError(f"{path}: id {article_id!r} may use only letters, digits, '.', '_', '-'")
     body = match.group("body").strip()
@@ -108,7 +110,7 @@ def parse_article(text: str, path: Path) -> Article:
         )
     return Article(
         id=article_id,
-        title=str(meta["title"]).strip(),
+        title=title,
         body=body,
         path=path,
         tags=tuple(str(tag) for tag in tags if str(tag).strip()),

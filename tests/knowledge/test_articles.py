@@ -79,6 +79,8 @@ BROKEN_ARTICLES = {
     "id with a space": ("---\nid: vpn connect\ntitle: A\n---\nBody.\n", "'vpn connect'"),
     "id with a slash": ("---\nid: ../etc\ntitle: A\n---\nBody.\n", "may use only letters"),
     "empty body": ("---\nid: a\ntitle: A\n---\n\n   \n", "has no body"),
+    "title a list": ("---\nid: a\ntitle: [VPN]\n---\nBody.\n", "title must be plain text"),
+    "id a list": ("---\nid: [a, b]\ntitle: A\n---\nBody.\n", "id must be plain text"),
 }
 
 
