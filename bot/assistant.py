@@ -128,7 +128,7 @@ class ConversationState:
     articles_tried: list[dict[str, Any]] = field(default_factory=list)
     ticket_number: str | None = None
     category: str = "general"
-    # The articles of the last answer, until the requester says whether it helped.
+    # The article the last answer cited, until the requester says whether it helped.
     answered: list[str] = field(default_factory=list)
     # The desk metrics' record of the last IT question (tickets.metrics.record_question),
     # which the "did this help?" verdict completes.
@@ -410,8 +410,11 @@ class Assistant:
         best, related = hits[0], [h for h in hits[1:] if h.dense_score >= self.related_threshold]
         answer = (best, *related)
         state.remember_articles(answer)
-        state.answered = [hit.article_id for hit in answer]
-        self._record_feedback(FeedbackKind.SHOWN, state.answered, conversation_key, state.question)
+        shown = [hit.article_id for hit in answer]
+        self._record_feedback(FeedbackKind.SHOWN, shown, conversation_key, state.question)
+        # "Did this help?" follows the cited article's text: the verdict is on it alone,
+        # not on the related links below it, which were shown but maybe never opened.
+        state.answered = [best.article_id]
         state.awaiting = Awaiting.FEEDBACK
         return Reply(
             text=f"{best.title}\n\n{best.passage}\n\nDid this help?",
@@ -510,7 +513,7 @@ class Assistant:
     # -- helpers --------------------------------------------------------------------------
 
     def _record_verdict(self, state: ConversationState, key: str, *, helped: bool) -> None:
-        """Count "did this help?" once per answer, for the articles that answer showed."""
+        """Count "did this help?" once per answer, for the article that answer cited."""
         if not state.answered:
             return
         kind = FeedbackKind.HELPFUL if helped else FeedbackKind.NOT_HELPFUL

@@ -15,6 +15,7 @@ from nlu.embedding import SentenceEmbedder
 from tests.conftest import TEST_BOT_TOKEN, make_settings
 from tests.fake_slack import FakeSlackApi
 from tests.knowledge.editors import Editor, article_source, editor_script, write_kb
+from tests.knowledge.kb import article_text
 
 
 @pytest.fixture
@@ -114,6 +115,38 @@ def test_stats_count_shown_helpful_unhelpful_and_tickets_per_article(
     assert rows["printer-jam"]["shown"] == 0
     table = editor.kb_command("stats")
     assert "vpn-connect" in table.stdout and "67%" in table.stdout
+
+
+def test_did_this_help_counts_for_the_cited_article_not_the_related_links(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    (editor.kb / "vpn-slow.md").write_text(
+        article_text(
+            "vpn-slow",
+            "Fix a slow or dropping VPN connection from home",
+            """
+            If the VPN from home is slow or keeps dropping, quit GlobalProtect, restart
+            your home router and connect again. Try a wired connection.
+            """,
+        ),
+        encoding="utf-8",
+    )
+    tier0 = build_tier0(make_settings(editor.home, TIER0_KB_DIR=str(editor.kb)), embedder)
+
+    answer = tier0.assistant.respond(
+        IncomingMessage("console:bob:1", "bob", "how do I connect to the vpn from home")
+    )
+    cited, *related = [hit.article_id for hit in answer.articles]
+    assert cited == "vpn-connect" and "vpn-slow" in related  # a related link was shown
+    tier0.assistant.respond(IncomingMessage("console:bob:1", "bob", "no"))
+
+    rows = {row["id"]: row for row in json.loads(editor.kb_command("stats", "--json").stdout)}
+
+    # The verdict is on the answer whose text was shown and whose source was cited; a
+    # link below it was shown, not judged.
+    assert (rows["vpn-connect"]["shown"], rows["vpn-connect"]["not_helpful"]) == (1, 1)
+    assert (rows["vpn-slow"]["shown"], rows["vpn-slow"]["not_helpful"]) == (1, 0)
+    assert rows["vpn-slow"]["helpful_rate"] is None
 
 
 # -- stale articles -------------------------------------------------------------------
