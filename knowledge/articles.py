@@ -213,21 +213,38 @@ def _questions(meta: dict[str, Any], path: Path) -> tuple[str, ...]:
 
 
 def load_articles(directory: Path) -> list[Article]:
-    """Every article in the folder; any bad file stops the load with an error naming it."""
+    """Every article in the folder. Bad files stop the load with one error that names
+    each of them and what is wrong, so an editor mends them all in one pass."""
     if not directory.is_dir():
         raise ArticleError(f"{directory}: knowledge base folder not found")
     articles: list[Article] = []
     seen: dict[str, Path] = {}
+    problems: list[str] = []
     for path in sorted(directory.glob("**/*.md")):
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise ArticleError(f"{path}: cannot be read as UTF-8 text: {error}") from error
-        article = parse_article(text, path)
+            problems.append(f"{path}: cannot be read as UTF-8 text: {error}")
+            continue
+        try:
+            article = parse_article(text, path)
+        except ArticleError as error:
+            problems.append(str(error))
+            continue
         if article.id in seen:
-            raise ArticleError(f"{path}: duplicate id {article.id!r} (also in {seen[article.id]})")
+            problems.append(f"{path}: duplicate id {article.id!r} (also in {seen[article.id]})")
+            continue
         seen[article.id] = path
         articles.append(article)
+    if problems:
+        raise every_problem(problems)
     if not articles:
         raise ArticleError(f"{directory}: no articles (*.md) found")
     return articles
+
+
+def every_problem(problems: list[str]) -> ArticleError:
+    """One error for the files that cannot be used, a line each naming the file."""
+    if len(problems) == 1:
+        return ArticleError(problems[0])
+    return ArticleError(f"{len(problems)} files cannot be used:\n" + "\n".join(problems))

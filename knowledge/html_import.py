@@ -3,8 +3,9 @@
 HTML pages (a Confluence space export, an intranet dump) become Markdown articles with
 front matter: the id from the file name (stable across re-imports), the title from the
 page, the body from the page's main content with navigation, scripts and styles left
-out. Every file is converted and validated before anything is written, so one bad page
-stops the import with an error naming it.
+out, and links that would run something when clicked (`javascript:`, `data:`) kept as
+their text. Every file is converted and validated before anything is written: bad pages
+stop the import with one error naming each of them, and nothing is imported.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import yaml
 from bs4 import BeautifulSoup, Tag
 from markdownify import markdownify
 
-from knowledge.articles import Article, ArticleError, parse_article
+from knowledge.articles import Article, ArticleError, every_problem, parse_article
 
 HTML_SUFFIXES = (".html", ".htm")
 # Page chrome that is not the article: menus, scripts, Confluence's breadcrumbs.
 _CHROME = ("script", "style", "noscript", "nav", "header", "footer", "iframe", "form", "button")
 _CONFLUENCE_CHROME = ("#breadcrumb-section", "#footer", "#page-metadata", ".page-metadata")
+# Link targets kept: the web, mail, and addresses within the export (no scheme at all).
+_SAFE_SCHEMES = ("http", "https", "mailto")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
 # Where the content is, most specific first (Confluence, then HTML5 conventions).
 _CONTENT = ("#main-content", "main", "article", "[role=main]", "#content", "body")
 
@@ -53,6 +57,9 @@ def html_to_article_text(html: bytes, path: Path, *, status: str, today: dt.date
     for selector in _CHROME + (_CONFLUENCE_CHROME if confluence else ()):
         for element in soup.select(selector):
             element.decompose()
+    for link in soup.find_all("a", href=True):
+        if isinstance(link, Tag) and not _safe_target(str(link["href"])):
+            link.unwrap()
     content = next(
         (found for selector in _CONTENT if (found := soup.select_one(selector)) is not None),
         soup,
@@ -73,6 +80,13 @@ def html_to_article_text(html: bytes, path: Path, *, status: str, today: dt.date
     }
     meta = yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{meta}\n---\n\n{body}\n"
+
+
+def _safe_target(href: str) -> bool:
+    # Browsers ignore white space and control characters inside a scheme ("java\tscript:").
+    squeezed = re.sub(r"[\x00-\x20]+", "", href).lower()
+    scheme = _SCHEME.match(squeezed)
+    return scheme is None or scheme.group(1) in _SAFE_SCHEMES
 
 
 def _page_title(soup: BeautifulSoup, path: Path, *, confluence: bool) -> str:
@@ -101,28 +115,39 @@ def collect_import(
     today = today or dt.date.today()
     files: list[ImportedFile] = []
     seen: dict[str, Path] = {}
+    problems: list[str] = []
     for path in sorted(p for p in source.glob("**/*") if p.is_file()):
         suffix = path.suffix.lower()
-        if suffix == ".md":
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                raise ArticleError(f"{path}: cannot be read as UTF-8 text: {error}") from error
-            relative = path.relative_to(source)
-        elif suffix in HTML_SUFFIXES:
-            try:
-                html = path.read_bytes()
-            except OSError as error:
-                raise ArticleError(f"{path}: cannot be read: {error}") from error
-            text = html_to_article_text(html, path, status=status, today=today)
-            relative = path.relative_to(source).with_name(article_id_from_name(path) + ".md")
-        else:
+        if suffix not in (".md", *HTML_SUFFIXES):
             continue  # images, attachments, stylesheets of an export
-        article = parse_article(text, path)
+        try:
+            text, relative = _article_text_of(path, source, status=status, today=today)
+            article = parse_article(text, path)
+        except ArticleError as error:
+            problems.append(str(error))
+            continue
         if article.id in seen:
-            raise ArticleError(f"{path}: duplicate id {article.id!r} (also in {seen[article.id]})")
+            problems.append(f"{path}: duplicate id {article.id!r} (also in {seen[article.id]})")
+            continue
         seen[article.id] = path
         files.append(ImportedFile(relative, text, path, article))
+    if problems:
+        raise every_problem(problems)  # nothing is imported until every file can be
     if not files:
         raise ArticleError(f"{source}: no articles (*.md, *.html) found")
     return files
+
+
+def _article_text_of(path: Path, source: Path, *, status: str, today: dt.date) -> tuple[str, Path]:
+    """A file's article text (HTML converted), and where it goes in the imported folder."""
+    if path.suffix.lower() == ".md":
+        try:
+            return path.read_text(encoding="utf-8"), path.relative_to(source)
+        except (OSError, UnicodeDecodeError) as error:
+            raise ArticleError(f"{path}: cannot be read as UTF-8 text: {error}") from error
+    try:
+        html = path.read_bytes()
+    except OSError as error:
+        raise ArticleError(f"{path}: cannot be read: {error}") from error
+    text = html_to_article_text(html, path, status=status, today=today)
+    return text, path.relative_to(source).with_name(article_id_from_name(path) + ".md")

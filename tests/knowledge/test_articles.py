@@ -145,6 +145,23 @@ def test_one_bad_file_stops_the_load_and_is_named(tmp_path: Path) -> None:
     assert str(bad) in str(caught.value)
 
 
+def test_every_bad_file_of_the_folder_is_named_in_one_error(tmp_path: Path) -> None:
+    write_article(tmp_path, "vpn.md", "vpn", "VPN", "Connect the VPN.")
+    write_article(tmp_path, "vpn-again.md", "vpn", "VPN again", "Connect the VPN again.")
+    (tmp_path / "printer.md").write_text("# Printer\n\nNo front matter here.\n")
+    (tmp_path / "wifi.md").write_text("---\nid: wifi\ntitle: [Wi-Fi]\n---\nJoin it.\n")
+
+    with pytest.raises(ArticleError) as caught:
+        load_articles(tmp_path)
+
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "3 files cannot be used:"
+    assert [line.split(": ", 1)[0] for line in lines[1:]] == [
+        str(tmp_path / name) for name in ("printer.md", "vpn.md", "wifi.md")
+    ]
+    assert "duplicate id 'vpn'" in lines[2]
+
+
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "latin1.md"
     bad.write_bytes("---\nid: cafe\ntitle: Café\n---\nLe café.\n".encode("latin-1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -106,6 +107,55 @@ def test_one_bad_file_stops_the_import_and_is_named(
         collect_import(source)
 
     assert name in str(caught.value)
+
+
+def test_every_bad_file_is_named_in_one_error_and_nothing_is_collected(tmp_path: Path) -> None:
+    source = tmp_path / "export"
+    source.mkdir()
+    (source / "parking.html").write_text(INTRANET_PAGE)
+    (source / "empty.html").write_text("<html><body></body></html>")
+    (source / "broken.md").write_text("# no front matter\n")
+    (source / "latin.md").write_bytes(
+        "---\nid: cafe\ntitle: Café\n---\nLe café.\n".encode("latin-1")
+    )
+
+    with pytest.raises(ArticleError) as caught:
+        collect_import(source)
+
+    message = str(caught.value)
+    assert message.startswith("3 files cannot be used:")
+    for name, problem in [
+        ("empty.html", "no text to import"),
+        ("broken.md", "no YAML front matter"),
+        ("latin.md", "cannot be read as UTF-8"),
+    ]:
+        assert any(name in line and problem in line for line in message.splitlines())
+    assert "parking" not in message
+
+
+def test_links_that_would_run_something_are_imported_as_their_text() -> None:
+    page = (
+        "<html><head><title>Links</title></head><body><main><p>"
+        '<a href="https://it.example/vpn">VPN guide</a>, '
+        '<a href="mailto:help@example.com">mail us</a>, '
+        '<a href="../rooms.html">rooms</a>, '
+        '<a href="javascript:alert(1)">click me</a>, '
+        '<a href=" JAVA\tSCRIPT:alert(2)">or me</a> and '
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">this</a>.'
+        "</p></main></body></html>"
+    )
+
+    text = html_to_article_text(
+        page.encode(), Path("links.html"), status="published", today=dt.date(2026, 11, 28)
+    )
+    body = parse_article(text, Path("links.md")).body
+
+    assert "[VPN guide](https://it.example/vpn)" in body
+    assert "[mail us](mailto:help@example.com)" in body
+    assert "[rooms](../rooms.html)" in body
+    assert "click me, or me and this." in body
+    for target in ("javascript", "JAVA", "data:"):
+        assert target not in body
 
 
 def test_kb_import_of_an_html_export_makes_it_the_knowledge_base_and_syncs(
