@@ -227,6 +227,12 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """The articles of the folder, with their stored version and review date."""
+        from knowledge.articles import STATUSES
+
+        if status is not None:
+            status = status.strip().lower()  # front matter statuses are read in lower case
+            if status not in STATUSES:
+                fail(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
         settings = Settings()
         articles = folder_articles(settings)
         stored = {view.article_id: view for view in open_versions(settings).latest()}

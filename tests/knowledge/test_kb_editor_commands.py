@@ -114,8 +114,11 @@ def test_list_and_show_tell_the_editor_what_is_stored_and_what_is_not_synced(
     }
     assert rows["printer-jam"]["synced"] is True
 
-    drafts = editor.kb_command("list", "--status", "draft", "--json")
+    drafts = editor.kb_command("list", "--status", "Draft", "--json")
     assert [row["id"] for row in json.loads(drafts.stdout)] == ["expense-tool"]
+    misspelt = editor.kb_command("list", "--status", "publised")
+    assert misspelt.exit_code == 2
+    assert "--status must be one of draft, published, retired" in misspelt.output
 
     shown = editor.kb_command("show", "vpn-connect", "--raw")
     assert shown.exit_code == 0
