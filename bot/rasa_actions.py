@@ -16,6 +16,12 @@ tier0's knowledge base and open, look up and escalate tier0 tickets:
   `ticket_number`, or "T-1042" in the text), else the user's open tickets.
 - `action_escalate_to_human`: hands the conversation to the IT team as a ticket (the same
   one each time for the same conversation) and says so; sets `ticket_number`.
+- `action_article_helped` / `action_article_not_helped`: the user's answer to "did this
+  help?" about the article in `kb_article`, counted once per answer (slot `kb_verdict`).
+
+What happens in a Rasa conversation feeds the editors' figures as tier0's own chat does:
+the articles shown, the verdicts, the tickets opened after an article (`tier0 kb stats`),
+and the questions no article fitted (`tier0 kb gaps`).
 
 The requester is the tracker's `sender_id`. A ticket is opened with an idempotency key
 made of the conversation and the message, so Rasa retrying an action never opens it twice.
@@ -24,6 +30,7 @@ made of the conversation and the message, so Rasa retrying an action never opens
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,7 +44,9 @@ from rasa_sdk.types import DomainDict
 from bot.assistant import Assistant, describe_ticket
 from bot.config import Settings
 from knowledge.answerability import Outcome
+from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import KnowledgeIndex, SearchHit
+from knowledge.records import FeedbackKind
 from nlu.embedding import Embedder
 from nlu.understanding import find_ticket_numbers
 from tickets.models import TicketSource
@@ -45,9 +54,12 @@ from tickets.redaction import redact_secrets
 from tickets.service import TicketError, TicketService, TicketView, canonical_ticket_number
 from tickets.transcript import TranscriptTurn
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_PORT = 5055
 TICKET_SLOT = "ticket_number"
 ARTICLE_SLOT = "kb_article"
+VERDICT_SLOT = "kb_verdict"
 TITLE_SLOTS = ("problem_description", "incident_title")
 TICKET_ENTITIES = ("ticket_number", "ticket", "incident_number", "incident")
 # Rasa's helpdesk-assistant asks for low / medium / high; tier0 ranks P1 (worst) to P4.
@@ -64,6 +76,7 @@ class DeskServices:
     tickets: TicketService
     assistant: Assistant
     related_threshold: float
+    feedback: ArticleFeedbackLog | None = None
 
 
 _services: DeskServices | None = None
@@ -97,6 +110,7 @@ def desk_services(settings: Settings, embedder: Embedder | None = None) -> DeskS
         tickets=desk.tickets,
         assistant=desk.assistant,
         related_threshold=RELATED_THRESHOLD,
+        feedback=desk.assistant.feedback,
     )
 
 
@@ -165,6 +179,33 @@ def _ticket_numbers(tracker: Tracker) -> list[str]:
     return list(dict.fromkeys(numbers))
 
 
+def _conversation_key(tracker: Tracker) -> str:
+    return f"rasa:{_requester(tracker)}"
+
+
+def _record_feedback(
+    kind: FeedbackKind,
+    article_ids: Iterable[str | None],
+    tracker: Tracker,
+    question: str,
+    ticket_number: str | None = None,
+) -> None:
+    feedback = services().feedback
+    if feedback is None:
+        return
+    try:
+        feedback.record(
+            kind,
+            article_ids,
+            conversation_key=_conversation_key(tracker),
+            question=question,
+            ticket_number=ticket_number,
+        )
+    except Exception:
+        # Editors' statistics must never cost the user their answer or their ticket.
+        logger.exception("could not record %s feedback for %s", kind, _conversation_key(tracker))
+
+
 def _ticket_opened_text(ticket: TicketView) -> str:
     return (
         f"I've opened ticket {ticket.number} for the IT team: “{ticket.title}”. "
@@ -211,6 +252,7 @@ class ActionSearchKnowledge(_DeskAction):
             )
             return [SlotSet(ARTICLE_SLOT, None)]
         if outcome is not Outcome.ANSWER or not hits:
+            _record_feedback(FeedbackKind.UNANSWERED, [None], tracker, question)  # a gap
             dispatcher.utter_message(
                 text="I couldn't find an article that answers this. "
                 "I can open a ticket so the IT team can help."
@@ -218,6 +260,8 @@ class ActionSearchKnowledge(_DeskAction):
             return [SlotSet(ARTICLE_SLOT, None)]
         best = hits[0]
         related = [hit for hit in hits[1:] if hit.dense_score >= desk.related_threshold]
+        shown = [hit.article_id for hit in (best, *related)]
+        _record_feedback(FeedbackKind.SHOWN, shown, tracker, question)
         dispatcher.utter_message(
             text=_answer_text(best, related),
             json_message={
@@ -227,7 +271,40 @@ class ActionSearchKnowledge(_DeskAction):
                 ]
             },
         )
-        return [SlotSet(ARTICLE_SLOT, best.article_id)]
+        # A new answer waits for its own verdict.
+        return [SlotSet(ARTICLE_SLOT, best.article_id), SlotSet(VERDICT_SLOT, None)]
+
+
+class _ArticleVerdict(_DeskAction):
+    """The user's "did this help?" about the article `action_search_knowledge` cited."""
+
+    helped: ClassVar[bool]
+
+    def work(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+        article_id = tracker.get_slot(ARTICLE_SLOT)
+        if not isinstance(article_id, str) or not article_id:
+            return []  # no article was cited: nothing to judge
+        if tracker.get_slot(VERDICT_SLOT):
+            return []  # this answer was judged already (a second click, a retry)
+        kind = FeedbackKind.HELPFUL if self.helped else FeedbackKind.NOT_HELPFUL
+        feedback = services().feedback
+        # The question is the one the article was shown for (the user's message now is
+        # their "yes" or "no").
+        question = (
+            feedback.question_shown(_conversation_key(tracker), article_id) if feedback else ""
+        )
+        _record_feedback(kind, [article_id], tracker, question)
+        return [SlotSet(VERDICT_SLOT, kind.value)]
+
+
+class ActionArticleHelped(_ArticleVerdict):
+    action_name = "action_article_helped"
+    helped = True
+
+
+class ActionArticleNotHelped(_ArticleVerdict):
+    action_name = "action_article_not_helped"
+    helped = False
 
 
 def _answer_text(best: SearchHit, related: Iterable[SearchHit]) -> str:
@@ -248,7 +325,7 @@ def _open_ticket(
     email = tracker.get_slot("email")
     if isinstance(email, str) and email.strip():
         description = f"{description}\nContact: {email.strip()}".strip()
-    return desk.tickets.open_ticket(
+    ticket = desk.tickets.open_ticket(
         requester=_requester(tracker),
         title=problem,
         description=description or problem,
@@ -258,6 +335,18 @@ def _open_ticket(
         source=TicketSource.API,
         idempotency_key=idempotency_key,
     )
+    # The article cited before the ticket did not settle the question, unless the user
+    # said it helped (the ticket is then about something else); with no such article, the
+    # question went straight to a person: a gap for editors. (A retry returns the same
+    # ticket, and the log counts a ticket once.)
+    cited = tracker.get_slot(ARTICLE_SLOT)
+    settled = tracker.get_slot(VERDICT_SLOT) == FeedbackKind.HELPFUL.value
+    tried: list[str | None] = [cited] if isinstance(cited, str) and cited and not settled else []
+    if not tried and category == "general":
+        tried = [None]
+    if tried:
+        _record_feedback(FeedbackKind.TICKET, tried, tracker, problem, ticket.number)
+    return ticket
 
 
 class ActionOpenTicket(_DeskAction):
@@ -342,4 +431,6 @@ ACTIONS: tuple[type[_DeskAction], ...] = (
     ActionOpenTicket,
     ActionTicketStatus,
     ActionEscalateToHuman,
+    ActionArticleHelped,
+    ActionArticleNotHelped,
 )

@@ -122,6 +122,21 @@ class ArticleFeedbackLog:
             for article_id, kinds in counts.items()
         }
 
+    def question_shown(self, conversation_key: str, article_id: str) -> str:
+        """The question the article was last shown for in this conversation ("" if none)."""
+        with self._session_factory.begin() as session:
+            question = session.scalar(
+                select(ArticleFeedback.question)
+                .where(
+                    ArticleFeedback.conversation_key == conversation_key,
+                    ArticleFeedback.article_id == article_id,
+                    ArticleFeedback.kind == FeedbackKind.SHOWN.value,
+                )
+                .order_by(ArticleFeedback.created_at.desc(), ArticleFeedback.id.desc())
+                .limit(1)
+            )
+        return str(question or "")
+
     def events_since(self, since: datetime, kinds: Iterable[FeedbackKind]) -> list[FeedbackEvent]:
         with self._session_factory.begin() as session:
             rows = session.scalars(

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from knowledge.feedback import ArticleFeedbackLog, ArticleStats
+from knowledge.records import FeedbackKind
 from tickets.db import create_store_engine, make_session_factory
 from tickets.outbox import OutboxMessage
 from tickets.service import TicketService
@@ -181,6 +184,8 @@ def test_the_action_server_lists_tiers_actions(action_server: ActionServer) -> N
         "action_open_ticket",
         "action_ticket_status",
         "action_escalate_to_human",
+        "action_article_helped",
+        "action_article_not_helped",
     }
 
 
@@ -198,7 +203,8 @@ def test_search_knowledge_answers_from_the_kb_with_its_source(
     [response] = result["responses"]
     assert "Source: account-locked" in response["text"]
     assert response["custom"]["tier0_articles"][0]["id"] == "account-locked"
-    assert slots_set(result) == {"kb_article": "account-locked"}
+    # A new answer, not yet judged.
+    assert slots_set(result) == {"kb_article": "account-locked", "kb_verdict": None}
 
 
 def test_search_knowledge_says_so_when_no_article_fits(action_server: ActionServer) -> None:
@@ -343,3 +349,122 @@ def test_unknown_actions_and_bad_requests_get_rasa_sdk_errors(
 
     status, result = post(action_server, b"this is not json")
     assert status == 400 and "parsing body as json" in result["message"]
+
+
+# -- the editors' figures from a Rasa conversation -----------------------------------------
+
+
+def article_stats(server: ActionServer, article_id: str) -> ArticleStats:
+    return ArticleFeedbackLog(server.sessions).stats().get(article_id, ArticleStats(article_id))
+
+
+def gap_questions(server: ActionServer, sender: str) -> list[tuple[str, str | None, str]]:
+    """(kind, article, question) of what `kb gaps` reads, for one Rasa conversation."""
+    events = ArticleFeedbackLog(server.sessions).events_since(
+        datetime(2000, 1, 1, tzinfo=UTC),
+        (FeedbackKind.UNANSWERED, FeedbackKind.NOT_HELPFUL, FeedbackKind.TICKET),
+    )
+    return [
+        (e.kind, e.article_id, e.question) for e in events if e.conversation_key == f"rasa:{sender}"
+    ]
+
+
+def test_a_rasa_conversation_counts_what_was_shown_judged_and_escalated(
+    action_server: ActionServer,
+) -> None:
+    sender = "fay@northwind.example"
+    question = "my bitlocker recovery key screen came up after a bios update"
+    before = article_stats(action_server, "bitlocker-recovery")
+
+    _, answered = post(
+        action_server, action_call("action_search_knowledge", question, sender=sender)
+    )
+    assert slots_set(answered)["kb_article"] == "bitlocker-recovery"
+    cited = {"kb_article": "bitlocker-recovery", "kb_verdict": None}
+    earlier = [("user", question), ("bot", answered["responses"][0]["text"])]
+    no = action_call(
+        "action_article_not_helped",
+        "no",
+        sender=sender,
+        slots=cited,
+        earlier=earlier,
+        message_id="m-2",
+    )
+    _, judged = post(action_server, no)
+    assert slots_set(judged) == {"kb_verdict": "not_helpful"}
+    # Rasa runs it again with the verdict already set (a second "no"): counted once.
+    _, again = post(
+        action_server, {**no, "tracker": {**no["tracker"], "slots": {**cited, **slots_set(judged)}}}
+    )
+    assert slots_set(again) == {}
+    _, opened = post(
+        action_server,
+        action_call(
+            "action_open_ticket",
+            "yes please",
+            sender=sender,
+            slots={**cited, "kb_verdict": "not_helpful", "problem_description": question},
+            earlier=earlier,
+            message_id="m-3",
+        ),
+    )
+    number = slots_set(opened)["ticket_number"]
+
+    after = article_stats(action_server, "bitlocker-recovery")
+    assert after.shown - before.shown == 1
+    assert (after.helpful, after.not_helpful - before.not_helpful) == (before.helpful, 1)
+    assert after.tickets - before.tickets == 1
+    # `kb gaps` reads the question the article was shown for, not the "no".
+    assert gap_questions(action_server, sender) == [
+        ("not_helpful", "bitlocker-recovery", question),
+        ("ticket", "bitlocker-recovery", question),
+    ]
+    assert action_server.tickets.get(number).title == question
+
+
+def test_a_helpful_answer_is_counted_and_a_later_ticket_is_not_held_against_it(
+    action_server: ActionServer,
+) -> None:
+    sender = "gus@northwind.example"
+    before = article_stats(action_server, "account-locked")
+    question = "locked out after typing my password wrong too many times"
+    post(action_server, action_call("action_search_knowledge", question, sender=sender))
+    cited = {"kb_article": "account-locked", "kb_verdict": None}
+
+    _, judged = post(
+        action_server,
+        action_call("action_article_helped", "yes", sender=sender, slots=cited, message_id="m-2"),
+    )
+    post(
+        action_server,
+        action_call(
+            "action_escalate_to_human",
+            "my monitor is broken too, get me a person",
+            sender=sender,
+            slots={**cited, **slots_set(judged)},
+            message_id="m-3",
+        ),
+    )
+
+    after = article_stats(action_server, "account-locked")
+    assert slots_set(judged) == {"kb_verdict": "helpful"}
+    assert (after.helpful - before.helpful, after.not_helpful) == (1, before.not_helpful)
+    assert after.tickets == before.tickets
+    # Not an article's failure: a question that went to a person, for the gap report.
+    assert gap_questions(action_server, sender) == [
+        ("ticket", None, "my monitor is broken too, get me a person")
+    ]
+
+
+def test_a_question_no_article_fits_is_a_gap_for_editors(action_server: ActionServer) -> None:
+    sender = "hal@northwind.example"
+    question = "how do i configure terraform remote state in s3"
+
+    post(action_server, action_call("action_search_knowledge", question, sender=sender))
+    _, nothing = post(
+        action_server,
+        action_call("action_article_not_helped", "no", sender=sender, slots={"kb_article": None}),
+    )
+
+    assert gap_questions(action_server, sender) == [("unanswered", None, question)]
+    assert nothing["events"] == []  # no article was cited: nothing to judge
