@@ -127,10 +127,13 @@ def stale_review_jobs(
     session_factory: sessionmaker[Session],
     clock: Callable[[], datetime] = utc_now,
 ) -> list[Job]:
-    """With Slack configured, remind owners of articles past `review_by`, once a day each.
+    """With Slack or mail configured, remind owners of articles past `review_by`, once a
+    day each: a Slack DM to an owner given as a Slack id, a mail to one given as an email
+    address.
 
     The bundled sample articles are nobody's: no reminders for them."""
-    if not settings.slack_bot_token:
+    by_slack, by_email = bool(settings.slack_bot_token), smtp_settings(settings) is not None
+    if not (by_slack or by_email):
         return []
     if settings.resolved_kb_dir.resolve() == BUNDLED_KB_DIR.resolve():
         return []
@@ -142,9 +145,11 @@ def stale_review_jobs(
         today = clock().date()
         # A broken article fails the job (logged) until it is fixed; kb sync names it.
         stale = stale_articles(load_articles(settings.resolved_kb_dir), today)
-        notices = enqueue_review_reminders(session_factory, stale, today)
+        notices = enqueue_review_reminders(
+            session_factory, stale, today, by_slack=by_slack, by_email=by_email
+        )
         for owner, ids in notices.not_reachable.items():
-            logger.warning("stale articles %s: owner %s is not a Slack user id", ids, owner)
+            logger.warning("stale articles %s: no channel reaches their owner %s", ids, owner)
         if notices.no_owner:
             logger.warning("stale articles without an owner: %s", notices.no_owner)
         return f"{len(stale)} stale articles" if stale else None

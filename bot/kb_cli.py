@@ -544,30 +544,42 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
     def kb_stale(
         as_json: JsonOption = False,
         notify: Annotated[
-            bool, typer.Option("--notify", help="DM each owner their stale articles in Slack.")
+            bool,
+            typer.Option(
+                "--notify",
+                help="Remind each owner of their stale articles: a Slack DM to a Slack id, "
+                "a mail to an email address.",
+            ),
         ] = False,
     ) -> None:
-        """Articles whose review_by date has passed; --notify sends each owner a Slack DM."""
-        from knowledge.stale import OwnerNotices, notify_owners, stale_articles
+        """Articles whose review_by date has passed; --notify reminds each owner (a Slack
+        DM, or a mail to an owner given as an email address)."""
+        from knowledge.stale import OwnerNotices, is_slack_user, notify_owners, stale_articles
 
         settings = Settings()
         today = dt.date.today()
         stale = stale_articles(folder_articles(settings), today)
         notices: OwnerNotices | None = None
         if notify and stale:
-            if not settings.slack_bot_token:
-                fail("--notify needs Slack: set SLACK_BOT_TOKEN")
-            from tickets.delivery import OutboxDelivery, SlackSender, make_slack_client
+            from bot.background import senders_from_settings
+            from tickets.delivery import OutboxDelivery
             from tickets.outbox import OutboxChannel
 
-            # Through the outbox like every send: once a day per owner, and what Slack
+            senders = senders_from_settings(settings)
+            if not senders:
+                fail("--notify needs Slack (SLACK_BOT_TOKEN) or mail (TIER0_SMTP_HOST)")
+            # Through the outbox like every send: once a day per owner, and what a channel
             # refuses now stays owed for the worker. One delivery round sends it at once.
             session_factory = open_store(settings)
-            client = make_slack_client(settings.slack_bot_token, settings.slack_api_url)
-            delivery = OutboxDelivery(
-                session_factory, {OutboxChannel.SLACK: SlackSender(client)}, worker="kb-stale"
+            delivery = OutboxDelivery(session_factory, senders, worker="kb-stale")
+            notices = notify_owners(
+                session_factory,
+                stale,
+                today,
+                delivery.deliver_due,
+                by_slack=OutboxChannel.SLACK in senders,
+                by_email=OutboxChannel.EMAIL in senders,
             )
-            notices = notify_owners(session_factory, stale, today, delivery.deliver_due)
         if as_json:
             result: dict[str, Any] = {
                 "stale": [
@@ -584,7 +596,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
             }
             if notices is not None:
                 result["notified"] = notices.notified
-                result["not_reachable_by_slack"] = notices.not_reachable
+                result["not_reachable"] = notices.not_reachable
                 result["no_owner"] = notices.no_owner
                 result["failed"] = notices.failed
             print_json(result)
@@ -606,16 +618,22 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                 console.print(table)
             if notices is not None:
                 for owner, ids in notices.notified.items():
-                    console.print(f"Sent {owner} a Slack DM about {', '.join(ids)}")
+                    how = "a Slack DM" if is_slack_user(owner) else "a mail"
+                    console.print(f"Sent {owner} {how} about {', '.join(ids)}")
                 for owner, ids in notices.not_reachable.items():
+                    missing = (
+                        "Slack (SLACK_BOT_TOKEN)"
+                        if is_slack_user(owner)
+                        else "mail (TIER0_SMTP_HOST)"
+                    )
                     warn(
-                        f"{owner} is an email, not reachable by Slack: tell them about "
+                        f"{owner} cannot be reminded without {missing}: tell them about "
                         f"{', '.join(ids)}"
                     )
                 if notices.no_owner:
                     warn(f"no owner to tell about {', '.join(notices.no_owner)}")
                 for owner, reason in notices.failed.items():
-                    warn(f"could not DM {owner}: {reason}")
+                    warn(f"could not remind {owner}: {reason}")
         if notices is not None and notices.failed:
             raise typer.Exit(code=ERROR_EXIT_CODE)
 

@@ -46,10 +46,13 @@ def stale_articles(articles: Sequence[Article], today: dt.date) -> list[StaleArt
 
 @dataclass
 class OwnerNotices:
-    notified: dict[str, list[str]] = field(default_factory=dict)  # Slack id → article ids
-    not_reachable: dict[str, list[str]] = field(default_factory=dict)  # email → article ids
+    # Owner (a Slack id, reminded by DM, or an email address, by mail) → article ids.
+    notified: dict[str, list[str]] = field(default_factory=dict)
+    # Owners no configured channel reaches (an email address without SMTP, a Slack id
+    # without Slack) → article ids.
+    not_reachable: dict[str, list[str]] = field(default_factory=dict)
     no_owner: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # Slack id → Slack's error
+    failed: dict[str, str] = field(default_factory=dict)  # owner → the channel's error
 
 
 def is_slack_user(owner: str) -> bool:
@@ -70,24 +73,34 @@ def review_reminder(owner_articles: Sequence[StaleArticle]) -> str:
     return "\n".join(lines)
 
 
+def review_subject(owner_articles: Sequence[StaleArticle]) -> str:
+    return f"{len(owner_articles)} knowledge article(s) of yours past their review date"
+
+
 def notify_owners(
     session_factory: sessionmaker[Session],
     stale: Sequence[StaleArticle],
     today: dt.date,
     deliver: Callable[[], object],
+    *,
+    by_slack: bool = True,
+    by_email: bool = False,
 ) -> OwnerNotices:
-    """Owe each Slack-id owner today's review reminder through the outbox, have
-    `deliver` run a delivery round at once, and say what became of each reminder.
+    """Owe each owner today's review reminder through the outbox (a Slack DM to a Slack
+    id, a mail to an email address, as the channels allow), have `deliver` run a delivery
+    round at once, and say what became of each reminder.
 
     Like every tier0 send it is written to the outbox first (`enqueue_review_reminders`),
     so it is once a day per owner however often this runs, and a reminder Slack refused
     for now stays owed: the worker retries it. `notified` lists the owners Slack took
     theirs from (today, by this run or an earlier one); `failed` the others, with
-    Slack's last answer.
+    the channel's last answer.
     """
     from tickets.outbox import OutboxMessage, OutboxStatus
 
-    notices = enqueue_review_reminders(session_factory, stale, today)
+    notices = enqueue_review_reminders(
+        session_factory, stale, today, by_slack=by_slack, by_email=by_email
+    )
     owed = dict(notices.notified)
     notices.notified = {}
     if not owed:
@@ -118,15 +131,22 @@ def _reminder_key(owner: str, today: dt.date) -> str:
 
 
 def enqueue_review_reminders(
-    session_factory: sessionmaker[Session], stale: Sequence[StaleArticle], today: dt.date
+    session_factory: sessionmaker[Session],
+    stale: Sequence[StaleArticle],
+    today: dt.date,
+    *,
+    by_slack: bool = True,
+    by_email: bool = False,
 ) -> OwnerNotices:
-    """Owe each Slack-id owner one review reminder for `today`, through the outbox.
+    """Owe each owner one review reminder for `today`, through the outbox: a Slack DM to
+    an owner given as a Slack id (`by_slack`), a mail to one given as an email address
+    (`by_email`).
 
     The worker runs this on its schedule; the outbox's dedupe key (owner and day) makes
-    it one message per owner per day however often the job runs and however many
-    workers run it. Owners given by email and articles without an owner are returned.
+    it one reminder per owner per day however often the job runs and however many
+    workers run it. Owners no channel reaches and articles without an owner are returned.
     """
-    from tickets.outbox import enqueue_slack_message
+    from tickets.outbox import enqueue_email, enqueue_slack_message
 
     notices = OwnerNotices()
     by_owner: dict[str, list[StaleArticle]] = {}
@@ -138,14 +158,23 @@ def enqueue_review_reminders(
     with session_factory.begin() as session:
         for owner, items in by_owner.items():
             ids = [item.article_id for item in items]
-            if not is_slack_user(owner):
+            if is_slack_user(owner) and by_slack:
+                enqueue_slack_message(
+                    session,
+                    channel=owner,  # a user id: Slack delivers it as a DM from the app
+                    text=review_reminder(items),
+                    dedupe_key=_reminder_key(owner, today),
+                )
+            elif not is_slack_user(owner) and by_email:
+                enqueue_email(
+                    session,
+                    to=owner,  # front matter takes a Slack id or an email address
+                    subject=review_subject(items),
+                    body=review_reminder(items),
+                    dedupe_key=_reminder_key(owner, today),
+                )
+            else:
                 notices.not_reachable[owner] = ids
                 continue
-            enqueue_slack_message(
-                session,
-                channel=owner,  # a user id: Slack delivers it as a DM from the app
-                text=review_reminder(items),
-                dedupe_key=_reminder_key(owner, today),
-            )
             notices.notified[owner] = ids
     return notices

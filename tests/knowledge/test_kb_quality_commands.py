@@ -16,6 +16,7 @@ from tests.conftest import TEST_BOT_TOKEN, make_settings
 from tests.fake_slack import FakeSlackApi
 from tests.knowledge.editors import Editor, article_source, editor_script, write_kb
 from tests.knowledge.kb import article_text
+from tests.local_smtp import LocalSmtpServer
 
 
 @pytest.fixture
@@ -194,7 +195,10 @@ def test_stale_notify_messages_slack_owners_and_names_those_slack_cannot_reach(
     assert dm.args["channel"] == "U0NETWORK1"
     assert "vpn-connect" in dm.args["text"] and "2020-01-01" in dm.args["text"]
     assert "Sent U0NETWORK1 a Slack DM about vpn-connect" in result.stdout
-    assert "it-workplace@northwind.example is an email, not reachable by Slack" in result.output
+    assert (
+        "it-workplace@northwind.example cannot be reminded without mail (TIER0_SMTP_HOST)"
+        in result.output
+    )
     assert dm.args["metadata"]["event_payload"]["outbox_key"].startswith("kb-stale:U0NETWORK1:")
 
     # Through the outbox: once a day per owner, however often the command runs.
@@ -221,19 +225,45 @@ def test_stale_notify_reports_an_owner_slack_would_not_message(
     )
 
     assert result.exit_code == 2
-    assert "could not DM U0NETWORK1: Slack refused the message: invalid_auth" in result.output
+    assert "could not remind U0NETWORK1: Slack refused the message: invalid_auth" in result.output
     # The reminder went through the outbox: it stays owed, for the worker to retry.
     assert "still owed: the worker retries it" in result.output
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
-def test_stale_notify_without_slack_is_a_clear_error(editor: Editor) -> None:
+def test_stale_notify_without_slack_or_mail_is_a_clear_error(editor: Editor) -> None:
     make_stale(editor, "vpn-connect")
 
     result = editor.kb_command("stale", "--notify")
 
     assert result.exit_code == 2
-    assert "--notify needs Slack: set SLACK_BOT_TOKEN" in result.output
+    assert "--notify needs Slack (SLACK_BOT_TOKEN) or mail (TIER0_SMTP_HOST)" in result.output
+
+
+def test_stale_notify_mails_an_owner_given_as_an_email_address(editor: Editor) -> None:
+    make_stale(editor, "vpn-connect", "printer-jam")
+    smtp = LocalSmtpServer().start()
+    try:
+        mail = {
+            "TIER0_SMTP_HOST": "127.0.0.1",
+            "TIER0_SMTP_PORT": str(smtp.port),
+            "TIER0_SMTP_FROM": "it@northwind.test",
+        }
+        result = editor.kb_command("stale", "--notify", **mail)
+        again = editor.kb_command("stale", "--notify", **mail)
+        (reminder,) = smtp.wait_for(1)
+    finally:
+        smtp.stop()
+
+    assert result.exit_code == 0, result.output
+    assert reminder["To"] == "it-workplace@northwind.example"
+    assert reminder["Subject"] == "1 knowledge article(s) of yours past their review date"
+    body = reminder.get_content()
+    assert "printer-jam" in body and "2020-01-01" in body and "vpn-connect" not in body
+    assert "Sent it-workplace@northwind.example a mail about printer-jam" in result.stdout
+    # The Slack owner, with no Slack configured, is named for the editor to tell.
+    assert "U0NETWORK1 cannot be reminded without Slack (SLACK_BOT_TOKEN)" in result.output
+    assert again.exit_code == 0 and len(smtp.messages) == 1  # once a day per owner
 
 
 # -- the gap report -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""With Slack configured, the worker reminds owners of stale articles once a day each."""
+"""With Slack or mail configured, the worker reminds owners of stale articles once a day each."""
 
 from __future__ import annotations
 
@@ -56,7 +56,30 @@ def test_each_slack_owner_gets_one_reminder_a_day_through_the_outbox(tmp_path: P
     assert [m["channel"] for m in slack_messages(session_factory)] == ["U0NETWORK1"] * 2
 
 
-def test_the_worker_schedules_reminders_only_with_slack_and_an_own_knowledge_base(
+def test_with_mail_an_email_owner_gets_one_reminder_a_day_too(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "home",
+        TIER0_KB_DIR=str(overdue_kb(tmp_path / "kb")),
+        TIER0_SMTP_HOST="127.0.0.1",
+    )
+    session_factory = store(settings)
+    (job,) = stale_review_jobs(
+        settings, session_factory, clock=lambda: datetime(2026, 3, 2, tzinfo=UTC)
+    )
+
+    job.run()
+    job.run()
+
+    payloads = slack_messages(session_factory)
+    assert sorted(m.get("channel") or m["to"] for m in payloads) == [
+        "U0NETWORK1",
+        "it-workplace@northwind.example",
+    ]
+    (mail,) = [m for m in payloads if "to" in m]
+    assert "printer-jam" in mail["body"] and "vpn-connect" not in mail["body"]
+
+
+def test_the_worker_schedules_reminders_only_with_a_channel_and_an_own_knowledge_base(
     tmp_path: Path,
 ) -> None:
     kb = str(overdue_kb(tmp_path / "kb"))
@@ -69,5 +92,9 @@ def test_the_worker_schedules_reminders_only_with_slack_and_an_own_knowledge_bas
     assert "stale article reminders" in job_names(with_slack)
     no_slack = make_settings(tmp_path / "home", TIER0_KB_DIR=kb, SLACK_BOT_TOKEN="")
     assert "stale article reminders" not in job_names(no_slack)
+    mail_only = make_settings(
+        tmp_path / "home", TIER0_KB_DIR=kb, SLACK_BOT_TOKEN="", TIER0_SMTP_HOST="127.0.0.1"
+    )
+    assert "stale article reminders" in job_names(mail_only)
     sample_kb = make_settings(tmp_path / "home")
     assert "stale article reminders" not in job_names(sample_kb)
