@@ -7,7 +7,7 @@ import getpass
 import json
 import sys
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,7 @@ from rich.panel import Panel
 
 from bot import desk_cli, worker_cli
 from bot.assistant import Decision, IncomingMessage, Reply
+from bot.cli_errors import fail
 from bot.config import Settings
 from bot.kb_cli import register_kb_commands
 from bot.nlu_cli import nlu_app
@@ -38,12 +39,6 @@ register_kb_commands(kb_app)
 desk_cli.register(app)
 
 console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _build(dry_run: bool = False) -> Tier0:
@@ -58,13 +53,13 @@ def _build(dry_run: bool = False) -> Tier0:
     try:
         return build_tier0(settings, dry_run=dry_run)
     except (ArticleError, NluDataError, NluBackendError) as error:
-        _fail(str(error))
+        fail(str(error))
     except ArgumentError as error:
-        _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
+        fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
     except OperationalError as error:
         where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
         reason = str(error.orig or error).strip().splitlines()[0]
-        _fail(f"cannot open the ticket store at {where}: {reason}")
+        fail(f"cannot open the ticket store at {where}: {reason}")
 
 
 def reply_as_json(question: str, reply: Reply) -> dict[str, Any]:
@@ -148,7 +143,7 @@ def ask(
 ) -> None:
     """Ask one question (or many with --jsonl) and print the reply."""
     if not jsonl and question is None:
-        _fail('give a question, e.g. tier0 ask "how do I reset my password", or use --jsonl')
+        fail('give a question, e.g. tier0 ask "how do I reset my password", or use --jsonl')
     tier0 = _build(dry_run=dry_run)
 
     def answer(text: str) -> Reply:
@@ -181,7 +176,7 @@ def kb_build() -> None:
     try:
         index, rebuilt = build_knowledge(settings, shared_embedder())
     except ArticleError as error:
-        _fail(str(error))
+        fail(str(error))
     state = "rebuilt" if rebuilt else "already up to date"
     console.print(
         f"Index of {index.article_count} articles ({len(index.chunks)} passages) {state}: "
@@ -213,11 +208,11 @@ def serve(
 
     settings = Settings()
     if not settings.slack_bot_token:
-        _fail("SLACK_BOT_TOKEN is not set")
+        fail("SLACK_BOT_TOKEN is not set")
     if http and not settings.slack_signing_secret:
-        _fail("SLACK_SIGNING_SECRET is not set (needed to verify Slack's requests)")
+        fail("SLACK_SIGNING_SECRET is not set (needed to verify Slack's requests)")
     if not http and not settings.slack_app_token:
-        _fail("SLACK_APP_TOKEN is not set (needed for Socket Mode); or use --http")
+        fail("SLACK_APP_TOKEN is not set (needed for Socket Mode); or use --http")
     answers_here = not http or answer_processes == 0
     slack = _slack_service(settings, answer_events=answers_here)
     if answers_here:
@@ -265,7 +260,7 @@ def answer_events(
 
     settings = Settings()
     if not settings.slack_bot_token:
-        _fail("SLACK_BOT_TOKEN is not set")
+        fail("SLACK_BOT_TOKEN is not set")
     if exit_with is not None:
         # Beside `serve --http` on the same cores: its acknowledgements come first.
         with contextlib.suppress(AttributeError, OSError):
@@ -296,7 +291,7 @@ def _slack_service(settings: Settings, *, answer_events: bool) -> SlackService:
         return build_slack_service(tier0, answer_events=answer_events)
     except (BoltError, SlackApiError, OSError) as error:
         reason = getattr(error, "reason", None) or error
-        _fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
+        fail(f"cannot check SLACK_BOT_TOKEN with Slack at {settings.slack_api_url}: {reason}")
 
 
 def _stop_on_sigterm() -> None:

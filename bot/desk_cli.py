@@ -14,19 +14,19 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bot.cli_errors import fail, parse_period
 from bot.config import Settings
 
 console = Console()
-errors = Console(stderr=True)
 
 db_app = typer.Typer(help="The ticket store's schema and desk configuration.", no_args_is_help=True)
 ticket_app = typer.Typer(help="Work tickets.", no_args_is_help=True)
@@ -51,11 +51,6 @@ def _default_user() -> str:
     return os.environ.get("TIER0_USER") or getpass.getuser()
 
 
-def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
 @contextmanager
 def _store(*, migrate: bool = False) -> Iterator[Any]:
     """A session factory on the configured store; refuses an out-of-date schema."""
@@ -69,12 +64,12 @@ def _store(*, migrate: bool = False) -> Iterator[Any]:
     try:
         engine = create_store_engine(url)
     except ArgumentError as error:
-        _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
+        fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
     try:
         if not migrate:
             revision = current_revision(engine)
             if revision != _head_revision():
-                _fail(
+                fail(
                     f"the ticket store is at revision {revision or 'none'}, not "
                     f"{_head_revision()}: run `tier0 db upgrade` first"
                 )
@@ -82,7 +77,7 @@ def _store(*, migrate: bool = False) -> Iterator[Any]:
     except OperationalError as error:
         where = make_url(url).render_as_string(hide_password=True)
         reason = str(error.orig or error).strip().splitlines()[0]
-        _fail(f"cannot open the ticket store at {where}: {reason}")
+        fail(f"cannot open the ticket store at {where}: {reason}")
     finally:
         engine.dispose()
 
@@ -103,9 +98,9 @@ def _run(action: Callable[[], T]) -> T:
     try:
         return action()
     except TicketError as error:
-        _fail(error.message)
+        fail(error.message)
     except (DeskConfigError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def _services(session_factory: Any) -> tuple[Any, Any]:
@@ -154,7 +149,7 @@ def db_downgrade(
     from tickets.db import current_revision, downgrade_schema
 
     if not yes:
-        _fail("downgrading drops the tables (and data) of later revisions; add --yes to go on")
+        fail("downgrading drops the tables (and data) of later revisions; add --yes to go on")
     with _store(migrate=True) as (engine, _):
         before = current_revision(engine)
         _run(lambda: downgrade_schema(engine, revision))
@@ -222,7 +217,7 @@ def _require_admin_once_there_is_one(directory: Any, acting: str) -> None:
     # The very first admin has to come from somewhere: whoever runs the CLI on the
     # server, while the store has no admin yet.
     if admins and acting not in {u.handle for u in admins}:
-        _fail("only admins change people's roles and teams")
+        fail("only admins change people's roles and teams")
 
 
 @user_app.command("list")
@@ -582,7 +577,7 @@ def catalog_request(
     for pair in field or []:
         match = _FIELD.fullmatch(pair)
         if match is None:
-            _fail(f"--field takes name=value, not {pair!r}")
+            fail(f"--field takes name=value, not {pair!r}")
         answers[match.group(1)] = match.group(2)
     with _store() as (_, session_factory):
         _, catalog = _services(session_factory)
@@ -706,7 +701,7 @@ def _instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        _fail(f"{text!r} is not a date and time like 2026-12-01T20:00")
+        fail(f"{text!r} is not a date and time like 2026-12-01T20:00")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -725,23 +720,6 @@ def sla_check() -> None:
     console.print(f"{len(alerts)} alerts")
 
 
-_PERIOD = re.compile(r"(\d{1,4})([dwh])")
-
-
-def _since(text: str) -> timedelta:
-    match = _PERIOD.fullmatch(text.strip().lower())
-    if match is None:
-        _fail(f"--since takes a period like 30d, 8w or 12h, not {text!r}")
-    amount, unit = int(match.group(1)), match.group(2)
-    if amount == 0:
-        _fail("--since must be longer than zero")
-    return {
-        "d": timedelta(days=amount),
-        "w": timedelta(weeks=amount),
-        "h": timedelta(hours=amount),
-    }[unit]
-
-
 def report(
     since: Annotated[str, typer.Option(help="How far back: 30d, 8w, 12h.")] = "30d",
     by: Annotated[str, typer.Option(help="Group by: none, team, category or week.")] = "none",
@@ -754,9 +732,9 @@ def report(
     try:
         group_by = GroupBy(by.strip().lower())
     except ValueError:
-        _fail(f"--by takes none, team, category or week, not {by!r}")
+        fail(f"--by takes none, team, category or week, not {by!r}")
     until = datetime.now(UTC)
-    start = until - _since(since)
+    start = until - parse_period(since)
     with _store() as (_, session_factory):
         result = _run(
             lambda: desk_report(session_factory, since=start, until=until, group_by=group_by)
@@ -824,7 +802,7 @@ def export_user(
     try:
         out.write_text(text + "\n", encoding="utf-8")
     except OSError as error:
-        _fail(f"cannot write {out}: {error.strerror}")
+        fail(f"cannot write {out}: {error.strerror}")
     console.print(f"wrote {out}")
 
 

@@ -12,7 +12,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +27,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from bot.cli_errors import ERROR_EXIT_CODE, errors, fail, parse_period, warn
 from bot.config import BUNDLED_KB_DIR, Settings
 from knowledge.articles import Article, ArticleError, load_articles, parse_article
 
@@ -41,12 +41,10 @@ if TYPE_CHECKING:
     from nlu.embedding import Embedder
 
 console = Console(soft_wrap=True)  # paths and ids stay whole on one line
-errors = Console(stderr=True)
 
 # `kb check` found a golden question answered by the wrong article (or by none).
 REGRESSION_EXIT_CODE = 1
 # Bad input or configuration: the command did nothing.
-ERROR_EXIT_CODE = 2
 
 AuthorOption = Annotated[
     str, typer.Option("--author", help="Who made the change (kept with each version).")
@@ -61,15 +59,6 @@ SyncAuthorOption = Annotated[
 ]
 CURRENT_USER = getpass.getuser()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=ERROR_EXIT_CODE)
-
-
-def warn(message: str) -> None:
-    errors.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def print_json(value: Any) -> None:
@@ -675,7 +664,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
         from knowledge.gaps import cluster_gaps, unsettled_questions
         from tickets.models import utc_now
 
-        window = parse_since(since)
+        window = parse_period(since)
         settings = Settings()
         questions = unsettled_questions(open_store(settings), utc_now() - window)
         gaps = []
@@ -718,20 +707,6 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                 escape(", ".join(gap.missing_words) or "-"),
             )
         console.print(table)
-
-
-_SINCE = re.compile(r"^\s*(\d{1,5})\s*([hdw])\s*$", re.IGNORECASE)
-
-
-def parse_since(text: str) -> dt.timedelta:
-    match = _SINCE.match(text)
-    if match is None:
-        fail(f"--since {text!r}: write a number and h, d or w, e.g. 7d")
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    if amount == 0:
-        # An empty window would always report "nothing escalated", which reads as good news.
-        fail(f"--since {text!r}: the window must be at least 1h")
-    return dt.timedelta(hours=amount) * {"h": 1, "d": 24, "w": 24 * 7}[unit]
 
 
 # -- the editor -----------------------------------------------------------------------

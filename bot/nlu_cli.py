@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bot.cli_errors import errors, fail
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -21,17 +22,11 @@ if TYPE_CHECKING:
 
 nlu_app = typer.Typer(help="Intent and entity understanding.", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
 
 DataOption = Annotated[
     list[Path] | None,
     typer.Option("--data", help="NLU YAML file or folder (repeat for several)."),
 ]
-
-
-def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _load(paths: list[Path] | None, settings: Settings) -> TrainingData:
@@ -40,7 +35,7 @@ def _load(paths: list[Path] | None, settings: Settings) -> TrainingData:
     try:
         data = load_training_data(paths or [settings.nlu_data or BUNDLED_NLU_DATA])
     except NluDataError as error:
-        _fail(str(error))
+        fail(str(error))
     for note in data.notes:
         errors.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     return data
@@ -58,7 +53,7 @@ def _interpreter(settings: Settings, data: TrainingData) -> Interpreter:
         # With TIER0_NLU_BACKEND=rasa, parse shows what the running Rasa server reads.
         return choose_interpreter(settings, builtin)
     except NluBackendError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @nlu_app.command("train")
@@ -99,10 +94,10 @@ def nlu_train(
 ) -> None:
     """Train the intent model and entity tagger (only if their training data changed)."""
     if backend not in {"builtin", "rasa"}:
-        _fail(f"--backend must be builtin or rasa, not {backend!r}")
+        fail(f"--backend must be builtin or rasa, not {backend!r}")
     if backend == "rasa":
         if min_out_of_scope_recall is not None or validation or adapt_layers:
-            _fail(
+            fail(
                 "--min-out-of-scope-recall, --validation and --adapt-layers are for "
                 "--backend builtin"
             )
@@ -111,12 +106,12 @@ def nlu_train(
         train_with_rasa(data, epochs=epochs, force=force)
         return
     if min_out_of_scope_recall is not None and not 0.0 < min_out_of_scope_recall <= 1.0:
-        _fail(
+        fail(
             f"--min-out-of-scope-recall is a share between 0 and 1 (such as 0.7), "
             f"not {min_out_of_scope_recall:g}"
         )
     if adapt_layers not in (0, 1, 2):
-        _fail(f"--adapt-layers is 0, 1 or 2, not {adapt_layers}")
+        fail(f"--adapt-layers is 0, 1 or 2, not {adapt_layers}")
     from bot.runtime import embedder_name, entity_extractor
     from nlu.classifier import (
         OUT_OF_SCOPE_INTENTS,
@@ -133,7 +128,7 @@ def nlu_train(
     if min_out_of_scope_recall is not None and not set(OUT_OF_SCOPE_INTENTS) & set(
         training.intents
     ):
-        _fail(
+        fail(
             "--min-out-of-scope-recall needs out-of-scope examples: the training data has "
             f"no {' or '.join(OUT_OF_SCOPE_INTENTS)} intent"
         )
@@ -141,7 +136,7 @@ def nlu_train(
     if held_back is not None:
         unknown = sorted(set(held_back.intents) - set(training.intents))
         if unknown:
-            _fail(f"the --validation examples have intents the training data lacks: {unknown}")
+            fail(f"the --validation examples have intents the training data lacks: {unknown}")
     config = ClassifierConfig(
         min_out_of_scope_recall=min_out_of_scope_recall,
         adapt_last_layer=adapt_layers > 0,
@@ -199,7 +194,7 @@ def nlu_parse(
 ) -> None:
     """Print what a message means, as JSON shaped like Rasa's /model/parse."""
     if not text.strip():
-        _fail("the message is empty: give the text to interpret")
+        fail("the message is empty: give the text to interpret")
     settings = Settings()
     interpreter = _interpreter(settings, _load(data, settings))
     sys.stdout.write(json.dumps(interpreter.parse(text), indent=2, ensure_ascii=False) + "\n")
@@ -234,9 +229,9 @@ def nlu_eval(
     from nlu.tagger import MIN_ANNOTATED_EXAMPLES, EntityTagger, annotated_examples
 
     if (test is None) == (cross_validation is None):
-        _fail("give either --test TEST or --cross-validation K")
+        fail("give either --test TEST or --cross-validation K")
     if cross_validation is not None and cross_validation < 2:
-        _fail("--cross-validation needs at least 2 folds")
+        fail("--cross-validation needs at least 2 folds")
     settings = Settings()
     training = _load(data, settings)
     embedder = shared_embedder()
@@ -290,7 +285,7 @@ def nlu_eval(
     try:
         report.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     except OSError as error:
-        _fail(f"cannot write the report to {report}: {error.strerror}")
+        fail(f"cannot write the report to {report}: {error.strerror}")
     console.print(f"Report written to {report}")
 
 

@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from bot.cli_errors import fail
 from bot.config import Settings
 
 actions_app = typer.Typer(help="Rasa custom actions backed by tier0.", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
 
 DEFAULT_RASA_PORT = 5005
 
 
-def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
 def _port(port: int) -> int:
     if not 1 <= port <= 65535:
-        _fail(f"--port must be between 1 and 65535, not {port}")
+        fail(f"--port must be between 1 and 65535, not {port}")
     return port
 
 
@@ -40,7 +34,7 @@ def train_with_rasa(data: list[Path] | None, epochs: int, force: bool) -> None:
     from nlu.training_data import BUNDLED_NLU_DATA, NluDataError
 
     if epochs < 1:
-        _fail(f"--epochs must be at least 1, not {epochs}")
+        fail(f"--epochs must be at least 1, not {epochs}")
     settings = Settings()
     sources = data or [settings.nlu_data or BUNDLED_NLU_DATA]
     try:
@@ -49,7 +43,7 @@ def train_with_rasa(data: list[Path] | None, epochs: int, force: bool) -> None:
         console.print(f"Training Rasa NLU (DIET, {epochs} epochs) from {shown} …")
         model = train(project, force=force)
     except (NluDataError, RasaError) as error:
-        _fail(str(error))
+        fail(str(error))
     if model.trained:
         console.print(
             f"Rasa model {model.fingerprint} trained in {model.seconds:.0f} s: {model.path}"
@@ -70,11 +64,11 @@ def rasa_serve(
     settings = Settings()
     model = model or RasaProject(settings.rasa_dir).model_path
     if not model.is_file():
-        _fail(f"no Rasa model at {model}: run `tier0 nlu train --backend rasa` first")
+        fail(f"no Rasa model at {model}: run `tier0 nlu train --backend rasa` first")
     try:
         command = serve_command(model, port=_port(port))
     except RasaError as error:
-        _fail(str(error))
+        fail(str(error))
     console.print(f"Rasa serving {model} at http://127.0.0.1:{port}/model/parse")
     # Rasa takes this process over, so Ctrl-C and a supervisor's signals reach it directly.
     os.execve(command[0], command, rasa_environment())
@@ -97,11 +91,11 @@ def actions_serve(
     try:
         serve_actions(settings, port=_port(port), host=host, announce=console.print)
     except ArticleError as error:
-        _fail(str(error))
+        fail(str(error))
     except ArgumentError as error:
-        _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
+        fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
     except OperationalError as error:
         reason = str(error.orig or error).strip().splitlines()[0]
-        _fail(f"cannot open the ticket store: {reason}")
+        fail(f"cannot open the ticket store: {reason}")
     except OSError as error:
-        _fail(f"cannot serve on port {port}: {error.strerror or error}")
+        fail(f"cannot serve on port {port}: {error.strerror or error}")

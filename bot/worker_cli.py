@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import threading
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,16 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.cli_errors import fail
 from bot.config import Settings
 
 console = Console()
 outbox_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
-
-
-def _fail(message: str) -> NoReturn:
-    from bot.cli import _fail as fail
-
-    fail(message)
 
 
 def load_settings() -> Settings:
@@ -37,7 +32,7 @@ def load_settings() -> Settings:
             f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
             for problem in error.errors()
         )
-        _fail(f"invalid setting: {problems}")
+        fail(f"invalid setting: {problems}")
 
 
 def open_store(settings: Settings) -> sessionmaker[Session]:
@@ -51,11 +46,11 @@ def open_store(settings: Settings) -> sessionmaker[Session]:
         engine = create_store_engine(settings.resolved_database_url)
         upgrade_schema(engine)
     except ArgumentError as error:
-        _fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
+        fail(f"TIER0_DATABASE_URL is not a database URL: {error}")
     except OperationalError as error:
         where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
         reason = str(error.orig or error).strip().splitlines()[0]
-        _fail(f"cannot open the ticket store at {where}: {reason}")
+        fail(f"cannot open the ticket store at {where}: {reason}")
     return make_session_factory(engine)
 
 
@@ -100,7 +95,7 @@ def mail(
     settings = load_settings()
     listen_port = port if port is not None else settings.mail_port
     if not 0 < listen_port < 65536:
-        _fail(f"--port must be between 1 and 65535, not {listen_port}")
+        fail(f"--port must be between 1 and 65535, not {listen_port}")
     listen_host = host or settings.mail_host
     server = make_mail_server(
         mail_desk(settings, open_store(settings)).receive,
@@ -111,7 +106,7 @@ def mail(
     try:
         server.start()
     except (OSError, RuntimeError) as error:
-        _fail(f"cannot listen for mail on {listen_host}:{listen_port}: {error}")
+        fail(f"cannot listen for mail on {listen_host}:{listen_port}: {error}")
     console.print(f"tier0 receiving mail on {listen_host}:{listen_port} (Ctrl-C stops)")
     stopping = threading.Event()
     _stop_on_sigterm(stopping)

@@ -339,11 +339,11 @@ def test_gaps_with_nothing_escalated_and_with_a_bad_window(editor: Editor) -> No
 
     bad = editor.kb_command("gaps", "--since", "last week")
     assert bad.exit_code == 2
-    assert "write a number and h, d or w" in bad.output
+    assert "--since takes a period like 30d, 8w or 12h" in bad.output
 
     empty = editor.kb_command("gaps", "--since", "0d")
     assert empty.exit_code == 2
-    assert "the window must be at least 1h" in empty.output
+    assert "the period must be at least 1h" in empty.output
 
 
 def test_gaps_count_general_tickets_opened_outside_a_conversation_but_not_requests(
