@@ -482,13 +482,23 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
         sync_folder(settings, author)
 
     @kb_app.command("stats")
-    def kb_stats(as_json: JsonOption = False) -> None:
+    def kb_stats(
+        as_json: JsonOption = False,
+        since: Annotated[
+            str | None,
+            typer.Option(help="Only what happened in the last period: 7d, 4w, 12h (all time)."),
+        ] = None,
+    ) -> None:
         """Per article: how often shown, helpful / not helpful, tickets opened after it,
         and failures (conversations it did not settle: "Still need help" or a ticket)."""
         from knowledge.feedback import ArticleFeedbackLog, ArticleStats
+        from tickets.models import utc_now
 
+        window = parse_period(since) if since is not None else None
         settings = Settings()
-        counts = ArticleFeedbackLog(open_store(settings)).stats()
+        counts = ArticleFeedbackLog(open_store(settings)).stats(
+            utc_now() - window if window is not None else None
+        )
         titles = {article.id: article.title for article in folder_articles(settings)}
         ids = list(titles) + sorted(set(counts) - set(titles))
         rows = [counts.get(article_id, ArticleStats(article_id)) for article_id in ids]
@@ -510,7 +520,7 @@ def register_kb_commands(kb_app: typer.Typer) -> None:
                 ]
             )
             return
-        table = Table(title="article feedback")
+        table = Table(title=f"article feedback, {f'the last {since}' if since else 'all time'}")
         table.add_column("id")
         table.add_column("title")
         for column in ("shown", "helpful", "not helpful", "helpful %", "tickets", "failures"):

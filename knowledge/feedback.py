@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.records import ArticleFeedback, FeedbackKind
@@ -85,13 +85,15 @@ class ArticleFeedbackLog:
                     )
                 )
 
-    def stats(self) -> dict[str, ArticleStats]:
-        """Counts per article id, for every article that has any."""
+    def stats(self, since: datetime | None = None) -> dict[str, ArticleStats]:
+        """Counts per article id, for every article that has any (since `since`, when
+        given: how an article does after an edit)."""
         counts: dict[str, dict[str, int]] = {}
+        recent = ArticleFeedback.created_at >= since if since is not None else true()
         with self._session_factory.begin() as session:
             rows = session.execute(
                 select(ArticleFeedback.article_id, ArticleFeedback.kind, func.count())
-                .where(ArticleFeedback.article_id.is_not(None))
+                .where(ArticleFeedback.article_id.is_not(None), recent)
                 .group_by(ArticleFeedback.article_id, ArticleFeedback.kind)
             ).all()
             failed = session.execute(
@@ -104,6 +106,7 @@ class ArticleFeedbackLog:
                     ArticleFeedback.kind.in_(
                         [FeedbackKind.NOT_HELPFUL.value, FeedbackKind.TICKET.value]
                     ),
+                    recent,
                 )
                 .group_by(ArticleFeedback.article_id)
             ).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,15 @@ import pytest
 from bot.assistant import IncomingMessage
 from bot.config import Settings
 from bot.runtime import build_tier0
+from knowledge.feedback import ArticleFeedbackLog
+from knowledge.records import FeedbackKind
 from nlu.embedding import SentenceEmbedder
 from tests.conftest import TEST_BOT_TOKEN, make_settings
 from tests.fake_slack import FakeSlackApi
 from tests.knowledge.editors import Editor, article_source, editor_script, write_kb
 from tests.knowledge.kb import article_text
 from tests.local_smtp import LocalSmtpServer
+from tickets.models import utc_now
 
 
 @pytest.fixture
@@ -116,6 +120,32 @@ def test_stats_count_shown_helpful_unhelpful_and_tickets_per_article(
     assert rows["printer-jam"]["shown"] == 0
     table = editor.kb_command("stats")
     assert "vpn-connect" in table.stdout and "67%" in table.stdout
+
+
+def test_stats_since_a_period_count_only_what_happened_in_it(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    tier0 = build_tier0(make_settings(editor.home, TIER0_KB_DIR=str(editor.kb)), embedder)
+    before_the_edit = ArticleFeedbackLog(
+        tier0.tickets.session_factory, clock=lambda: utc_now() - timedelta(days=10)
+    )
+    before_the_edit.record(FeedbackKind.SHOWN, ["vpn-connect"], conversation_key="c1")
+    before_the_edit.record(FeedbackKind.NOT_HELPFUL, ["vpn-connect"], conversation_key="c1")
+    tier0.assistant.respond(
+        IncomingMessage("console:ann:1", "ann", "how do I connect to the vpn from home")
+    )
+    tier0.assistant.respond(IncomingMessage("console:ann:1", "ann", "yes that worked"))
+
+    recent = editor.kb_command("stats", "--since", "7d", "--json")
+    ever = editor.kb_command("stats", "--json")
+
+    assert recent.exit_code == 0, recent.output
+    vpn = next(row for row in json.loads(recent.stdout) if row["id"] == "vpn-connect")
+    assert (vpn["shown"], vpn["helpful"], vpn["not_helpful"], vpn["failures"]) == (1, 1, 0, 0)
+    vpn = next(row for row in json.loads(ever.stdout) if row["id"] == "vpn-connect")
+    assert (vpn["shown"], vpn["helpful"], vpn["not_helpful"], vpn["failures"]) == (2, 1, 1, 1)
+    assert "the last 7d" in editor.kb_command("stats", "--since", "7d").stdout
+    assert editor.kb_command("stats", "--since", "0d").exit_code == 2
 
 
 def test_did_this_help_counts_for_the_cited_article_not_the_related_links(
