@@ -106,11 +106,16 @@ class SearchHit:
 # -- passages shown -----------------------------------------------------------------------
 
 
+# Between sentences, or at a line break; not after "4." opening a numbered list item, which
+# would part the item from its number (and a list shown from there is no list).
+_UNIT_BREAK = re.compile(r"(?<=[.!?])(?<!^\d\.)(?<!^\d\d\.)[ \t]+|\n+", re.MULTILINE)
+
+
 def _units(text: str) -> list[str]:
     """Sentences and lines, in order, with their trailing whitespace (they join back)."""
     units: list[str] = []
     position = 0
-    for match in re.finditer(r"(?<=[.!?])[ \t]+|\n+", text):
+    for match in _UNIT_BREAK.finditer(text):
         units.append(text[position : match.end()])
         position = match.end()
     if position < len(text):
@@ -148,7 +153,9 @@ def best_passage(text: str, query_terms: Sequence[str] = (), limit: int = PASSAG
     if len(shown) > limit:
         cut = shown[:limit]
         shown = cut[: cut.rfind(" ")] if cut.rfind(" ") > limit // 2 else cut
-    prefix = "… " if best_start > 0 else ""
+    # Shown from the start of a line (a list item, a paragraph), the "…" goes on a line of
+    # its own, so that Markdown still reads the block (a list item after text is no item).
+    prefix = "" if best_start == 0 else "…\n" if units[best_start - 1].endswith("\n") else "… "
     suffix = " …" if best_end < len(units) or len(shown) < len("".join(units[best_start:])) else ""
     return f"{prefix}{shown.rstrip()}{suffix}"
 

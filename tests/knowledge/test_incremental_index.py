@@ -269,6 +269,30 @@ def test_the_passage_shown_is_the_part_that_answers() -> None:
     assert len(passage) <= index_module.PASSAGE_CHARS + 4
 
 
+def test_a_list_shown_from_one_of_its_items_stays_a_list() -> None:
+    steps = [
+        "1. From any device, open the reset page in a browser and wait for it to load fully.",
+        "2. Enter your work email address and complete the captcha shown under it.",
+        "3. Approve the verification request in the authenticator app on your phone.",
+        "4. Choose a new password of at least fourteen characters, not one used before.",
+        "5. Sign in again on your laptop first while connected to the office network.",
+        "6. Update the password on your phone when the mail app prompts you for it.",
+        "7. If the captcha never shows, post in the help channel with a screenshot.",
+        "8. Never send your password to anyone, including the service desk itself.",
+    ]
+    text = "\n".join(steps)
+
+    first = best_passage(text, tokenize("open the reset page from any device"))
+    later = best_passage(text, tokenize("new password characters laptop network phone"))
+
+    # From the first item: the whole items, each on its own line with its number.
+    assert first.startswith("1. From any device") and "\n2. Enter your work email" in first
+    # From a later one: the "…" on a line of its own, so the items stay a list.
+    head, *items = later.split("\n")
+    assert head == "…" and items[0] != steps[0]
+    assert items == steps[steps.index(items[0]) : steps.index(items[0]) + len(items)]
+
+
 def test_an_index_from_disk_updates_with_the_embedder_it_was_loaded_with(
     tmp_path: Path,
 ) -> None:
