@@ -206,6 +206,19 @@ def _record_feedback(
         logger.exception("could not record %s feedback for %s", kind, _conversation_key(tracker))
 
 
+def _question_shown(tracker: Tracker, article_id: str) -> str:
+    """The question the article was shown for in this conversation (the user's message
+    now is their "yes" or "no"); "" if the store cannot say."""
+    feedback = services().feedback
+    if feedback is None:
+        return ""
+    try:
+        return feedback.question_shown(_conversation_key(tracker), article_id)
+    except Exception:
+        logger.exception("could not read the question %s was shown for", article_id)
+        return ""
+
+
 def _ticket_opened_text(ticket: TicketView) -> str:
     return (
         f"I've opened ticket {ticket.number} for the IT team: “{ticket.title}”. "
@@ -287,13 +300,7 @@ class _ArticleVerdict(_DeskAction):
         if tracker.get_slot(VERDICT_SLOT):
             return []  # this answer was judged already (a second click, a retry)
         kind = FeedbackKind.HELPFUL if self.helped else FeedbackKind.NOT_HELPFUL
-        feedback = services().feedback
-        # The question is the one the article was shown for (the user's message now is
-        # their "yes" or "no").
-        question = (
-            feedback.question_shown(_conversation_key(tracker), article_id) if feedback else ""
-        )
-        _record_feedback(kind, [article_id], tracker, question)
+        _record_feedback(kind, [article_id], tracker, _question_shown(tracker, article_id))
         return [SlotSet(VERDICT_SLOT, kind.value)]
 
 
