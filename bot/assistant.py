@@ -183,6 +183,7 @@ class Assistant:
         calibration: AnswerCalibration | None = None,
         catalog: Callable[[], Sequence[CatalogItemView]] | None = None,
         title_meanings: TitleMeanings | None = None,
+        agents: frozenset[str] = frozenset(),
     ) -> None:
         self.interpreter = interpreter
         self.knowledge = knowledge
@@ -209,6 +210,8 @@ class Assistant:
         self.catalog = catalog
         # The articles' titles, embedded once, for the re-rank of the best few hits.
         self.title_meanings = title_meanings
+        # The IT agents (TIER0_AGENTS): only they get internal articles (audience: agents).
+        self.agents = agents
 
     # -- the conversation ---------------------------------------------------------------
 
@@ -296,7 +299,9 @@ class Assistant:
             )
         if intent in TICKET_INTENTS:
             state.category = TICKET_INTENTS[intent]
-        outcome, hits = self._choose(intent, understanding, forced_ticket)
+        outcome, hits = self._choose(
+            intent, understanding, forced_ticket, include_internal=message.requester in self.agents
+        )
         if outcome is Outcome.TICKET:
             if not state.question and intent not in {"open_ticket", "talk_to_human"}:
                 state.question = text
@@ -327,52 +332,72 @@ class Assistant:
 
     def search_knowledge(self, question: str, limit: int = 3) -> tuple[SearchHit, ...]:
         """The articles this assistant finds for a question, best first, exactly as it
-        searches when answering (for editors' checks: golden questions, gaps)."""
+        searches when answering (for editors' checks: golden questions, gaps), internal
+        articles included."""
         understanding = self.interpreter.understand(question[:MAX_MESSAGE_CHARS])
         return self.search_understood(understanding, limit)
 
     def search_understood(
-        self, understanding: Understanding, limit: int = 3
+        self, understanding: Understanding, limit: int = 3, *, include_internal: bool = True
     ) -> tuple[SearchHit, ...]:
-        """The articles for a message already understood, best first, as when answering."""
+        """The articles for a message already understood, best first, as when answering;
+        without `include_internal`, as an employee (not an agent) is answered."""
         # Hybrid: the meaning (dense) and the words, with the synonyms' canonical
         # spellings added, so "2fa" finds an article that only says "MFA".
         query_text = expand_query(understanding.text, understanding.normalized_text)
         if self.knowledge.text_mode is not RetrievalMode.HYBRID:  # evaluations of one signal
-            hits = self.knowledge.search(understanding.vector, limit, query_text=query_text)
+            hits = self.knowledge.search(
+                understanding.vector,
+                limit,
+                query_text=query_text,
+                include_internal=include_internal,
+            )
             return tuple(self.knowledge.with_coverage(hits, query_text))
         # Then the titles of the best few have their say, by their words and their
         # meaning (knowledge/ranking.py).
         hits = self.knowledge.search(
-            understanding.vector, max(limit, RERANK_DEPTH), query_text=query_text
+            understanding.vector,
+            max(limit, RERANK_DEPTH),
+            query_text=query_text,
+            include_internal=include_internal,
         )
         reranked = rerank(hits, query_text, understanding.vector, self.title_meanings)
         # Whether each article found covers the question's words: the decision weighs it.
         return tuple(self.knowledge.with_coverage(reranked[:limit], query_text))
 
-    def knowledge_decision(self, question: str) -> tuple[Outcome, tuple[SearchHit, ...]]:
+    def knowledge_decision(
+        self, question: str, requester: str = ""
+    ) -> tuple[Outcome, tuple[SearchHit, ...]]:
         """What `respond` decides for a question put to the knowledge base, without the
         conversation around it: answer with the best article, escalate (no article
         fits), or a ticket (a person has to act), with the hits searched. The same
         search, re-rank and calibrated model; the same rules for a message that asks for
-        a ticket in so many words or reports an outage. For front ends that keep their
-        own dialogue, such as Rasa's action_search_knowledge."""
+        a ticket in so many words or reports an outage; internal articles for agents only.
+        For front ends that keep their own dialogue, such as Rasa's
+        action_search_knowledge."""
         text = redact_secrets(question).strip()[:MAX_MESSAGE_CHARS]
         understanding = self.interpreter.understand(text)
         intent = understanding.intent.name
         forced_ticket = intent in SEARCH_INTENTS and bool(
             _asks_for_a_ticket(text) or _reports_an_outage(text)
         )
-        return self._choose(intent, understanding, forced_ticket)
+        return self._choose(
+            intent, understanding, forced_ticket, include_internal=requester in self.agents
+        )
 
     def _choose(
-        self, intent: str, understanding: Understanding, forced_ticket: bool
+        self,
+        intent: str,
+        understanding: Understanding,
+        forced_ticket: bool,
+        *,
+        include_internal: bool,
     ) -> tuple[Outcome, tuple[SearchHit, ...]]:
         """Answer with the best article, escalate (offer a ticket), or open a ticket; with
         the hits searched, if any."""
         if forced_ticket:
             return Outcome.TICKET, ()
-        hits = self.search_understood(understanding)
+        hits = self.search_understood(understanding, include_internal=include_internal)
         calibration = self._current_calibration()
         if calibration is not None:
             # The calibrated model weighs the intents, the wording and the search together:

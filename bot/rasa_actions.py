@@ -257,7 +257,8 @@ class ActionSearchKnowledge(_DeskAction):
             return [SlotSet(ARTICLE_SLOT, None)]
         # Searched, ranked and decided as tier0's own assistant decides: the calibrated
         # model weighs the scores, the intents and the wording together.
-        outcome, hits = desk.assistant.knowledge_decision(question)
+        # Internal articles (audience: agents) only for a sender who is an IT agent.
+        outcome, hits = desk.assistant.knowledge_decision(question, _requester(tracker))
         if outcome is Outcome.TICKET:
             dispatcher.utter_message(
                 text="This needs someone from the IT team rather than an article. "

@@ -220,5 +220,6 @@ def build_tier0(
         calibration=answer_calibration(knowledge),
         catalog=CatalogService(tickets).items,
         title_meanings=load_title_meanings(settings, embedder),
+        agents=settings.agent_ids,
     )
     return Tier0(settings, assistant, tickets, session_factory, knowledge, classifier, rebuilt)

@@ -16,6 +16,13 @@ REQUIRED_FIELDS = ("id", "title")
 STATUSES = ("draft", "published", "retired")
 # An article without a status was written before statuses existed: it is live.
 DEFAULT_STATUS = "published"
+# Who an article answers. Everyone (the default), or only the IT agents (TIER0_AGENTS):
+# internal notes, runbooks, workarounds not for employees. Other groups ("managers") are
+# refused rather than shown to everyone: tier0 cannot tell who belongs to them.
+EVERYONE_AUDIENCES = ("everyone", "all", "employees", "staff")
+AGENT_AUDIENCES = ("agents", "it", "it-staff", "internal")
+# Starts the fingerprint of an internal article (Article.fingerprint, is_internal_fingerprint).
+INTERNAL_MARK = "agents:"
 # Far beyond any real help article (the longest sample one is ~2k characters); a file this
 # big is an export gone wrong or a pasted log, and would drown search in one article.
 MAX_ARTICLE_CHARS = 500_000
@@ -42,7 +49,7 @@ class Article:
     updated: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     status: str = DEFAULT_STATUS
-    audience: str | None = None
+    audience: str = EVERYONE_AUDIENCES[0]
     review_by: str | None = None  # ISO date after which the owner should review it
     questions: tuple[str, ...] = ()  # golden questions this article must answer first
     url: str | None = None  # where employees read the whole article (intranet, wiki)
@@ -50,8 +57,16 @@ class Article:
     source: str = field(default="", compare=False, hash=False, repr=False)
 
     @property
+    def internal(self) -> bool:
+        """Only the IT agents get it as an answer (`audience: agents`)."""
+        return self.audience in AGENT_AUDIENCES
+
+    @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(f"{self.id}\n{self.title}\n{self.body}".encode()).hexdigest()[:16]
+        """What the search index holds of the article: its text, and (marked, so the index
+        can tell without the file) whether it is internal."""
+        digest = hashlib.sha256(f"{self.id}\n{self.title}\n{self.body}".encode()).hexdigest()[:16]
+        return f"{INTERNAL_MARK}{digest}" if self.internal else digest
 
     @property
     def content_hash(self) -> str:
@@ -118,12 +133,26 @@ def parse_article(text: str, path: Path) -> Article:
         updated=updated,
         meta=meta,
         status=status,
-        audience=_text_field(meta, "audience", path),
+        audience=_audience(meta, path),
         review_by=_date_field(meta, "review_by", path),
         questions=_questions(meta, path),
         url=_url_field(meta, path),
         source=text.strip() + "\n",
     )
+
+
+def is_internal_fingerprint(fingerprint: str) -> bool:
+    return fingerprint.startswith(INTERNAL_MARK)
+
+
+def _audience(meta: dict[str, Any], path: Path) -> str:
+    audience = (_text_field(meta, "audience", path) or EVERYONE_AUDIENCES[0]).lower()
+    if audience not in EVERYONE_AUDIENCES + AGENT_AUDIENCES:
+        raise ArticleError(
+            f"{path}: audience {audience!r} is not one tier0 can check: write everyone, or "
+            "agents for an article only the IT agents get as an answer"
+        )
+    return audience
 
 
 def _owner(meta: dict[str, Any], path: Path) -> str | None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from knowledge.answerability import AnswerCalibration, load_calibration
-from knowledge.articles import Article
+from knowledge.articles import Article, is_internal_fingerprint
 from knowledge.chunking import Chunk, chunk_article
 from knowledge.lexical import K1, CorpusStats, LexicalSegment, content_words_and_terms, tokenize
 from knowledge.passages import ArticleRows, PassageTable, mapped_array
@@ -680,6 +681,15 @@ class _Snapshot:
     stats: CorpusStats
     dead_mask: npt.NDArray[np.bool_] = field(compare=False)
 
+    @cached_property
+    def internal(self) -> frozenset[str]:
+        """The articles only the IT agents get as answers (audience: agents)."""
+        return frozenset(
+            article_id
+            for article_id, fingerprint in self.fingerprints.items()
+            if is_internal_fingerprint(fingerprint)
+        )
+
     def live_chunks(self) -> list[Chunk]:
         kept = [c for row, c in enumerate(self.base.chunks) if row not in self.retired_rows]
         return kept + list(self.delta.chunks)
@@ -968,6 +978,11 @@ class KnowledgeIndex:
     def titles(self) -> dict[str, str]:
         return {chunk.article_id: chunk.article_title for chunk in self.chunks}
 
+    @property
+    def internal_articles(self) -> frozenset[str]:
+        """The articles only the IT agents get (audience: agents)."""
+        return self._snapshot.internal
+
     # -- searching ----------------------------------------------------------------------
 
     def search(
@@ -977,11 +992,13 @@ class KnowledgeIndex:
         *,
         query_text: str | None = None,
         mode: RetrievalMode | None = None,
+        include_internal: bool = True,
     ) -> list[SearchHit]:
         """The best passage of each of the `limit` best-matching articles, best first.
 
         With the question's text the search is hybrid (dense and BM25 fused); with the
-        vector only it is dense, as before.
+        vector only it is dense, as before. Without `include_internal`, articles only the
+        IT agents may get (audience: agents) are passed over.
         """
         self.refresh()
         snapshot = self._snapshot  # one consistent view for the whole search
@@ -1032,7 +1049,13 @@ class KnowledgeIndex:
         fused = self._fused(candidates, mode)
         scores = fused.tolist()
         ordered = sorted(
-            self._best_per_article(candidates, scores, segments, limit).items(),
+            self._best_per_article(
+                candidates,
+                scores,
+                segments,
+                limit,
+                hidden=frozenset() if include_internal else snapshot.internal,
+            ).items(),
             key=lambda item: (-scores[item[1]], item[0]),
         )
         hits = []
@@ -1095,14 +1118,18 @@ class KnowledgeIndex:
 
     @staticmethod
     def _best_per_article(
-        candidates: _Candidates, scores: list[float], segments: Sequence[Segment], limit: int
+        candidates: _Candidates,
+        scores: list[float],
+        segments: Sequence[Segment],
+        limit: int,
+        hidden: frozenset[str] = frozenset(),
     ) -> dict[str, int]:
         """Article → its best candidate (the highest fused score and, of equal ones, the
         candidate met first: the dense ranking's, then those found by words only), for
         every article that can be among the `limit` best. Candidates are walked best
         first, so an article's first is its best; once `limit` articles are held, one
         scoring below the last of them cannot be shown (equal scores still can: those
-        are ordered by article id)."""
+        are ordered by article id). Articles in `hidden` are passed over."""
         best: dict[str, int] = {}
         cutoff = -math.inf
         for position in np.lexsort((np.arange(len(scores)), -np.asarray(scores))).tolist():
@@ -1110,7 +1137,7 @@ class KnowledgeIndex:
                 break
             number, row = int(candidates.segment[position]), int(candidates.row[position])
             article_id = segments[number].article_id(row)
-            if article_id not in best:
+            if article_id not in best and article_id not in hidden:
                 best[article_id] = position
                 if len(best) == limit:
                     cutoff = scores[position]

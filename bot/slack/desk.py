@@ -525,7 +525,14 @@ class SlackDesk:
 
     def publish_home(self, client: WebClient, user: str) -> None:
         mine = self.tier0.tickets.list_for_requester(user)
-        popular = popular_articles(self.tier0.session_factory, self.tier0.knowledge.titles())
+        titles = self.tier0.knowledge.titles()
+        if user not in self.tier0.settings.agent_ids:  # internal articles are for agents only
+            titles = {
+                article_id: title
+                for article_id, title in titles.items()
+                if article_id not in self.tier0.knowledge.internal_articles
+            }
+        popular = popular_articles(self.tier0.session_factory, titles)
         view = home_view(user, mine, popular, self.sla_due(mine))
         client.views_publish(user_id=user, view=view.to_dict())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import knowledge
-from knowledge.articles import ArticleError, article_link, load_articles, parse_article
+from knowledge.articles import Article, ArticleError, article_link, load_articles, parse_article
 from tests.knowledge.kb import write_article
 
 VPN_ARTICLE = """\
@@ -346,3 +346,19 @@ def test_a_url_that_is_not_a_plain_web_address_is_refused_by_file_name(url: str)
 
     assert "kb/vpn-connect.md" in str(caught.value)
     assert "http" in str(caught.value) or "'>'" in str(caught.value)
+
+
+def test_audience_is_everyone_or_the_it_agents_and_nothing_tier0_cannot_check() -> None:
+    def audience_of(value: str) -> Article:
+        return parse_article(VPN_ARTICLE.replace("audience: everyone", value), Path("vpn.md"))
+
+    public, internal = audience_of("audience: Everyone"), audience_of("audience: agents")
+    unset = audience_of("")
+
+    assert (public.audience, public.internal) == ("everyone", False)
+    assert (unset.audience, unset.internal) == ("everyone", False)
+    assert (internal.audience, internal.internal) == ("agents", True)
+    # The index tells internal articles by their fingerprint; a public one's is as before.
+    assert internal.fingerprint != public.fingerprint == unset.fingerprint
+    with pytest.raises(ArticleError, match="audience 'managers' is not one tier0 can check"):
+        audience_of("audience: managers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,33 @@ def test_a_retired_article_is_never_found_again(index: KnowledgeIndex) -> None:
     assert not index.retire("printer")  # already gone
     assert index.article_count == 1
     assert "printer" not in index.titles()
+
+
+def test_an_internal_article_is_found_only_when_internal_articles_are_asked_for(
+    index: KnowledgeIndex, tmp_path: Path
+) -> None:
+    runbook = replace(
+        article("vpn-runbook", "Restart the VPN gateway", "Restart the gateway cluster."),
+        audience="agents",
+    )
+    index.add_or_update(runbook, HashingEmbedder())
+    vector = HashingEmbedder().embed(["restart the vpn gateway"])[0]
+
+    def found(searched: KnowledgeIndex, include_internal: bool) -> list[str]:
+        hits = searched.search(
+            vector, limit=3, query_text="restart the vpn gateway", include_internal=include_internal
+        )
+        return [hit.article_id for hit in hits]
+
+    assert found(index, True)[0] == "vpn-runbook"
+    assert "vpn-runbook" not in found(index, False) and found(index, False)[0] == "vpn"
+    index.save(tmp_path)
+    loaded = KnowledgeIndex.load(tmp_path)
+    assert loaded is not None and "vpn-runbook" not in found(loaded, False)
+
+    # Made public by its editor: the same text, now for everyone.
+    assert index.add_or_update(replace(runbook, audience="everyone"), HashingEmbedder())
+    assert found(index, False)[0] == "vpn-runbook"
 
 
 def test_bm25_statistics_follow_retired_and_added_passages(index: KnowledgeIndex) -> None:

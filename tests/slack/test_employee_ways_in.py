@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from bot.config import BUNDLED_KB_DIR
 from bot.runtime import Tier0
 from tests.fake_slack import FakeSlackApi, SlackCall
+from tests.knowledge.kb import article_text
 from tests.slack.conftest import (
     AGENT,
     DM_CHANNEL,
@@ -289,3 +293,57 @@ def replies_in_thread(slack: SlackDesk, thread_ts: str) -> list[SlackCall]:
         for call in slack.api.calls_to("chat.postMessage")
         if call.args.get("thread_ts") == thread_ts
     ]
+
+
+RUNBOOK_QUESTION = "how do i restart the northwind vpn gateway service"
+
+
+@pytest.fixture
+def desk_with_a_runbook(
+    make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, tmp_path: Path
+) -> Iterator[SlackDesk]:
+    kb = tmp_path / "kb"
+    shutil.copytree(BUNDLED_KB_DIR, kb)
+    (kb / "vpn-gateway-runbook.md").write_text(
+        article_text(
+            "vpn-gateway-runbook",
+            "Restart the Northwind VPN gateway (agents)",
+            "Sign in to the firewall console, open the GlobalProtect gateway and restart "
+            "the gateway service; tunnels come back within two minutes.",
+            extra="audience: agents\n",
+        ),
+        encoding="utf-8",
+    )
+    tier0 = make_tier0(
+        TIER0_SLACK_API_URL=slack_api.base_url, TIER0_AGENTS=AGENT, TIER0_KB_DIR=str(kb)
+    )
+    yield from serve_slack(tier0, slack_api)
+
+
+def test_an_internal_article_answers_an_agent_and_is_never_shown_to_an_employee(
+    desk_with_a_runbook: SlackDesk,
+) -> None:
+    slack = desk_with_a_runbook
+    asked_by = {AGENT: "DAGENT", EMPLOYEE: DM_CHANNEL}
+    for number, (user, channel) in enumerate(asked_by.items()):
+        ts = f"1700000301.00000{number}"
+        message = {"type": "message", "channel_type": "im", "channel": channel, "user": user}
+        slack.send_event({**message, "text": RUNBOOK_QUESTION, "ts": ts, "event_ts": ts})
+    answers = {
+        call.args["channel"]: json.dumps(call.args)
+        for call in slack.api.wait_for("chat.postMessage", count=2)
+    }
+
+    assert "vpn-gateway-runbook" in answers["DAGENT"]
+    assert "vpn-gateway-runbook" not in answers[DM_CHANNEL]
+    assert "firewall console" not in answers[DM_CHANNEL]
+
+    # Popular in App Home only for those who may read it.
+    for user in asked_by:
+        slack.send_event({"type": "app_home_opened", "user": user, "tab": "home"})
+    homes = {
+        call.args["user_id"]: json.dumps(call.args["view"])
+        for call in slack.api.wait_for("views.publish", count=2)
+    }
+    assert "vpn-gateway-runbook" in homes[AGENT]
+    assert "vpn-gateway-runbook" not in homes[EMPLOYEE]
