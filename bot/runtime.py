@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.assistant import Assistant
 from bot.config import Settings
 from knowledge.answerability import AnswerCalibration, load_calibration
-from knowledge.articles import load_articles
+from knowledge.articles import ArticleError, load_articles
 from knowledge.feedback import ArticleFeedbackLog
 from knowledge.index import IndexChanges, KnowledgeIndex, load_or_build_index, sync_index
 from knowledge.ranking import TitleMeanings
@@ -30,6 +31,8 @@ from tickets.db import create_store_engine, make_session_factory, upgrade_schema
 from tickets.outbox_sink import OutboxSink
 from tickets.seed import ensure_desk_config
 from tickets.service import TicketService
+
+logger = logging.getLogger(__name__)
 
 # Without a calibration (knowledge/calibration.json, see bench/eval_kb.py) the
 # decision falls back to the best article's fused score against these thresholds.
@@ -93,8 +96,36 @@ def choose_interpreter(settings: Settings, builtin: Interpreter) -> Interpreter:
 
 
 def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
-    index, changes = sync_knowledge(settings, embedder)
+    """The index the bot answers from, brought in line with the folder. When the folder
+    holds a broken article, the last good index is used, so an editor's bad file (which
+    `kb sync` refuses and names) cannot keep the bot from starting; without one, the
+    error stands."""
+    try:
+        index, changes = sync_knowledge(settings, embedder)
+    except ArticleError as error:
+        last_good = KnowledgeIndex.load(settings.index_dir)
+        if (
+            last_good is None
+            or last_good.embedder_name != embedder_name(embedder)
+            or not _built_from(last_good, settings.resolved_kb_dir)
+        ):
+            raise
+        last_good.embedder = embedder
+        logger.error(
+            "answering from the last good index (%d articles) until the knowledge base is "
+            "fixed: %s",
+            last_good.article_count,
+            error,
+        )
+        return last_good, False
     return index, changes.changed
+
+
+def _built_from(index: KnowledgeIndex, kb_dir: Path) -> bool:
+    """Whether the index holds this folder's articles (not those of the folder the home
+    answered from before TIER0_KB_DIR changed)."""
+    folder = kb_dir.resolve()
+    return any(Path(path).resolve().is_relative_to(folder) for path in index.article_paths.values())
 
 
 def sync_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, IndexChanges]:

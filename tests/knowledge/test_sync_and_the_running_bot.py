@@ -4,6 +4,7 @@ re-indexes only what changed, and a bot already running answers from the new bui
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from bot.assistant import Decision, IncomingMessage, Reply
 from bot.kb_cli import sync_folder
 from bot.runtime import Tier0, build_tier0
 from knowledge.answerability import FEATURES, OUTCOMES, AnswerCalibration, load_calibration
+from knowledge.articles import ArticleError
 from knowledge.index import KnowledgeIndex, build_index
 from nlu.embedding import SentenceEmbedder, Vectors
 from tests.conftest import make_settings
@@ -193,3 +195,35 @@ def test_a_running_bot_answers_from_the_new_build_without_a_restart(
     jam = ask(running, "the printer says paper jam", "bob")
     assert all(hit.article_id != "printer-jam" for hit in jam.articles)
     assert "printer-jam" not in running.knowledge.article_fingerprints
+
+
+def test_a_broken_article_does_not_keep_the_bot_from_starting_on_its_last_good_index(
+    editor: Editor, embedder: SentenceEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(editor.home, TIER0_KB_DIR=str(editor.kb))
+    build_tier0(settings, embedder)  # started once: the index is on disk
+    broken = editor.file("printer-jam")
+    broken.write_text(broken.read_text().replace("title:", "titel:"))  # a typo'd key
+
+    with caplog.at_level(logging.ERROR, logger="bot.runtime"):
+        restarted = build_tier0(settings, embedder)
+
+    answer = ask(restarted, "the printer says paper jam", "ann")
+    assert answer.articles[0].article_id == "printer-jam"  # as last synced
+    assert "answering from the last good index" in caplog.text
+    assert str(broken) in caplog.text and "missing title" in caplog.text
+    # kb sync still refuses the folder, naming the file.
+    refused = editor.kb_command("sync")
+    assert refused.exit_code == 2 and "printer-jam.md" in refused.output
+
+
+def test_with_no_index_of_the_folder_yet_a_broken_article_stops_the_start_with_its_name(
+    editor: Editor, embedder: SentenceEmbedder
+) -> None:
+    # The home holds an index of the bundled sample, not of this folder: not a fallback.
+    assert (editor.home / "index" / "CURRENT").exists()
+    broken = editor.file("printer-jam")
+    broken.write_text(broken.read_text().replace("title:", "titel:"))
+
+    with pytest.raises(ArticleError, match=r"printer-jam\.md: front matter is missing title"):
+        build_tier0(make_settings(editor.home, TIER0_KB_DIR=str(editor.kb)), embedder)
