@@ -527,11 +527,8 @@ class SlackDesk:
         mine = self.tier0.tickets.list_for_requester(user)
         titles = self.tier0.knowledge.titles()
         if user not in self.tier0.settings.agent_ids:  # internal articles are for agents only
-            titles = {
-                article_id: title
-                for article_id, title in titles.items()
-                if article_id not in self.tier0.knowledge.internal_articles
-            }
+            internal = self.tier0.knowledge.internal_articles
+            titles = {key: title for key, title in titles.items() if key not in internal}
         popular = popular_articles(self.tier0.session_factory, titles)
         view = home_view(user, mine, popular, self.sla_due(mine))
         client.views_publish(user_id=user, view=view.to_dict())
