@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
 console = Console(soft_wrap=True)  # paths and ids stay whole on one line
 
-# `kb check` found a golden question answered by the wrong article (or by none).
+# `kb check` found a golden question answered by the wrong article (or by none). Bad input
+# or configuration (the command did nothing) is ERROR_EXIT_CODE, as for every command.
 REGRESSION_EXIT_CODE = 1
-# Bad input or configuration: the command did nothing.
 
 AuthorOption = Annotated[
     str, typer.Option("--author", help="Who made the change (kept with each version).")
