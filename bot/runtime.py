@@ -96,12 +96,17 @@ def choose_interpreter(settings: Settings, builtin: Interpreter) -> Interpreter:
 
 
 def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
+    index, changes = sync_knowledge(settings, embedder)
+    return index, changes.changed
+
+
+def knowledge_to_answer_from(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIndex, bool]:
     """The index the bot answers from, brought in line with the folder. When the folder
-    holds a broken article, the last good index is used, so an editor's bad file (which
-    `kb sync` refuses and names) cannot keep the bot from starting; without one, the
-    error stands."""
+    holds a broken article, the last good index of the folder is used, so an editor's bad
+    file (which `kb sync` refuses and names) cannot keep the bot from starting; without
+    one, the error stands."""
     try:
-        index, changes = sync_knowledge(settings, embedder)
+        return build_knowledge(settings, embedder)
     except ArticleError as error:
         last_good = KnowledgeIndex.load(settings.index_dir)
         if (
@@ -118,7 +123,6 @@ def build_knowledge(settings: Settings, embedder: Embedder) -> tuple[KnowledgeIn
             error,
         )
         return last_good, False
-    return index, changes.changed
 
 
 def _built_from(index: KnowledgeIndex, kb_dir: Path) -> bool:
@@ -236,7 +240,7 @@ def build_tier0(
 
     rebuilt = False
     if knowledge is None:
-        knowledge, rebuilt = build_knowledge(settings, embedder)
+        knowledge, rebuilt = knowledge_to_answer_from(settings, embedder)
     interpreter, classifier = build_interpreter(settings, embedder)
     assistant = Assistant(
         interpreter,

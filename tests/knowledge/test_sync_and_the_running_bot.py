@@ -212,9 +212,10 @@ def test_a_broken_article_does_not_keep_the_bot_from_starting_on_its_last_good_i
     assert answer.articles[0].article_id == "printer-jam"  # as last synced
     assert "answering from the last good index" in caplog.text
     assert str(broken) in caplog.text and "missing title" in caplog.text
-    # kb sync still refuses the folder, naming the file.
-    refused = editor.kb_command("sync")
-    assert refused.exit_code == 2 and "printer-jam.md" in refused.output
+    # The editors' commands still refuse the folder, naming the file.
+    for command in ("sync", "build"):
+        refused = editor.kb_command(command)
+        assert refused.exit_code == 2 and "printer-jam.md" in refused.output, command
 
 
 def test_with_no_index_of_the_folder_yet_a_broken_article_stops_the_start_with_its_name(
