@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from bot.assistant import MAX_MESSAGE_CHARS, Decision, IncomingMessage
-from bot.config import BUNDLED_KB_DIR
 from bot.runtime import Tier0
-from tests.knowledge.kb import article_text
+from tests.knowledge.kb import (
+    RUNBOOK_ID,
+    RUNBOOK_QUESTION,
+    RUNBOOK_WORDS,
+    sample_kb_with_an_internal_runbook,
+)
 
 
 def talk(tier0: Tier0, key: str = "console:alice:1", user: str = "alice") -> Callable[..., object]:
@@ -192,35 +195,22 @@ def test_never_mind_instead_of_details_opens_nothing(tier0: Tier0) -> None:
 def test_an_internal_article_answers_the_it_agents_and_never_an_employee(
     make_tier0: Callable[..., Tier0], tmp_path: Path
 ) -> None:
-    kb = tmp_path / "kb"
-    shutil.copytree(BUNDLED_KB_DIR, kb)
-    (kb / "vpn-gateway-runbook.md").write_text(
-        article_text(
-            "vpn-gateway-runbook",
-            "Restart the Northwind VPN gateway (agents)",
-            """
-            Only for the IT agents on call. Sign in to the firewall console, open the
-            GlobalProtect gateway, and restart the gateway service; tunnels come back
-            within two minutes.
-            """,
-            extra="audience: agents\n",
-        ),
-        encoding="utf-8",
-    )
+    kb = sample_kb_with_an_internal_runbook(tmp_path / "kb")
     tier0 = make_tier0(TIER0_KB_DIR=str(kb), TIER0_AGENTS="U0AGENT1")
-    question = "how do i restart the northwind vpn gateway service"
 
-    agent = tier0.assistant.respond(IncomingMessage("slack:D1:1", "U0AGENT1", question))
-    employee = tier0.assistant.respond(IncomingMessage("slack:D2:1", "U0EMPLOYEE", question))
+    agent = tier0.assistant.respond(IncomingMessage("slack:D1:1", "U0AGENT1", RUNBOOK_QUESTION))
+    employee = tier0.assistant.respond(
+        IncomingMessage("slack:D2:1", "U0EMPLOYEE", RUNBOOK_QUESTION)
+    )
 
     assert agent.decision is Decision.ANSWER
-    assert agent.articles[0].article_id == "vpn-gateway-runbook"
-    assert "firewall console" in agent.text
-    assert "vpn-gateway-runbook" not in {hit.article_id for hit in employee.articles}
-    assert "firewall console" not in employee.text
+    assert agent.articles[0].article_id == RUNBOOK_ID
+    assert RUNBOOK_WORDS in agent.text
+    assert RUNBOOK_ID not in {hit.article_id for hit in employee.articles}
+    assert RUNBOOK_WORDS not in employee.text
     # The same for a Rasa assistant's sender, and for editors' checks, which see it all.
-    _, for_agent = tier0.assistant.knowledge_decision(question, "U0AGENT1")
-    _, for_employee = tier0.assistant.knowledge_decision(question, "U0EMPLOYEE")
-    assert for_agent[0].article_id == "vpn-gateway-runbook"
-    assert "vpn-gateway-runbook" not in {hit.article_id for hit in for_employee}
-    assert tier0.assistant.search_knowledge(question)[0].article_id == "vpn-gateway-runbook"
+    _, for_agent = tier0.assistant.knowledge_decision(RUNBOOK_QUESTION, "U0AGENT1")
+    _, for_employee = tier0.assistant.knowledge_decision(RUNBOOK_QUESTION, "U0EMPLOYEE")
+    assert for_agent[0].article_id == RUNBOOK_ID
+    assert RUNBOOK_ID not in {hit.article_id for hit in for_employee}
+    assert tier0.assistant.search_knowledge(RUNBOOK_QUESTION)[0].article_id == RUNBOOK_ID

@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.config import BUNDLED_KB_DIR
 from bot.runtime import Tier0
 from tests.fake_slack import FakeSlackApi, SlackCall
-from tests.knowledge.kb import article_text
+from tests.knowledge.kb import (
+    RUNBOOK_ID,
+    RUNBOOK_QUESTION,
+    RUNBOOK_WORDS,
+    sample_kb_with_an_internal_runbook,
+)
 from tests.slack.conftest import (
     AGENT,
     DM_CHANNEL,
@@ -295,25 +298,11 @@ def replies_in_thread(slack: SlackDesk, thread_ts: str) -> list[SlackCall]:
     ]
 
 
-RUNBOOK_QUESTION = "how do i restart the northwind vpn gateway service"
-
-
 @pytest.fixture
 def desk_with_a_runbook(
     make_tier0: Callable[..., Tier0], slack_api: FakeSlackApi, tmp_path: Path
 ) -> Iterator[SlackDesk]:
-    kb = tmp_path / "kb"
-    shutil.copytree(BUNDLED_KB_DIR, kb)
-    (kb / "vpn-gateway-runbook.md").write_text(
-        article_text(
-            "vpn-gateway-runbook",
-            "Restart the Northwind VPN gateway (agents)",
-            "Sign in to the firewall console, open the GlobalProtect gateway and restart "
-            "the gateway service; tunnels come back within two minutes.",
-            extra="audience: agents\n",
-        ),
-        encoding="utf-8",
-    )
+    kb = sample_kb_with_an_internal_runbook(tmp_path / "kb")
     tier0 = make_tier0(
         TIER0_SLACK_API_URL=slack_api.base_url, TIER0_AGENTS=AGENT, TIER0_KB_DIR=str(kb)
     )
@@ -334,9 +323,9 @@ def test_an_internal_article_answers_an_agent_and_is_never_shown_to_an_employee(
         for call in slack.api.wait_for("chat.postMessage", count=2)
     }
 
-    assert "vpn-gateway-runbook" in answers["DAGENT"]
-    assert "vpn-gateway-runbook" not in answers[DM_CHANNEL]
-    assert "firewall console" not in answers[DM_CHANNEL]
+    assert RUNBOOK_ID in answers["DAGENT"]
+    assert RUNBOOK_ID not in answers[DM_CHANNEL]
+    assert RUNBOOK_WORDS not in answers[DM_CHANNEL]
 
     # Popular in App Home only for those who may read it.
     for user in asked_by:
@@ -345,5 +334,5 @@ def test_an_internal_article_answers_an_agent_and_is_never_shown_to_an_employee(
         call.args["user_id"]: json.dumps(call.args["view"])
         for call in slack.api.wait_for("views.publish", count=2)
     }
-    assert "vpn-gateway-runbook" in homes[AGENT]
-    assert "vpn-gateway-runbook" not in homes[EMPLOYEE]
+    assert RUNBOOK_ID in homes[AGENT]
+    assert RUNBOOK_ID not in homes[EMPLOYEE]
