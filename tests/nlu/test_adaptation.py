@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from nlu.adaptation import _BERT_NAMES, _LAYER_WEIGHTS, AdaptationConfig, AdaptedLayers
+from nlu.classifier import ClassifierConfig, IntentClassifier
 from nlu.embedding import SentenceEmbedder, bundled_model_path
+from nlu.understanding import Interpreter
 
 
 def _top_bert_layers(count: int) -> tuple[list[object], object]:
@@ -137,17 +139,56 @@ def test_answering_with_adapted_layers_never_imports_torch() -> None:
     subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
 
 
+def _trained_on_the_fixture(
+    embedder: SentenceEmbedder, config: ClassifierConfig
+) -> IntentClassifier:
+    from nlu.training_data import parse_nlu_yaml
+    from tests.nlu.test_classifier import FIXTURE_NLU
+
+    return IntentClassifier.train(
+        parse_nlu_yaml(FIXTURE_NLU, "fixture.yml"), embedder, config=config
+    )
+
+
+def _paraphrases_answered(
+    model: IntentClassifier, vectors: np.ndarray, messages: list[str], states: list[np.ndarray]
+) -> list[str]:
+    """The intents given to the fixture's paraphrases, at least 80 % of them right."""
+    from tests.nlu.test_classifier import PARAPHRASES
+
+    answers = [p.name for p in model.predict_many(vectors, messages, states)]
+    assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
+    return answers
+
+
+def _answers_as_trained(
+    loaded: IntentClassifier,
+    trained: IntentClassifier,
+    embedder: SentenceEmbedder,
+    asked: tuple[np.ndarray, list[str], list[np.ndarray]],
+    first_answer: str,
+) -> None:
+    """The model read back gives the trained one's probabilities; through the interpreter
+    (the token states of its one embedding pass) it answers the first message as before,
+    and search still gets the shared sentence vector, from the same bottom pass."""
+    vectors, messages, states = asked
+    np.testing.assert_allclose(
+        loaded.probabilities(vectors, messages, states),
+        trained.probabilities(vectors, messages, states),
+        atol=1e-6,
+    )
+    understood = Interpreter(embedder, loaded, {}).understand(messages[0])
+    assert understood.intent.name == first_answer
+    np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
+
+
 def test_a_classifier_with_an_adapted_last_layer_learns_saves_and_answers(
     tmp_path: Path, embedder: SentenceEmbedder
 ) -> None:
-    from nlu.classifier import ClassifierConfig, IntentClassifier
-    from nlu.training_data import parse_nlu_yaml
-    from nlu.understanding import Interpreter
-    from tests.nlu.test_classifier import FIXTURE_NLU, PARAPHRASES
+    from tests.nlu.test_classifier import PARAPHRASES
 
-    data = parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
     config = ClassifierConfig(adapt_last_layer=True, adaptation_epochs=3)
-    model = IntentClassifier.train(data, embedder, config=config)
+    model = _trained_on_the_fixture(embedder, config)
     assert model.adapted is not None and model.adapted.first_layer == 5
     assert model.report.extra["adaptation"]["layers"] == 1
 
@@ -155,42 +196,27 @@ def test_a_classifier_with_an_adapted_last_layer_learns_saves_and_answers(
     vectors, states = embedder.embed_with_token_states(messages)
     with pytest.raises(ValueError, match="token states"):
         model.predict_many(vectors, messages)
-    answers = [p.name for p in model.predict_many(vectors, messages, states)]
-    assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
+    answers = _paraphrases_answered(model, vectors, messages, states)
 
     model.save(tmp_path)
     loaded = IntentClassifier.load(tmp_path)
     assert loaded.config == config and loaded.adapted is not None
-    np.testing.assert_allclose(
-        loaded.probabilities(vectors, messages, states),
-        model.probabilities(vectors, messages, states),
-        atol=1e-6,
-    )
-    # The interpreter feeds the token states of its one embedding pass; search keeps the
-    # shared sentence vector.
-    understood = Interpreter(embedder, loaded, {}).understand(messages[0])
-    assert understood.intent.name == answers[0]
-    np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
+    _answers_as_trained(loaded, model, embedder, (vectors, messages, states), answers[0])
 
 
 def test_a_classifier_with_the_top_two_layers_adapted_answers_from_the_encoder_bottom(
     tmp_path: Path, embedder: SentenceEmbedder
 ) -> None:
-    from nlu.classifier import ClassifierConfig, IntentClassifier
-    from nlu.training_data import parse_nlu_yaml
-    from nlu.understanding import Interpreter
-    from tests.nlu.test_classifier import FIXTURE_NLU, PARAPHRASES
+    from tests.nlu.test_classifier import PARAPHRASES
 
-    data = parse_nlu_yaml(FIXTURE_NLU, "fixture.yml")
     config = ClassifierConfig(adapt_last_layer=True, adapted_layers=2)
-    model = IntentClassifier.train(data, embedder, config=config)
+    model = _trained_on_the_fixture(embedder, config)
     assert model.adapted is not None and model.adapted.first_layer == 4
     assert model.adapted.top_graph is not None  # answered on ONNX Runtime
 
     messages = list(PARAPHRASES)
     vectors, states = embedder.embed_with_token_states(messages, 2)
-    answers = [p.name for p in model.predict_many(vectors, messages, states)]
-    assert np.mean([a == PARAPHRASES[m] for a, m in zip(answers, messages, strict=True)]) >= 0.8
+    answers = _paraphrases_answered(model, vectors, messages, states)
 
     model.save(tmp_path)
     graph_file = (
@@ -198,15 +224,7 @@ def test_a_classifier_with_the_top_two_layers_adapted_answers_from_the_encoder_b
     )
     assert graph_file.exists()
     loaded = IntentClassifier.load(tmp_path)
-    np.testing.assert_allclose(
-        loaded.probabilities(vectors, messages, states),
-        model.probabilities(vectors, messages, states),
-        atol=1e-6,
-    )
-    understood = Interpreter(embedder, loaded, {}).understand(messages[0])
-    assert understood.intent.name == answers[0]
-    # The shared vector, computed from the same bottom pass when search asks for it.
-    np.testing.assert_allclose(understood.vector, vectors[0], atol=1e-6)
+    _answers_as_trained(loaded, model, embedder, (vectors, messages, states), answers[0])
 
     # A graph that is not the trained one is refused, naming the model folder.
     graph_file.write_bytes(b"not a graph")
