@@ -1106,10 +1106,7 @@ class KnowledgeIndex:
             return []
         terms = list(spelling)
         snapshot = self._snapshot  # one snapshot throughout: a sync may swap in the next
-        live = snapshot.delta.rows_of(article_id) or any(
-            row not in snapshot.retired_rows for row in snapshot.base.rows_of(article_id)
-        )
-        if not live:
+        if article_id not in snapshot.fingerprints:  # the live articles, and only they
             return []
         held = _held_by_articles(snapshot, [article_id], terms)[:, 0]
         lacking = [term for term, has in zip(terms, held.tolist(), strict=True) if not has]
