@@ -600,17 +600,13 @@ class Assistant:
     ) -> None:
         if self.feedback is None or self.dry_run:
             return
-        try:
-            self.feedback.record(
-                kind,
-                article_ids,
-                conversation_key=conversation_key,
-                question=question,
-                ticket_number=ticket_number,
-            )
-        except Exception:
-            # Editors' statistics must never cost an employee their answer.
-            logger.exception("could not record %s feedback for %s", kind, conversation_key)
+        self.feedback.record_quietly(
+            kind,
+            article_ids,
+            conversation_key=conversation_key,
+            question=question,
+            ticket_number=ticket_number,
+        )
 
     def _conversation(self, key: str) -> tuple[ConversationState, list[TranscriptTurn]]:
         record = self.conversations.load(key)

@@ -191,19 +191,14 @@ def _record_feedback(
     ticket_number: str | None = None,
 ) -> None:
     feedback = services().feedback
-    if feedback is None:
-        return
-    try:
-        feedback.record(
+    if feedback is not None:
+        feedback.record_quietly(
             kind,
             article_ids,
             conversation_key=_conversation_key(tracker),
             question=question,
             ticket_number=ticket_number,
         )
-    except Exception:
-        # Editors' statistics must never cost the user their answer or their ticket.
-        logger.exception("could not record %s feedback for %s", kind, _conversation_key(tracker))
 
 
 def _question_shown(tracker: Tracker, article_id: str) -> str:

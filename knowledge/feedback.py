@@ -8,6 +8,7 @@ questions behind the unhelpful and unanswered ones.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.records import ArticleFeedback, FeedbackKind
 from tickets.models import utc_now
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,29 @@ class ArticleFeedbackLog:
                         created_at=now,
                     )
                 )
+
+    def record_quietly(
+        self,
+        kind: FeedbackKind,
+        article_ids: Iterable[str | None],
+        *,
+        conversation_key: str,
+        question: str = "",
+        ticket_number: str | None = None,
+    ) -> None:
+        """`record`, for a front end in the middle of a conversation: a store that fails
+        is logged, never raised, since editors' statistics must not cost the person
+        asking their answer or their ticket."""
+        try:
+            self.record(
+                kind,
+                article_ids,
+                conversation_key=conversation_key,
+                question=question,
+                ticket_number=ticket_number,
+            )
+        except Exception:
+            logger.exception("could not record %s feedback for %s", kind, conversation_key)
 
     def stats(self, since: datetime | None = None) -> dict[str, ArticleStats]:
         """Counts per article id, for every article that has any (since `since`, when

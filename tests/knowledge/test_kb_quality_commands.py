@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -396,3 +397,20 @@ def test_gaps_count_general_tickets_opened_outside_a_conversation_but_not_reques
     assert report["questions"] == 2
     (rooms,) = report["gaps"]
     assert rooms["volume"] == 2 and rooms["reasons"] == {"ticket": 2}
+
+
+def test_feedback_a_store_cannot_take_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class NoStore:
+        def begin(self) -> object:
+            raise OSError("the database is down")
+
+    log = ArticleFeedbackLog(NoStore())  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.ERROR, logger="knowledge.feedback"):
+        log.record_quietly(FeedbackKind.SHOWN, ["vpn-connect"], conversation_key="c1")
+    with pytest.raises(OSError):
+        log.record(FeedbackKind.SHOWN, ["vpn-connect"], conversation_key="c1")
+
+    assert "could not record shown feedback for c1" in caplog.text
